@@ -1,0 +1,18 @@
+import type { GraphBuilder } from './graph.ts';
+import type { NodeModel } from './model.ts';
+
+/** A named check run before any change; `--ignore-preflight NAME` skips it. */
+export interface PreflightCheck {
+  readonly name: string;
+  /** Pure: a problem description, or undefined when the check passes. */
+  check(model: NodeModel): string | undefined;
+}
+
+export interface Component {
+  /** Also the log field and the --only/--skip name. */
+  readonly name: string;
+  enabled(model: NodeModel): boolean;
+  /** Pure: turns the model into tasks. */
+  build(model: NodeModel, graph: GraphBuilder): void;
+  preflight?(model: NodeModel): readonly PreflightCheck[];
+}

@@ -1,0 +1,52 @@
+// The entry point: parses the command line, runs one command, maps errors to exit codes.
+// The only place that calls process.exit.
+import 'reflect-metadata';
+import { commandHelp, loggerFor, mainHelp, parseCommandLine, type Command } from './cli.ts';
+import { applyCommand, installUnitCommand, planCommand, schemaCommand, statusCommand, versionCommand } from './commands.ts';
+import { AgentError, errorMessage, exitCodeFor } from './errors.ts';
+
+export const commands: readonly Command[] = [
+  applyCommand,
+  planCommand,
+  statusCommand,
+  installUnitCommand,
+  schemaCommand,
+  versionCommand,
+];
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(mainHelp(commands));
+    return name ? 0 : 2;
+  }
+  if (name === '--version') return main(['version']);
+  const cmd = commands.find((c) => c.name === name);
+  if (!cmd) {
+    process.stderr.write(`nodeup: unknown command ${name}\n\n${mainHelp(commands)}`);
+    return 2;
+  }
+  try {
+    const { values, positionals } = parseCommandLine(cmd, rest);
+    if (values.help) {
+      process.stdout.write(commandHelp(cmd));
+      return 0;
+    }
+    const log = loggerFor(values);
+    return await cmd.run({ values, positionals, log, out: (t) => process.stdout.write(t) });
+  } catch (err: unknown) {
+    process.stderr.write(`nodeup ${name}: ${errorMessage(err)}\n`);
+    if (err instanceof AgentError && Object.keys(err.details).length > 0 && process.env.NODEUP_LOG_LEVEL === 'debug') {
+      process.stderr.write(JSON.stringify(err.details, null, 2) + '\n');
+    }
+    return exitCodeFor(err);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`nodeup: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

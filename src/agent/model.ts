@@ -1,0 +1,125 @@
+// The NodeModel: the validated config plus host facts, read once. Builders read only this.
+import type { BootConfig, NodeConfig, NodeSpec } from './config.ts';
+import type { Arch, HostFacts } from './host/facts.ts';
+import type { AssetSource } from './host/host.ts';
+import { AgentError } from './errors.ts';
+import { detectDistro, type Distro } from '../packages/distros.ts';
+import { kubeMinor, releaseDefaults, resolveAsset, type AssetName, type KubeMinor } from '../assets/versions.ts';
+import type { StateStore } from '../statestore/store.ts';
+
+export interface Versions {
+  readonly kubernetes: string; // v1.35.4
+  readonly minor: KubeMinor;
+  readonly containerd: string;
+  readonly runc: string;
+  readonly cniPlugins: string;
+  readonly crictl: string;
+  readonly etcd: string;
+  readonly pause: string;
+  readonly coredns: string;
+}
+
+/** Values loaded from the state store before building (builders stay pure). */
+export interface NodeSecrets {
+  /** Workers: the bootstrap token for kubelet TLS bootstrap ("<id>.<secret>"). */
+  readonly bootstrapToken?: string;
+  /** PEM of the cluster CA certificate (never its key on workers). */
+  readonly clusterCaCert?: string;
+}
+
+export interface NodeModel {
+  readonly boot: BootConfig;
+  readonly config: NodeConfig;
+  readonly spec: NodeSpec;
+  readonly facts: HostFacts;
+  readonly distro: Distro;
+  readonly arch: Arch;
+  readonly nodeName: string;
+  readonly role: NodeSpec['role'];
+  readonly versions: Versions;
+  readonly assetMirrors: readonly string[];
+  /** false when working on an offline root (image bake, tests): units are enabled, never started. */
+  readonly live: boolean;
+  /** `nodeup bake`: prepare everything that does not depend on the node's identity. */
+  readonly bake: boolean;
+  readonly store: StateStore;
+  readonly secrets: NodeSecrets;
+}
+
+const nodeNameRe = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+export function isValidNodeName(name: string): boolean {
+  return name.length <= 253 && nodeNameRe.test(name);
+}
+
+export interface DeriveOptions {
+  readonly boot: BootConfig;
+  readonly config: NodeConfig;
+  readonly facts: HostFacts;
+  readonly store: StateStore;
+  readonly secrets?: NodeSecrets;
+  readonly live: boolean;
+  readonly bake?: boolean;
+}
+
+export function deriveNodeModel(opts: DeriveOptions): NodeModel {
+  const { boot, config, facts } = opts;
+  const spec = config.spec;
+  if (config.metadata.cluster !== boot.clusterName || config.metadata.instanceGroup !== boot.instanceGroup) {
+    throw new AgentError(
+      'CONFIG_INVALID',
+      `node config is for ${config.metadata.cluster}/${config.metadata.instanceGroup}, the boot config names ${boot.clusterName}/${boot.instanceGroup}`,
+      { details: { field: 'metadata' } },
+    );
+  }
+  const minor = kubeMinor(spec.kubernetesVersion);
+  const d = releaseDefaults[minor];
+  const versions: Versions = {
+    kubernetes: spec.kubernetesVersion,
+    minor,
+    containerd: spec.containerd.version ?? d.containerd,
+    runc: spec.assets.overrides.runc?.version ?? d.runc,
+    cniPlugins: spec.assets.overrides['cni-plugins']?.version ?? d.cniPlugins,
+    crictl: spec.assets.overrides.crictl?.version ?? d.crictl,
+    etcd: spec.assets.overrides.etcd?.version ?? d.etcd,
+    pause: d.pause,
+    coredns: d.coredns,
+  };
+  return {
+    boot,
+    config,
+    spec,
+    facts,
+    distro: detectDistro(facts.osRelease),
+    arch: facts.arch,
+    nodeName: (boot.nodeName ?? facts.hostname).toLowerCase(),
+    role: spec.role,
+    versions,
+    assetMirrors: [...boot.assetMirrors, ...spec.assets.mirrors],
+    live: opts.live,
+    bake: opts.bake ?? false,
+    store: opts.store,
+    secrets: opts.secrets ?? {},
+  };
+}
+
+const versionOf: Record<AssetName, (v: Versions) => string> = {
+  kubelet: (v) => v.kubernetes,
+  kubectl: (v) => v.kubernetes,
+  containerd: (v) => v.containerd,
+  runc: (v) => v.runc,
+  'cni-plugins': (v) => v.cniPlugins,
+  crictl: (v) => v.crictl,
+  etcd: (v) => v.etcd,
+};
+
+/** The verified download for an asset on this node: mirrors first, pinned hash. Pure. */
+export function modelAsset(model: NodeModel, name: AssetName): AssetSource {
+  return resolveAsset({
+    name,
+    version: versionOf[name](model.versions),
+    arch: model.arch,
+    mirrors: model.assetMirrors,
+    override: model.spec.assets.overrides[name],
+  });
+}

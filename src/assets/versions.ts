@@ -1,0 +1,98 @@
+// The versions table: for each supported Kubernetes minor, the default versions of the parts nodeup
+// installs, and for every downloadable asset its official URL pattern. SHA-256s live in
+// checksums.ts (facts from the upstream releases). Users override any version, URL or hash.
+import type { Arch } from '../agent/host/facts.ts';
+import { AgentError } from '../agent/errors.ts';
+import type { AssetSource } from '../agent/host/host.ts';
+import type { AssetOverride } from '../agent/schema-util.ts';
+import { checksums } from './checksums.ts';
+
+export type AssetName = 'kubelet' | 'kubectl' | 'containerd' | 'runc' | 'cni-plugins' | 'crictl' | 'etcd';
+export const assetNames: readonly AssetName[] = ['kubelet', 'kubectl', 'containerd', 'runc', 'cni-plugins', 'crictl', 'etcd'];
+
+export type KubeMinor = '1.33' | '1.34' | '1.35';
+
+export interface ReleaseDefaults {
+  readonly containerd: string;
+  readonly runc: string;
+  readonly cniPlugins: string;
+  readonly crictl: string;
+  readonly etcd: string;
+  /** The sandbox (pause) image containerd pins. */
+  readonly pause: string;
+  readonly coredns: string;
+}
+
+export const releaseDefaults: Readonly<Record<KubeMinor, ReleaseDefaults>> = {
+  '1.33': { containerd: '1.7.28', runc: '1.3.0', cniPlugins: '1.7.1', crictl: '1.33.0', etcd: '3.5.21', pause: '3.10', coredns: 'v1.12.0' },
+  '1.34': { containerd: '2.1.4', runc: '1.3.0', cniPlugins: '1.7.1', crictl: '1.34.0', etcd: '3.6.4', pause: '3.10.1', coredns: 'v1.12.1' },
+  '1.35': { containerd: '2.1.4', runc: '1.3.0', cniPlugins: '1.7.1', crictl: '1.34.0', etcd: '3.6.4', pause: '3.10.1', coredns: 'v1.12.1' },
+};
+
+export const supportedMinors = Object.keys(releaseDefaults) as KubeMinor[];
+
+export function kubeMinor(version: string): KubeMinor {
+  const m = /^v?(\d+\.\d+)\./.exec(version)?.[1];
+  if (!m || !(supportedMinors as string[]).includes(m)) {
+    throw new AgentError('CONFIG_INVALID', `spec.kubernetesVersion: ${version} is not supported; supported minors: ${supportedMinors.join(', ')}`, {
+      details: { field: 'spec.kubernetesVersion', value: version },
+    });
+  }
+  return m as KubeMinor;
+}
+
+/** The official download URL of an asset. Pure. */
+export function officialUrl(name: AssetName, version: string, arch: Arch): string {
+  const v = version.replace(/^v/, '');
+  switch (name) {
+    case 'kubelet':
+    case 'kubectl':
+      return `https://dl.k8s.io/release/v${v}/bin/linux/${arch}/${name}`;
+    case 'containerd':
+      return `https://github.com/containerd/containerd/releases/download/v${v}/containerd-${v}-linux-${arch}.tar.gz`;
+    case 'runc':
+      return `https://github.com/opencontainers/runc/releases/download/v${v}/runc.${arch}`;
+    case 'cni-plugins':
+      return `https://github.com/containernetworking/plugins/releases/download/v${v}/cni-plugins-linux-${arch}-v${v}.tgz`;
+    case 'crictl':
+      return `https://github.com/kubernetes-sigs/cri-tools/releases/download/v${v}/crictl-v${v}-linux-${arch}.tar.gz`;
+    case 'etcd':
+      return `https://github.com/etcd-io/etcd/releases/download/v${v}/etcd-v${v}-linux-${arch}.tar.gz`;
+  }
+}
+
+/** Where an asset sits on a mirror: `<mirror>/<name>/<version>/linux-<arch>/<file>`. Pure. */
+export function mirrorUrl(mirror: string, name: AssetName, version: string, arch: Arch): string {
+  const file = officialUrl(name, version, arch).split('/').pop() as string;
+  return `${mirror.replace(/\/+$/, '')}/${name}/${version.replace(/^v/, '')}/linux-${arch}/${file}`;
+}
+
+export interface AssetRequest {
+  readonly name: AssetName;
+  readonly version: string;
+  readonly arch: Arch;
+  readonly mirrors: readonly string[];
+  readonly override?: AssetOverride | undefined;
+}
+
+/** Resolves an asset to URLs (mirrors first) and its pinned hash; no hash is a config error. */
+export function resolveAsset(req: AssetRequest): AssetSource & { readonly version: string } {
+  const version = (req.override?.version ?? req.version).replace(/^v/, '');
+  if (req.override) {
+    return { name: `${req.name}-${version}-${req.arch}`, version, urls: req.override.urls, sha256: req.override.sha256 };
+  }
+  const sha256 = checksums[req.name]?.[version]?.[req.arch];
+  if (!sha256) {
+    throw new AgentError(
+      'CONFIG_INVALID',
+      `no known SHA-256 for ${req.name} ${version} linux/${req.arch}: set spec.assets.overrides.${req.name} with urls and sha256`,
+      { details: { field: `spec.assets.overrides.${req.name}`, asset: req.name, version, arch: req.arch } },
+    );
+  }
+  return {
+    name: `${req.name}-${version}-${req.arch}`,
+    version,
+    urls: [...req.mirrors.map((m) => mirrorUrl(m, req.name, version, req.arch)), officialUrl(req.name, version, req.arch)],
+    sha256,
+  };
+}

@@ -1,0 +1,1 @@
+// Registers the non-file state-store backends. Imported once by the agent's run.
