@@ -68,7 +68,7 @@ export const KubeProxySpec = z.strictObject({
 
 export const NodeSpec = z.strictObject({
   role: z.enum(['control-plane', 'worker']),
-  kubernetesVersion: KubeVersion.default('v1.35.4'),
+  kubernetesVersion: KubeVersion.default('v1.35.1'),
   /** The API server endpoint nodes talk to, e.g. https://10.0.0.10:6443. */
   apiServerEndpoint: HttpUrl,
   assets: z

@@ -4,6 +4,7 @@ import 'reflect-metadata';
 import { commandHelp, loggerFor, mainHelp, parseCommandLine, type Command } from './cli.ts';
 import { applyCommand, installUnitCommand, planCommand, schemaCommand, statusCommand, versionCommand } from './commands.ts';
 import { AgentError, errorMessage, exitCodeFor } from './errors.ts';
+import { exampleCommand, publishCommand } from './example-command.ts';
 
 export const commands: readonly Command[] = [
   applyCommand,
@@ -11,6 +12,8 @@ export const commands: readonly Command[] = [
   statusCommand,
   installUnitCommand,
   schemaCommand,
+  publishCommand,
+  exampleCommand,
   versionCommand,
 ];
 

@@ -19,3 +19,7 @@ export async function writeLocalFile(path: string, data: string, mode = 0o644): 
   await fsp.writeFile(tmp, data, { mode });
   await fsp.rename(tmp, path);
 }
+
+export async function makeLocalDir(path: string): Promise<void> {
+  await fsp.mkdir(path, { recursive: true });
+}
