@@ -1,0 +1,235 @@
+// containerd: the container runtime of every node (both roles).
+// Owns on disk: containerd, containerd-shim-runc-v2, ctr, runc and crictl in the distro's binDir
+// (release source), /opt/cni/bin/* (CNI plugins), /etc/containerd/{config.toml,conf.d/,certs.d/},
+// /etc/crictl.yaml, /etc/cni/net.d/10-nodeup-bridge.conflist (`networking.cni: bridge`), and the
+// unit containerd.service (nodeup's own, in the distro's unitDir).
+// Runs after: the `package:` task of the distro's containerd when `source: distro`. Others order
+// after `unit:containerd.service` (see keys.ts).
+// A changed config.toml or drop-in restarts containerd; hosts.toml changes do not (containerd
+// reads certs.d on every pull).
+import type { Component, PreflightCheck } from '../agent/component.ts';
+import { AgentError } from '../agent/errors.ts';
+import type { GraphBuilder } from '../agent/graph.ts';
+import { modelAsset, type NodeModel } from '../agent/model.ts';
+import type { TaskKey } from '../agent/task.ts';
+import { ArchiveTask, DownloadTask } from '../agent/tasks/download.ts';
+import { DirTask, FileTask, managedHeader } from '../agent/tasks/file.ts';
+import { UnitTask } from '../systemd/unit-task.ts';
+import {
+  bridgeConflistPath,
+  cniBinDir,
+  cniConfDir,
+  cniPluginsKey,
+  containerdBinDir,
+  containerdCertsDir,
+  containerdConfigKey,
+  containerdConfigPath,
+  containerdDropInDir,
+  containerdEndpoint,
+  containerdRoot,
+  containerdSocket,
+  containerdState,
+  containerdUnitKey,
+  crictlConfigPath,
+} from './keys.ts';
+import { renderBridgeConflist, renderCrictlYaml } from './render-cni.ts';
+import { renderContainerdConfig, type ContainerdConfigInput } from './render-config.ts';
+import { hostsDirName, renderHostsToml } from './render-hosts.ts';
+import { renderContainerdUnit } from './render-unit.ts';
+import { AbsentFileTask, ManagedDirTask } from './tasks.ts';
+
+/** The CNI plugins nodeup installs: the set every release since 1.0 ships. */
+export const cniPlugins = [
+  'bandwidth',
+  'bridge',
+  'dhcp',
+  'firewall',
+  'host-device',
+  'host-local',
+  'ipvlan',
+  'loopback',
+  'macvlan',
+  'portmap',
+  'ptp',
+  'sbr',
+  'static',
+  'tuning',
+  'vlan',
+  'vrf',
+] as const;
+
+/** The sandbox image containerd pins (kubelet no longer takes --pod-infra-container-image). Pure. */
+export function sandboxImage(model: NodeModel): string {
+  return model.spec.containerd.sandboxImage ?? `registry.k8s.io/pause:${model.versions.pause}`;
+}
+
+/** Everything config.toml depends on, from the model (paths are the node's standard ones). Pure. */
+export function containerdConfigInput(model: NodeModel): ContainerdConfigInput {
+  const c = model.spec.containerd;
+  const release = c.source === 'release';
+  return {
+    version: model.versions.containerd,
+    root: containerdRoot,
+    state: containerdState,
+    address: containerdSocket,
+    sandboxImage: sandboxImage(model),
+    logLevel: c.logLevel,
+    imports: [`${containerdDropInDir}/*.toml`],
+    certsDir: containerdCertsDir,
+    cniBinDir,
+    cniConfDir,
+    ...(release ? { runcBinary: `${model.distro.binDir}/runc` } : {}),
+    selinux: model.distro.selinux,
+    ...(c.nvidia.enabled ? { nvidia: { binaryName: c.nvidia.binaryName, makeDefault: c.nvidia.default } } : {}),
+    additions: c.configAdditions,
+  };
+}
+
+export interface RenderedFile {
+  readonly path: string;
+  readonly content: string;
+  readonly mode: number;
+  /** Whether a change restarts containerd. */
+  readonly restarts: boolean;
+}
+
+/** Every file the component renders, sorted by path (goldens use the same list). Pure. */
+export function containerdFiles(model: NodeModel): readonly RenderedFile[] {
+  const c = model.spec.containerd;
+  const out: RenderedFile[] = [
+    { path: containerdConfigPath, content: renderContainerdConfig(containerdConfigInput(model)), mode: 0o644, restarts: true },
+    { path: crictlConfigPath, content: renderCrictlYaml({ endpoint: containerdEndpoint, timeoutSeconds: 10 }), mode: 0o644, restarts: false },
+  ];
+  for (const d of Object.keys(c.dropIns)) {
+    out.push({ path: `${containerdDropInDir}/${d}.toml`, content: dropInContent(d, c.dropIns[d] as string), mode: 0o644, restarts: true });
+  }
+  for (const [r, mirrors] of Object.entries(c.registryMirrors)) {
+    out.push({ path: `${containerdCertsDir}/${hostsDirName(r)}/hosts.toml`, content: renderHostsToml(r, mirrors), mode: 0o644, restarts: false });
+  }
+  if (model.spec.networking.cni === 'bridge') {
+    out.push({
+      path: bridgeConflistPath,
+      content: renderBridgeConflist({ podCIDR: model.spec.networking.podCIDR, bridge: 'cni0', networkName: 'nodeup-bridge' }),
+      mode: 0o644,
+      restarts: false,
+    });
+  }
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** nodeup's containerd.service. Pure. */
+export function containerdUnitContent(model: NodeModel): string {
+  const binDir = containerdBinDir(model.spec.containerd.source, model.distro.binDir);
+  return renderContainerdUnit({ binary: `${binDir}/containerd`, config: containerdConfigPath, pathDirs: [binDir] });
+}
+
+function dropInContent(name: string, content: string): string {
+  return `# ${managedHeader}\n# spec.containerd.dropIns.${name}\n${content.endsWith('\n') ? content : content + '\n'}`;
+}
+
+function buildRelease(model: NodeModel, graph: GraphBuilder, binDir: string): TaskKey[] {
+  const containerd = new ArchiveTask({
+    name: 'containerd',
+    asset: modelAsset(model, 'containerd'),
+    members: ['containerd', 'containerd-shim-runc-v2', 'ctr'].map((b) => ({ member: `bin/${b}`, path: `${binDir}/${b}`, mode: 0o755 })),
+    notify: [containerdUnitKey],
+  });
+  const runc = new DownloadTask({ asset: modelAsset(model, 'runc'), path: `${binDir}/runc`, mode: 0o755 });
+  const crictl = new ArchiveTask({
+    name: 'crictl',
+    asset: modelAsset(model, 'crictl'),
+    members: [{ member: 'crictl', path: `${binDir}/crictl`, mode: 0o755 }],
+  });
+  graph.add(containerd);
+  graph.add(runc);
+  graph.add(crictl);
+  return [runc.key];
+}
+
+export const containerdComponent: Component = {
+  name: 'containerd',
+  enabled: () => true,
+  build(model, graph) {
+    const c = model.spec.containerd;
+    const binDir = containerdBinDir(c.source, model.distro.binDir);
+    const after: TaskKey[] = [];
+    if (c.source === 'release') {
+      after.push(...buildRelease(model, graph, binDir));
+    } else {
+      const pkg: TaskKey = `package:${c.packageName}`;
+      if (!graph.has(pkg)) {
+        throw new AgentError(
+          'CONFIG_INVALID',
+          `spec.containerd.source is distro but no task installs package ${c.packageName}: add it to spec.packages.extra`,
+          { details: { field: 'spec.containerd.source', package: c.packageName } },
+        );
+      }
+      after.push(pkg);
+    }
+
+    // CNI plugins come from their release archive in both sources (add-ons rely on loopback/portmap).
+    graph.ensure(new DirTask({ path: '/opt/cni', mode: 0o755 }));
+    graph.ensure(new DirTask({ path: cniBinDir, mode: 0o755 }));
+    graph.add(
+      new ArchiveTask({
+        name: 'cni-plugins',
+        asset: modelAsset(model, 'cni-plugins'),
+        members: cniPlugins.map((p) => ({ member: `./${p}`, path: `${cniBinDir}/${p}`, mode: 0o755 })),
+      }),
+    );
+    graph.ensure(new DirTask({ path: '/etc/cni', mode: 0o755 }));
+    graph.ensure(new DirTask({ path: cniConfDir, mode: 0o755 }));
+    if (model.spec.networking.cni !== 'bridge') graph.add(new AbsentFileTask({ path: bridgeConflistPath }));
+
+    // config.toml, drop-ins, registry hosts, crictl.yaml, the bridge CNI config.
+    graph.ensure(new DirTask({ path: '/etc/containerd', mode: 0o755 }));
+    graph.add(
+      new ManagedDirTask({
+        path: containerdDropInDir,
+        mode: 0o755,
+        keep: Object.keys(c.dropIns).map((d) => `${d}.toml`),
+        layout: { kind: 'flat', suffix: '.toml' },
+        notify: [containerdUnitKey],
+      }),
+    );
+    graph.add(
+      new ManagedDirTask({
+        path: containerdCertsDir,
+        mode: 0o755,
+        keep: Object.keys(c.registryMirrors).map((r) => `${hostsDirName(r)}/hosts.toml`),
+        layout: { kind: 'sub', file: 'hosts.toml' },
+      }),
+    );
+    for (const f of containerdFiles(model)) {
+      graph.add(new FileTask({ path: f.path, content: f.content, mode: f.mode, ...(f.restarts ? { notify: [containerdUnitKey] } : {}) }));
+    }
+
+    // The unit. It runs in bake mode too: image pre-loading needs a running containerd, and nothing
+    // in it depends on the node's identity.
+    graph.add(
+      new UnitTask({
+        name: 'containerd.service',
+        unitDir: model.distro.unitDir,
+        content: containerdUnitContent(model),
+        enabled: true,
+        running: true,
+        after: [...after, containerdConfigKey, cniPluginsKey],
+      }),
+    );
+  },
+  preflight(model): readonly PreflightCheck[] {
+    return [
+      {
+        name: 'containerd-version',
+        check: () => {
+          const v = model.versions.containerd;
+          const [major = 0, minor = 0] = v.split('.').map(Number);
+          if (major < 1 || (major === 1 && minor < 7)) {
+            return `containerd ${v} is too old for Kubernetes ${model.versions.minor}: use 1.7 or 2.x (spec.containerd.version)`;
+          }
+          return undefined;
+        },
+      },
+    ];
+  },
+};

@@ -1,0 +1,98 @@
+// Pure renderer for /etc/containerd/config.toml, in the schema the installed containerd reads:
+// version 2 for containerd 1.6/1.7 (plugin "io.containerd.grpc.v1.cri", sandbox_image) and
+// version 3 for containerd 2.x ("io.containerd.cri.v1.images" / "io.containerd.cri.v1.runtime",
+// pinned_images.sandbox). Both: systemd cgroups for runc, registry config_path (hosts.toml per
+// mirror), conf.d drop-ins via `imports`, an optional nvidia runtime, user additions last.
+import { managedHeader } from '../agent/tasks/file.ts';
+import { setPath, writeToml, type TomlTable } from './toml.ts';
+import type { TomlAddition } from './schema.ts';
+
+export interface ContainerdConfigInput {
+  /** The installed containerd's version, e.g. "2.1.4" or "1.7.28": picks the schema. */
+  readonly version: string;
+  readonly root: string;
+  readonly state: string;
+  /** The gRPC socket path. */
+  readonly address: string;
+  readonly sandboxImage: string;
+  readonly logLevel: string;
+  /** Glob of drop-in files, e.g. /etc/containerd/conf.d/*.toml. */
+  readonly imports: readonly string[];
+  readonly certsDir: string;
+  readonly cniBinDir: string;
+  readonly cniConfDir: string;
+  /** runc's path when it is not on containerd's PATH (release installs); undefined: containerd's default. */
+  readonly runcBinary?: string;
+  readonly selinux: boolean;
+  readonly nvidia?: { readonly binaryName: string; readonly makeDefault: boolean };
+  readonly additions: Readonly<Record<string, TomlAddition>>;
+}
+
+export type ConfigSchema = 2 | 3;
+
+/** The config schema version a containerd version reads. Pure. */
+export function configSchemaFor(version: string): ConfigSchema {
+  const major = Number(/^v?(\d+)\./.exec(version)?.[1] ?? NaN);
+  if (!Number.isFinite(major)) throw new Error(`containerd version ${version} is not a version`);
+  return major >= 2 ? 3 : 2;
+}
+
+/** containerd 2.0 has cni.bin_dir; 2.1 added bin_dirs and deprecated bin_dir. Pure. */
+function hasBinDirs(version: string): boolean {
+  const m = /^v?(\d+)\.(\d+)\./.exec(version);
+  const major = Number(m?.[1] ?? 0);
+  const minor = Number(m?.[2] ?? 0);
+  return major > 2 || (major === 2 && minor >= 1);
+}
+
+function runtimes(i: ContainerdConfigInput): TomlTable {
+  const runcOptions: TomlTable = { SystemdCgroup: true };
+  if (i.runcBinary) runcOptions.BinaryName = i.runcBinary;
+  const out: TomlTable = { runc: { runtime_type: 'io.containerd.runc.v2', options: runcOptions } };
+  if (i.nvidia) {
+    out.nvidia = {
+      runtime_type: 'io.containerd.runc.v2',
+      privileged_without_host_devices: false,
+      options: { BinaryName: i.nvidia.binaryName, SystemdCgroup: true },
+    };
+  }
+  return out;
+}
+
+export function renderContainerdConfig(i: ContainerdConfigInput): string {
+  const schema = configSchemaFor(i.version);
+  const defaultRuntime = i.nvidia?.makeDefault ? 'nvidia' : 'runc';
+  let doc: TomlTable = {
+    version: schema,
+    root: i.root,
+    state: i.state,
+    imports: [...i.imports],
+    grpc: { address: i.address },
+    debug: { level: i.logLevel },
+  };
+  if (schema === 2) {
+    doc.plugins = {
+      'io.containerd.grpc.v1.cri': {
+        sandbox_image: i.sandboxImage,
+        enable_selinux: i.selinux,
+        cni: { bin_dir: i.cniBinDir, conf_dir: i.cniConfDir },
+        containerd: { default_runtime_name: defaultRuntime, runtimes: runtimes(i) },
+        registry: { config_path: i.certsDir },
+      },
+    };
+  } else {
+    doc.plugins = {
+      'io.containerd.cri.v1.images': {
+        pinned_images: { sandbox: i.sandboxImage },
+        registry: { config_path: i.certsDir },
+      },
+      'io.containerd.cri.v1.runtime': {
+        enable_selinux: i.selinux,
+        cni: hasBinDirs(i.version) ? { bin_dirs: [i.cniBinDir], conf_dir: i.cniConfDir } : { bin_dir: i.cniBinDir, conf_dir: i.cniConfDir },
+        containerd: { default_runtime_name: defaultRuntime, runtimes: runtimes(i) },
+      },
+    };
+  }
+  for (const key of Object.keys(i.additions).sort()) doc = setPath(doc, key, i.additions[key] as TomlAddition);
+  return `# ${managedHeader}\n# containerd ${i.version}: config schema version ${schema}. Add settings with drop-ins in ${i.imports.join(', ')}.\n` + writeToml(doc);
+}
