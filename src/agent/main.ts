@@ -4,6 +4,7 @@ import 'reflect-metadata';
 import { commandHelp, loggerFor, mainHelp, parseCommandLine, type Command } from './cli.ts';
 import { applyCommand, installUnitCommand, planCommand, schemaCommand, statusCommand, versionCommand } from './commands.ts';
 import { AgentError, errorMessage, exitCodeFor } from './errors.ts';
+import { launchCommand } from '../orchestrator/cli.ts';
 import { exampleCommand, publishCommand } from './example-command.ts';
 
 export const commands: readonly Command[] = [
@@ -15,6 +16,7 @@ export const commands: readonly Command[] = [
   publishCommand,
   exampleCommand,
   versionCommand,
+  launchCommand,
 ];
 
 export async function main(argv: readonly string[]): Promise<number> {
