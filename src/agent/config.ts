@@ -104,7 +104,7 @@ function describeInput(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (v === null) return 'null';
   if (typeof v === 'object') return 'a mapping';
-  return String(v);
+  return typeof v === 'function' ? 'a function' : String(v as string | number | boolean | bigint | symbol);
 }
 
 /** One line per problem: `<path>: <what was expected>, got <what was there>`. Pure. */
