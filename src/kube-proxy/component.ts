@@ -1,0 +1,64 @@
+// kube-proxy: a static pod on every node, nftables mode by default (iptables selectable; ipvs is
+// deprecated upstream and not offered). Disabled (spec.kubeProxy.enabled: false, e.g. when the CNI
+// replaces it): the manifest is removed if an earlier run wrote it.
+// Owns: /var/lib/kube-proxy/config.conf, /var/lib/kube-proxy/kubeconfig (client pair
+// /etc/kubernetes/pki/kube-proxy.{crt,key}, issued by the PKI tasks), /etc/kubernetes/manifests/kube-proxy.yaml.
+// Runs after: nothing explicit; kubelet picks the manifest up whenever it appears.
+import type { Component } from '../agent/component.ts';
+import type { NodeModel } from '../agent/model.ts';
+import { DirTask, FileTask, shortHash } from '../agent/tasks/file.ts';
+import { caCertPath, pkiDir, staticPodDir } from '../kubelet/paths.ts';
+import { AbsentFileTask } from './absent-task.ts';
+import {
+  kubeProxyCertPath,
+  kubeProxyConfigPath,
+  kubeProxyDir,
+  kubeProxyKeyPath,
+  kubeProxyKubeconfigPath,
+  kubeProxyManifestPath,
+} from './paths.ts';
+import { renderKubeProxyConfig } from './render-config.ts';
+import { renderKubeProxyKubeconfig } from './render-kubeconfig.ts';
+import { renderKubeProxyManifest } from './render-manifest.ts';
+
+export interface KubeProxyFiles {
+  readonly config: string;
+  readonly kubeconfig: string;
+  readonly manifest: string;
+}
+
+/** Every file kube-proxy needs on this node. Pure. */
+export function kubeProxyFiles(model: NodeModel): KubeProxyFiles {
+  const config = renderKubeProxyConfig({ mode: model.spec.kubeProxy.mode, clusterCIDR: model.spec.networking.podCIDR, kubeconfig: kubeProxyKubeconfigPath });
+  const kubeconfig = renderKubeProxyKubeconfig({
+    clusterName: model.boot.clusterName,
+    server: model.spec.apiServerEndpoint,
+    caFile: caCertPath,
+    certFile: kubeProxyCertPath,
+    keyFile: kubeProxyKeyPath,
+  });
+  const manifest = renderKubeProxyManifest({
+    image: `registry.k8s.io/kube-proxy:${model.versions.kubernetes}`,
+    configPath: kubeProxyConfigPath,
+    configDir: kubeProxyDir,
+    pkiDir,
+    configHash: shortHash(config + kubeconfig),
+  });
+  return { config, kubeconfig, manifest };
+}
+
+export const kubeProxyComponent: Component = {
+  name: 'kube-proxy',
+  enabled: () => true,
+  build(model, graph) {
+    if (!model.spec.kubeProxy.enabled) {
+      graph.add(new AbsentFileTask(kubeProxyManifestPath));
+      return;
+    }
+    const f = kubeProxyFiles(model);
+    graph.ensure(new DirTask({ path: staticPodDir, mode: 0o755 }));
+    graph.add(new FileTask({ path: kubeProxyConfigPath, content: f.config, mode: 0o644 }));
+    graph.add(new FileTask({ path: kubeProxyKubeconfigPath, content: f.kubeconfig, mode: 0o600 }));
+    graph.add(new FileTask({ path: kubeProxyManifestPath, content: f.manifest, mode: 0o600, after: [`file:${kubeProxyConfigPath}`, `file:${kubeProxyKubeconfigPath}`] }));
+  },
+};

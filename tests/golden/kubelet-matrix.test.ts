@@ -1,0 +1,61 @@
+// Every file the prereqs, kubelet and kube-proxy components render, for each supported Kubernetes
+// minor and both roles: applied to a fixture root, then compared with tests/golden/kubelet-matrix/.
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execute } from '../../src/agent/executor.ts';
+import { createTestHost } from '../../src/agent/host/test-host.ts';
+import { silentLogger } from '../../src/agent/log.ts';
+import { buildGraph } from '../../src/agent/run.ts';
+import { releaseDefaults, supportedMinors } from '../../src/assets/versions.ts';
+import { kubeProxyComponent } from '../../src/kube-proxy/component.ts';
+import { kubeletComponent } from '../../src/kubelet/component.ts';
+import { testModel } from '../../src/kubelet/test-model.ts';
+import { prereqsComponent } from '../../src/node-prereqs/component.ts';
+import { fakeKubeAssets, isRenderedFile, type FakeAssets } from './kubelet-support.ts';
+
+const rocky = { id: 'rocky', idLike: ['rhel'], versionId: '9.4', prettyName: 'Rocky Linux 9.4' };
+const roles = [
+  { role: 'worker', fixture: 'debian-12' },
+  { role: 'control-plane', fixture: 'rocky-9' },
+] as const;
+const cases = supportedMinors.flatMap((minor) => roles.map((r) => ({ minor, ...r, version: releaseDefaults[minor].kubernetes })));
+
+const assets = new Map<string, FakeAssets>();
+beforeAll(async () => {
+  for (const c of cases) if (!assets.has(c.version)) assets.set(c.version, await fakeKubeAssets(c.version));
+});
+afterAll(async () => {
+  for (const a of assets.values()) await a.dispose();
+});
+
+describe('kubelet matrix goldens', () => {
+  it.each(cases)('$minor $role ($version)', async ({ minor, role, fixture, version }) => {
+    const model = testModel({
+      role,
+      kubernetesVersion: version,
+      spec: {
+        assets: { overrides: assets.get(version)?.overrides },
+        kubelet: { nodeLabels: { 'node.kubernetes.io/pool': role === 'worker' ? 'general' : 'system' }, systemReserved: { cpu: '100m', memory: '256Mi' } },
+      },
+      ...(fixture === 'rocky-9' ? { facts: { osRelease: rocky } } : {}),
+    });
+    const graph = buildGraph(model, [prereqsComponent, kubeletComponent, kubeProxyComponent]).finish();
+    const host = await createTestHost({ fixture, unmatched: 'fail' });
+    try {
+      const report = await execute(graph, host, { mode: 'apply', log: silentLogger });
+      expect(report.ok).toBe(true);
+      expect(host.commandLog()).toEqual([]); // an offline root: no live commands
+      const files = (await host.tree()).filter(isRenderedFile);
+      expect(files.length).toBeGreaterThanOrEqual(8);
+      for (const rel of files) {
+        const text = await fsp.readFile(path.join(host.root, rel), 'utf8');
+        await expect(text).toMatchFileSnapshot(`kubelet-matrix/${minor}-${role}/${rel}`);
+      }
+      const again = await execute(graph, host, { mode: 'apply', log: silentLogger });
+      expect(again.changed).toBe(0);
+    } finally {
+      await host.dispose();
+    }
+  });
+});
