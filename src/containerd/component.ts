@@ -31,10 +31,12 @@ import {
   containerdState,
   containerdUnitKey,
   crictlConfigPath,
+  hostsDirName,
+  sandboxImage,
 } from './keys.ts';
 import { renderBridgeConflist, renderCrictlYaml } from './render-cni.ts';
 import { renderContainerdConfig, type ContainerdConfigInput } from './render-config.ts';
-import { hostsDirName, renderHostsToml } from './render-hosts.ts';
+import { renderHostsToml } from './render-hosts.ts';
 import { renderContainerdUnit } from './render-unit.ts';
 import { AbsentFileTask, ManagedDirTask } from './tasks.ts';
 
@@ -58,10 +60,6 @@ export const cniPlugins = [
   'vrf',
 ] as const;
 
-/** The sandbox image containerd pins (kubelet no longer takes --pod-infra-container-image). Pure. */
-export function sandboxImage(model: NodeModel): string {
-  return model.spec.containerd.sandboxImage ?? `registry.k8s.io/pause:${model.versions.pause}`;
-}
 
 /** Everything config.toml depends on, from the model (paths are the node's standard ones). Pure. */
 export function containerdConfigInput(model: NodeModel): ContainerdConfigInput {
@@ -135,14 +133,8 @@ function buildRelease(model: NodeModel, graph: GraphBuilder, binDir: string): Ta
     notify: [containerdUnitKey],
   });
   const runc = new DownloadTask({ asset: modelAsset(model, 'runc'), path: `${binDir}/runc`, mode: 0o755 });
-  const crictl = new ArchiveTask({
-    name: 'crictl',
-    asset: modelAsset(model, 'crictl'),
-    members: [{ member: 'crictl', path: `${binDir}/crictl`, mode: 0o755 }],
-  });
   graph.add(containerd);
   graph.add(runc);
-  graph.add(crictl);
   return [runc.key];
 }
 
@@ -166,6 +158,15 @@ export const containerdComponent: Component = {
       }
       after.push(pkg);
     }
+
+    // crictl (cri-tools' release) in both sources: distros rarely package it.
+    graph.add(
+      new ArchiveTask({
+        name: 'crictl',
+        asset: modelAsset(model, 'crictl'),
+        members: [{ member: 'crictl', path: `${model.distro.binDir}/crictl`, mode: 0o755 }],
+      }),
+    );
 
     // CNI plugins come from their release archive in both sources (add-ons rely on loopback/portmap).
     graph.ensure(new DirTask({ path: '/opt/cni', mode: 0o755 }));

@@ -1,5 +1,6 @@
 // Keys and paths other components may order against or use (components never import each other's
 // builders; they name tasks by key: `after: [containerdUnitKey]`).
+import type { NodeModel } from '../agent/model.ts';
 import type { TaskKey } from '../agent/task.ts';
 
 export const containerdUnitKey: TaskKey = 'unit:containerd.service';
@@ -23,4 +24,24 @@ export const cniPluginsKey: TaskKey = 'archive:cni-plugins';
 /** Where the containerd binaries live: the distro's package puts them in /usr/bin. Pure. */
 export function containerdBinDir(source: 'release' | 'distro', distroBinDir: string): string {
   return source === 'distro' ? '/usr/bin' : distroBinDir;
+}
+
+/** The certs.d folder name of a registry: "*" is containerd's _default. Pure. */
+export function hostsDirName(registry: string): string {
+  return registry === '*' ? '_default' : registry;
+}
+
+/** Keys of the hosts.toml files of the configured mirrors (pulls order after them). Pure. */
+export function hostsFileKeys(model: NodeModel): TaskKey[] {
+  return Object.keys(model.spec.containerd.registryMirrors).map((r): TaskKey => `file:${containerdCertsDir}/${hostsDirName(r)}/hosts.toml`);
+}
+
+/** The sandbox image containerd pins (kubelet no longer takes --pod-infra-container-image). Pure. */
+export function sandboxImage(model: NodeModel): string {
+  return model.spec.containerd.sandboxImage ?? `registry.k8s.io/pause:${model.versions.pause}`;
+}
+
+/** ctr and crictl on this node. Pure. */
+export function runtimeTools(model: NodeModel): { readonly ctr: string; readonly crictl: string } {
+  return { ctr: `${containerdBinDir(model.spec.containerd.source, model.distro.binDir)}/ctr`, crictl: `${model.distro.binDir}/crictl` };
 }

@@ -4,10 +4,7 @@
 import { managedHeader } from '../agent/tasks/file.ts';
 import { tomlString } from './toml.ts';
 
-/** The certs.d folder name of a registry: "*" is containerd's _default. Pure. */
-export function hostsDirName(registry: string): string {
-  return registry === '*' ? '_default' : registry;
-}
+export { hostsDirName } from './keys.ts';
 
 /** The upstream server of a registry (docker.io's API lives at registry-1.docker.io). Pure. */
 export function upstreamServer(registry: string): string | undefined {

@@ -1,0 +1,180 @@
+// The containerd component on a temp root: plan, apply, converged re-run (zero changes, no restart),
+// what restarts containerd and what does not, pruning of stale managed files, distro source.
+import { createHash } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as tar from 'tar';
+import * as yaml from 'js-yaml';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { AgentError } from '../agent/errors.ts';
+import { execute, type RunReport } from '../agent/executor.ts';
+import { createTestHost, type TestHost } from '../agent/host/test-host.ts';
+import { silentLogger } from '../agent/log.ts';
+import type { NodeModel } from '../agent/model.ts';
+import { buildGraph } from '../agent/run.ts';
+import { packagesComponent } from '../packages/component.ts';
+import { containerdComponent, cniPlugins } from './component.ts';
+import { containerdUnitKey } from './keys.ts';
+import { modelFromCase } from './test-model.ts';
+
+let assets: string;
+const overrides: Record<string, { urls: string[]; sha256: string }> = {};
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+async function makeTgz(name: string, files: Record<string, string>): Promise<void> {
+  const dir = await fsp.mkdtemp(path.join(assets, `${name}-src-`));
+  for (const [f, content] of Object.entries(files)) {
+    await fsp.mkdir(path.dirname(path.join(dir, f)), { recursive: true });
+    await fsp.writeFile(path.join(dir, f), content, { mode: 0o755 });
+  }
+  const file = path.join(dir, '..', `${path.basename(dir)}.tgz`);
+  await tar.c({ gzip: true, file, cwd: dir }, Object.keys(files).map((f) => (name === 'cni-plugins' ? `./${f}` : f)));
+  overrides[name] = { urls: [pathToFileURL(file).href], sha256: sha(await fsp.readFile(file)) };
+}
+
+beforeAll(async () => {
+  assets = await fsp.mkdtemp(path.join(os.tmpdir(), 'nodeup-containerd-assets-'));
+  await makeTgz('containerd', { 'bin/containerd': '#!containerd\n', 'bin/containerd-shim-runc-v2': '#!shim\n', 'bin/ctr': '#!ctr\n', 'bin/containerd-stress': 'x' });
+  await makeTgz('crictl', { crictl: '#!crictl\n' });
+  await makeTgz('cni-plugins', Object.fromEntries([...cniPlugins, 'dummy'].map((p) => [p, `#!${p}\n`])));
+  const runc = path.join(assets, 'runc.amd64');
+  await fsp.writeFile(runc, '#!runc\n');
+  overrides.runc = { urls: [pathToFileURL(runc).href], sha256: sha(await fsp.readFile(runc)) };
+});
+afterAll(async () => {
+  await fsp.rm(assets, { recursive: true, force: true });
+});
+
+let host: TestHost;
+beforeEach(async () => {
+  host = await createTestHost({ fixture: 'debian-12' });
+});
+afterEach(async () => {
+  await host.dispose();
+});
+
+function model(spec: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): NodeModel {
+  const config = {
+    apiVersion: 'nodeup.dev/v1alpha1',
+    kind: 'NodeConfig',
+    metadata: { cluster: 'c', instanceGroup: 'nodes' },
+    spec: { role: 'worker', apiServerEndpoint: 'https://10.0.0.10:6443', assets: { overrides }, ...spec },
+  };
+  return modelFromCase(yaml.dump({ config, ...extra }), 'test');
+}
+
+async function run(m: NodeModel, mode: 'plan' | 'apply' = 'apply'): Promise<RunReport> {
+  const g = buildGraph(m, [containerdComponent]);
+  const report = await execute(g.finish(), host, { mode, log: silentLogger, owner: g.owner });
+  const failed = report.results.filter((r) => r.status !== 'unchanged' && r.status !== 'changed' && r.status !== 'planned');
+  expect(failed).toEqual([]);
+  return report;
+}
+
+const changedKeys = (r: RunReport): string[] => r.results.filter((x) => x.changes.length > 0).map((x) => x.key).sort();
+const unitResult = (r: RunReport) => r.results.find((x) => x.key === containerdUnitKey);
+const read = (p: string): Promise<string> => fsp.readFile(path.join(host.root, p), 'utf8');
+
+describe('containerd component', () => {
+  it('plan writes nothing; apply installs everything; a converged re-run has zero changes and no restart', async () => {
+    const m = model({ containerd: { registryMirrors: { 'docker.io': ['https://mirror.example.com'] } } });
+    const before = await host.tree();
+    const plan = await run(m, 'plan');
+    expect(plan.changed).toBeGreaterThan(10);
+    expect(await host.tree()).toEqual(before);
+
+    const first = await run(m);
+    expect(first.changed).toBe(plan.changed);
+    for (const b of ['containerd', 'containerd-shim-runc-v2', 'ctr', 'runc', 'crictl']) {
+      expect((await fsp.stat(path.join(host.root, 'usr/local/bin', b))).mode & 0o777).toBe(0o755);
+    }
+    await expect(fsp.stat(path.join(host.root, 'usr/local/bin/containerd-stress'))).rejects.toThrow();
+    expect(await read('opt/cni/bin/bridge')).toBe('#!bridge\n');
+    expect(await read('etc/containerd/config.toml')).toContain('version = 3');
+    expect(await read('etc/containerd/certs.d/docker.io/hosts.toml')).toContain('[host."https://mirror.example.com"]');
+    expect(await read('etc/crictl.yaml')).toContain('runtime-endpoint: unix:///run/containerd/containerd.sock');
+    expect(await read('etc/cni/net.d/10-nodeup-bridge.conflist')).toContain('"subnet": "10.244.0.0/16"');
+    expect(await read('etc/systemd/system/containerd.service')).toContain('Delegate=yes');
+    expect(await fsp.readlink(path.join(host.root, 'etc/systemd/system/multi-user.target.wants/containerd.service'))).toBe('/etc/systemd/system/containerd.service');
+
+    const second = await run(m);
+    expect(changedKeys(second)).toEqual([]);
+    expect(unitResult(second)?.notifiedBy).toEqual([]);
+  });
+
+  it('a changed config.toml restarts containerd; a changed mirror does not', async () => {
+    await run(model());
+    const mirrors = await run(model({ containerd: { registryMirrors: { 'registry.k8s.io': ['https://m.example.com'] } } }));
+    expect(changedKeys(mirrors)).toEqual(['file:/etc/containerd/certs.d/registry.k8s.io/hosts.toml']);
+    expect(unitResult(mirrors)?.changes).toEqual([]);
+
+    const level = await run(model({ containerd: { logLevel: 'debug', registryMirrors: { 'registry.k8s.io': ['https://m.example.com'] } } }));
+    expect(changedKeys(level)).toEqual(['file:/etc/containerd/config.toml', containerdUnitKey]);
+    expect(unitResult(level)?.notifiedBy).toEqual(['file:/etc/containerd/config.toml']);
+    expect(unitResult(level)?.changes.map((c) => c.field)).toEqual(['restart']);
+  });
+
+  it('a new containerd archive restarts containerd; a new runc does not', async () => {
+    await run(model());
+    const old = overrides.containerd;
+    try {
+      await makeTgz('containerd', { 'bin/containerd': '#!containerd v2\n', 'bin/containerd-shim-runc-v2': '#!shim\n', 'bin/ctr': '#!ctr\n' });
+      const r = await run(model());
+      expect(changedKeys(r)).toEqual(['archive:containerd', containerdUnitKey]);
+      expect(unitResult(r)?.notifiedBy).toEqual(['archive:containerd']);
+    } finally {
+      overrides.containerd = old as (typeof overrides)['containerd'];
+    }
+  });
+
+  it('removes managed files it no longer wants and never touches the user\'s own', async () => {
+    await run(model({ containerd: { registryMirrors: { 'docker.io': ['https://a'] }, dropIns: { '50-a': 'x = 1' } } }));
+    await fsp.writeFile(path.join(host.root, 'etc/containerd/conf.d/90-mine.toml'), '# mine\n');
+    await fsp.mkdir(path.join(host.root, 'etc/containerd/certs.d/quay.io'));
+    await fsp.writeFile(path.join(host.root, 'etc/containerd/certs.d/quay.io/hosts.toml'), 'server = "https://quay.io"\n');
+
+    const r = await run(model({ networking: { cni: 'external' } }));
+    expect(changedKeys(r)).toEqual([
+      'dir:/etc/containerd/certs.d',
+      'dir:/etc/containerd/conf.d',
+      'file:/etc/cni/net.d/10-nodeup-bridge.conflist',
+      containerdUnitKey,
+    ]);
+    expect(unitResult(r)?.notifiedBy).toEqual(['dir:/etc/containerd/conf.d']);
+    expect(await fsp.readdir(path.join(host.root, 'etc/containerd/conf.d'))).toEqual(['90-mine.toml']);
+    expect(await fsp.readdir(path.join(host.root, 'etc/containerd/certs.d'))).toEqual(['quay.io']);
+    expect(await fsp.readdir(path.join(host.root, 'etc/cni/net.d'))).toEqual([]);
+    expect(changedKeys(await run(model({ networking: { cni: 'external' } })))).toEqual([]);
+  });
+
+  it('distro source: waits for the package, uses the distro binaries, installs no containerd or runc', async () => {
+    const m = model({ containerd: { source: 'distro', version: '1.7.24' }, packages: { extra: ['containerd'] } });
+    const g = buildGraph(m, [packagesComponent, containerdComponent]).finish();
+    expect(g.deps.get(containerdUnitKey)).toContain('package:containerd');
+    expect(g.tasks.has('archive:containerd')).toBe(false);
+    expect(g.tasks.has('download:/usr/local/bin/runc')).toBe(false);
+    expect(g.tasks.has('archive:crictl')).toBe(true);
+  });
+
+  it('distro source without the package task is a config error naming what to add', () => {
+    const m = model({ containerd: { source: 'distro', version: '1.7.24' } });
+    let err: unknown;
+    try {
+      buildGraph(m, [containerdComponent]);
+    } catch (e: unknown) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(AgentError);
+    expect((err as AgentError).code).toBe('CONFIG_INVALID');
+    expect((err as AgentError).message).toContain('add it to spec.packages.extra');
+  });
+
+  it('preflight refuses containerd older than 1.7', () => {
+    const checks = containerdComponent.preflight?.(model({ containerd: { version: '1.6.20' } })) ?? [];
+    expect(checks.map((c) => c.check(model({ containerd: { version: '1.6.20' } })))).toEqual([expect.stringContaining('too old')]);
+    const ok = containerdComponent.preflight?.(model()) ?? [];
+    expect(ok.map((c) => c.check(model()))).toEqual([undefined]);
+  });
+});
