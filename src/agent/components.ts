@@ -1,7 +1,6 @@
 // The one registration list, in display order. A new component adds one line here.
 import type { Component } from './component.ts';
 import { nodeFilesComponent } from './node-files.ts';
-import { packagesComponent } from '../packages/component.ts';
 import { prereqsComponent } from '../node-prereqs/component.ts';
 import { kubeletComponent } from '../kubelet/component.ts';
 import { kubeProxyComponent } from '../kube-proxy/component.ts';
@@ -9,7 +8,6 @@ import { containerdComponent } from '../containerd/component.ts';
 import { imagesComponent } from '../images/component.ts';
 
 export const components: readonly Component[] = [
-  packagesComponent,
   nodeFilesComponent,
   prereqsComponent,
   containerdComponent,
