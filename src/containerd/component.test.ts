@@ -14,7 +14,7 @@ import { createTestHost, type TestHost } from '../agent/host/test-host.ts';
 import { silentLogger } from '../agent/log.ts';
 import type { NodeModel } from '../agent/model.ts';
 import { buildGraph } from '../agent/run.ts';
-import { packagesComponent } from '../packages/component.ts';
+import type { Component } from '../agent/component.ts';
 import { containerdComponent, cniPlugins } from './component.ts';
 import { containerdUnitKey } from './keys.ts';
 import { modelFromCase } from './test-model.ts';
@@ -151,7 +151,14 @@ describe('containerd component', () => {
 
   it('distro source: waits for the package, uses the distro binaries, installs no containerd or runc', async () => {
     const m = model({ containerd: { source: 'distro', version: '1.7.24' }, packages: { extra: ['containerd'] } });
-    const g = buildGraph(m, [packagesComponent, containerdComponent]).finish();
+    // Stands in for the packages component, which owns `package:` tasks (order is by key only).
+    const fakePackages: Component = {
+      name: 'packages',
+      enabled: () => true,
+      build: (_m, graph) =>
+        graph.add({ key: 'package:containerd', after: [], observe: async () => undefined, diff: () => [], apply: async () => undefined }),
+    };
+    const g = buildGraph(m, [fakePackages, containerdComponent]).finish();
     expect(g.deps.get(containerdUnitKey)).toContain('package:containerd');
     expect(g.tasks.has('archive:containerd')).toBe(false);
     expect(g.tasks.has('download:/usr/local/bin/runc')).toBe(false);
