@@ -5,6 +5,8 @@ import { commandHelp, loggerFor, mainHelp, parseCommandLine, type Command } from
 import { applyCommand, installUnitCommand, planCommand, schemaCommand, statusCommand, versionCommand } from './commands.ts';
 import { AgentError, errorMessage, exitCodeFor } from './errors.ts';
 import { launchCommand } from '../orchestrator/cli.ts';
+import { userdataCommand } from '../bootstrap/userdata-command.ts';
+import { sshCommand } from '../ssh/command.ts';
 import { exampleCommand, publishCommand } from './example-command.ts';
 
 export const commands: readonly Command[] = [
@@ -17,6 +19,8 @@ export const commands: readonly Command[] = [
   exampleCommand,
   versionCommand,
   launchCommand,
+  userdataCommand,
+  sshCommand,
 ];
 
 export async function main(argv: readonly string[]): Promise<number> {

@@ -1,0 +1,160 @@
+// `nodeup ssh apply|plan [user@]host[:port] ...`: reprovision machines over SSH with the same
+// binary and boot config every other boot path uses. Many hosts run with a parallelism limit; the
+// rollout stops at the first failed host (hosts not started yet are skipped).
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { isSea } from 'node:sea';
+import { stringList, type Command, type CommandContext } from '../agent/cli.ts';
+import { parseBootConfig } from '../agent/config.ts';
+import { AgentError } from '../agent/errors.ts';
+import { readLocalFile } from '../agent/host/local.ts';
+import { SshSession, type SshAuth } from './client.ts';
+import { reprovisionHost, type HostReport } from './reprovision.ts';
+import { runRollout } from './rollout.ts';
+import { parseTarget, targetName } from './target.ts';
+
+async function sha256File(p: string): Promise<string> {
+  const h = createHash('sha256');
+  try {
+    await pipeline(createReadStream(p), h);
+  } catch (err: unknown) {
+    throw new AgentError('USAGE', `--binary ${p}: cannot read it (${(err as { code?: string }).code ?? String(err)})`, { cause: err });
+  }
+  return h.digest('hex');
+}
+
+async function readIfExists(p: string): Promise<string | undefined> {
+  return fsp.readFile(p, 'utf8').catch(() => undefined);
+}
+
+function str(ctx: CommandContext, name: string): string | undefined {
+  const v = ctx.values[name];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+async function authFrom(ctx: CommandContext): Promise<SshAuth> {
+  const identity = str(ctx, 'identity');
+  const agent = process.env.SSH_AUTH_SOCK;
+  if (identity) {
+    const key = await fsp.readFile(identity).catch((err: unknown) => {
+      throw new AgentError('USAGE', `--identity ${identity}: cannot read it (${(err as { code?: string }).code ?? String(err)})`, { cause: err });
+    });
+    return { privateKey: key, ...(agent ? { agent } : {}) };
+  }
+  for (const name of ['id_ed25519', 'id_ecdsa', 'id_rsa']) {
+    const p = path.join(os.homedir(), '.ssh', name);
+    const key = await fsp.readFile(p).catch(() => undefined);
+    if (key) return { privateKey: key, ...(agent ? { agent } : {}) };
+  }
+  if (agent) return { agent };
+  throw new AgentError('USAGE', 'no SSH credentials: pass --identity FILE, or run an ssh-agent (SSH_AUTH_SOCK)');
+}
+
+export const sshCommand: Command = {
+  name: 'ssh',
+  summary: 'reprovision hosts over SSH: upload nodeup if changed, write the boot config, run apply (or plan)',
+  usage:
+    'nodeup ssh (apply|plan) [user@]host[:port]... [--boot-config FILE] [--binary FILE] [--identity FILE] [--bastion user@host[:port]] [--parallel N] [--known-hosts FILE]',
+  options: {
+    'boot-config': { type: 'string' },
+    binary: { type: 'string' },
+    identity: { type: 'string', short: 'i' },
+    bastion: { type: 'string' },
+    parallel: { type: 'string', default: '1' },
+    'continue-on-error': { type: 'boolean' },
+    'known-hosts': { type: 'string', multiple: true },
+    'insecure-accept-any-host-key': { type: 'boolean' },
+    'remote-binary': { type: 'string', default: '/usr/local/bin/nodeup' },
+    'remote-config': { type: 'string', default: '/etc/nodeup/boot.yaml' },
+    'remote-lock': { type: 'string', default: '/run/nodeup/ssh.lock' },
+    'remote-log-format': { type: 'string', default: 'pretty' },
+    'ignore-preflight': { type: 'string', multiple: true },
+    'connect-timeout': { type: 'string', default: '20' },
+  },
+  async run(ctx) {
+    const [action, ...hostSpecs] = ctx.positionals;
+    if (action !== 'apply' && action !== 'plan') throw new AgentError('USAGE', 'nodeup ssh needs an action: apply or plan (see nodeup ssh --help)');
+    if (hostSpecs.length === 0) throw new AgentError('USAGE', `nodeup ssh ${action} needs at least one [user@]host[:port]`);
+    const targets = hostSpecs.map((h) => parseTarget(h));
+    const names = targets.map(targetName);
+    if (new Set(names).size !== names.length) throw new AgentError('USAGE', 'a host is listed twice');
+    const bastionSpec = str(ctx, 'bastion');
+    const bastion = bastionSpec ? parseTarget(bastionSpec, 'bastion') : undefined;
+    const parallel = Number(ctx.values.parallel);
+    if (!Number.isInteger(parallel) || parallel < 1) throw new AgentError('USAGE', `--parallel must be a positive integer, got ${String(ctx.values.parallel)}`);
+    const logFormat = String(ctx.values['remote-log-format']);
+    if (logFormat !== 'json' && logFormat !== 'pretty') throw new AgentError('USAGE', '--remote-log-format must be json or pretty');
+
+    const binaryPath = str(ctx, 'binary') ?? (isSea() ? process.execPath : undefined);
+    if (!binaryPath) throw new AgentError('USAGE', 'pass --binary FILE: this nodeup runs from source, so it cannot upload itself');
+    const binary = { localPath: binaryPath, sha256: await sha256File(binaryPath) };
+
+    const bootFile = str(ctx, 'boot-config');
+    let bootConfig: string | undefined;
+    if (bootFile) {
+      bootConfig = await readLocalFile(bootFile, 'boot config');
+      parseBootConfig(bootConfig, bootFile); // refuse a bad config before touching any host
+    }
+    const knownHostsFiles = stringList(ctx.values['known-hosts']);
+    const files = knownHostsFiles.length > 0 ? knownHostsFiles : [path.join(os.homedir(), '.ssh', 'known_hosts'), '/etc/ssh/ssh_known_hosts'];
+    const knownHosts = (await Promise.all(files.map(readIfExists))).filter((t): t is string => t !== undefined).join('\n');
+    const auth = await authFrom(ctx);
+    const owner = `${os.userInfo().username}@${os.hostname()} pid ${process.pid} since ${new Date().toISOString()}`;
+    const runArgs = [
+      ...stringList(ctx.values.only).flatMap((c) => ['--only', c]),
+      ...stringList(ctx.values.skip).flatMap((c) => ['--skip', c]),
+      ...(action === 'apply' ? stringList(ctx.values['ignore-preflight']).flatMap((c) => ['--ignore-preflight', c]) : []),
+    ];
+
+    ctx.log.info({ action, hosts: names, parallel, bastion: bastion ? targetName(bastion) : undefined, binarySha256: binary.sha256 }, 'ssh rollout starting');
+    const byName = new Map(targets.map((t) => [targetName(t), t]));
+    const outcomes = await runRollout<HostReport>(names, { parallel, continueOnError: Boolean(ctx.values['continue-on-error']) }, async (name) => {
+      const target = byName.get(name)!;
+      const session = await SshSession.connect({
+        target,
+        ...(bastion ? { bastion } : {}),
+        auth,
+        hostKeys: { knownHosts, acceptAny: Boolean(ctx.values['insecure-accept-any-host-key']) },
+        readyTimeoutMs: Number(ctx.values['connect-timeout']) * 1000,
+        log: ctx.log,
+      });
+      try {
+        return await reprovisionHost(
+          session,
+          {
+            mode: action,
+            binary,
+            ...(bootConfig !== undefined ? { bootConfig } : {}),
+            remoteBinary: String(ctx.values['remote-binary']),
+            remoteConfig: String(ctx.values['remote-config']),
+            lockFile: String(ctx.values['remote-lock']),
+            owner,
+            runArgs,
+            logFormat,
+          },
+          { log: ctx.log, out: ctx.out },
+        );
+      } finally {
+        session.close();
+      }
+    });
+    const w = Math.max(...names.map((n) => n.length));
+    ctx.out(`\nnodeup ssh ${action}: ${outcomes.length} host(s)\n`);
+    for (const o of outcomes) {
+      const detail =
+        o.status === 'ok'
+          ? `${o.durationMs} ms, binary ${o.result.uploaded ? 'uploaded' : 'unchanged'}${o.result.configWritten ? ', boot config written' : ''}`
+          : o.status === 'failed'
+            ? o.message
+            : 'not started (rollout stopped)';
+      ctx.out(`  ${o.host.padEnd(w)}  ${o.status.padEnd(7)}  ${detail}\n`);
+    }
+    const failed = outcomes.filter((o) => o.status === 'failed');
+    ctx.log.info({ ok: outcomes.filter((o) => o.status === 'ok').length, failed: failed.length, skipped: outcomes.filter((o) => o.status === 'skipped').length }, 'ssh rollout finished');
+    return failed.length === 0 ? 0 : 1;
+  },
+};

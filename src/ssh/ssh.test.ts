@@ -1,0 +1,91 @@
+import { createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { AgentError } from '../agent/errors.ts';
+import { asRoot, shq } from './reprovision.ts';
+import { runRollout } from './rollout.ts';
+import { knownHostKeys, parseTarget, targetName } from './target.ts';
+
+describe('parseTarget', () => {
+  it.each([
+    ['node-1', { user: 'root', host: 'node-1', port: 22 }, 'node-1'],
+    ['admin@10.0.0.5:2222', { user: 'admin', host: '10.0.0.5', port: 2222 }, '10.0.0.5:2222'],
+    ['ubuntu@[fd00::1]:22', { user: 'ubuntu', host: 'fd00::1', port: 22 }, '[fd00::1]'],
+  ])('%s', (spec, want, name) => {
+    expect(parseTarget(spec)).toEqual(want);
+    expect(targetName(parseTarget(spec))).toBe(name);
+  });
+  it.each(['', 'a@b@c', 'host:99999', 'host;rm -rf /'])('refuses %j', (spec) => {
+    expect(() => parseTarget(spec)).toThrow(AgentError);
+  });
+});
+
+describe('knownHostKeys', () => {
+  const k1 = Buffer.from('key-one').toString('base64');
+  const k2 = Buffer.from('key-two').toString('base64');
+  const salt = Buffer.from('0123456789abcdef0123');
+  const hashed = `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update('[10.0.0.9]:2222').digest('base64')}`;
+  const text = [
+    '# comment',
+    `node-1,10.0.0.1 ssh-ed25519 ${k1}`,
+    `[10.0.0.2]:2222 ssh-ed25519 ${k2}`,
+    `*.example.com,!bad.example.com ssh-ed25519 ${k1}`,
+    `${hashed} ssh-ed25519 ${k2}`,
+    `@revoked node-1 ssh-ed25519 ${k2}`,
+    `node-1 ssh-ed25519 ${k2}`,
+  ].join('\n');
+  it.each([
+    ['node-1', 22, ['key-one']], // key-two is revoked for node-1
+    ['10.0.0.1', 22, ['key-one']],
+    ['10.0.0.2', 2222, ['key-two']],
+    ['10.0.0.2', 22, []], // a non-default port is part of the name
+    ['a.example.com', 22, ['key-one']],
+    ['bad.example.com', 22, []],
+    ['10.0.0.9', 2222, ['key-two']], // hashed entry
+  ])('%s:%d', (host, port, want) => {
+    expect(knownHostKeys(text, host, port).map((b) => b.toString())).toEqual(want);
+  });
+});
+
+describe('runRollout', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  it('keeps at most `parallel` jobs running', async () => {
+    let active = 0;
+    let peak = 0;
+    const out = await runRollout(['a', 'b', 'c', 'd', 'e'], { parallel: 2 }, async (h) => {
+      active++;
+      peak = Math.max(peak, active);
+      await sleep(10);
+      active--;
+      return h.toUpperCase();
+    });
+    expect(peak).toBe(2);
+    expect(out.map((o) => (o.status === 'ok' ? o.result : o.status))).toEqual(['A', 'B', 'C', 'D', 'E']);
+  });
+  it('stops at the first failure: running jobs finish, later hosts are skipped', async () => {
+    const started: string[] = [];
+    const out = await runRollout(['a', 'b', 'c', 'd'], { parallel: 2 }, async (h) => {
+      started.push(h);
+      await sleep(h === 'a' ? 5 : 20);
+      if (h === 'a') throw new Error('a broke');
+      return h;
+    });
+    expect(started).toEqual(['a', 'b']);
+    expect(out.map((o) => o.status)).toEqual(['failed', 'ok', 'skipped', 'skipped']);
+    expect(out[0]?.status === 'failed' && out[0].message).toBe('a broke');
+  });
+  it('goes on with continueOnError', async () => {
+    const out = await runRollout(['a', 'b', 'c'], { parallel: 1, continueOnError: true }, async (h) => {
+      if (h === 'b') throw new Error('b broke');
+      return h;
+    });
+    expect(out.map((o) => o.status)).toEqual(['ok', 'failed', 'ok']);
+  });
+});
+
+describe('remote command lines', () => {
+  it('quotes arguments and uses sudo -n for other users', () => {
+    expect(shq("it's")).toBe(`'it'\\''s'`);
+    expect(asRoot('root', 'exec "$@"', ['/usr/local/bin/nodeup', 'apply'])).toBe(`sh -c 'exec "$@"' nodeup-ssh '/usr/local/bin/nodeup' 'apply'`);
+    expect(asRoot('admin', 'true')).toBe(`sudo -n sh -c 'true' nodeup-ssh`);
+  });
+});

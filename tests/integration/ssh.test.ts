@@ -1,0 +1,250 @@
+// `nodeup ssh apply` against real OpenSSH servers (Debian's openssh-server) that the test starts on
+// 127.0.0.1 with a temp host key and an authorized key for root. The "nodeup" uploaded is a
+// stand-in shell script that records its arguments, can hold the lock window open, and fails on
+// purpose for one server, so the lock, the upload-only-when-changed rule, the rollout stop and the
+// bastion path are all exercised end to end through ssh2.
+import * as fsp from 'node:fs/promises';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCommandLine } from '../../src/agent/cli.ts';
+import { silentLogger } from '../../src/agent/log.ts';
+import { sshCommand } from '../../src/ssh/command.ts';
+
+const setup = 'scripts/boot-paths-deps.sh';
+const sshd = '/usr/sbin/sshd';
+
+let dir: string;
+type Sshd = { port: number; proc: ReturnType<typeof spawnSshd>; exited: boolean };
+const servers: Sshd[] = [];
+const spawnSshd = (conf: string) => execa(sshd, ['-D', '-e', '-f', conf], { reject: false });
+let remote: string;
+let standIn: string;
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function waitForPort(port: number, server: Sshd): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (server.exited) throw new Error(`sshd on ${port} exited early`);
+    const ok = await new Promise<boolean>((r) => {
+      const c = net.connect(port, '127.0.0.1', () => {
+        c.destroy();
+        r(true);
+      });
+      c.on('error', () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`sshd did not listen on 127.0.0.1:${port}`);
+}
+
+async function startSshd(name: string): Promise<number> {
+  const port = await freePort();
+  const conf = path.join(dir, `sshd-${name}.conf`);
+  await fsp.writeFile(
+    conf,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${dir}/host_ed25519`,
+      `PidFile ${dir}/sshd-${name}.pid`,
+      `AuthorizedKeysFile ${dir}/authorized_keys`,
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      'AllowTcpForwarding yes',
+      'Subsystem sftp internal-sftp',
+      'LogLevel ERROR',
+      '',
+    ].join('\n'),
+  );
+  const server: Sshd = { port, proc: spawnSshd(conf), exited: false };
+  void server.proc.then(() => (server.exited = true));
+  servers.push(server);
+  await waitForPort(port, server);
+  return port;
+}
+
+let p1: number;
+let p2: number;
+
+beforeAll(async () => {
+  for (const tool of [sshd, 'ssh-keygen', 'flock', 'sha256sum']) {
+    const found = await execa('sh', ['-c', `command -v ${tool}`], { reject: false });
+    if (found.exitCode !== 0) throw new Error(`${tool} is missing: run ${setup} (installs openssh-server, openssh-client, util-linux)`);
+  }
+  if (process.getuid?.() !== 0) throw new Error('the SSH test logs in as root to a test sshd it starts itself, so it must run as root');
+  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'nodeup-ssh-'));
+  await fsp.mkdir('/run/sshd', { recursive: true, mode: 0o755 }); // sshd's privilege-separation dir
+  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', `${dir}/host_ed25519`]);
+  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', `${dir}/client_ed25519`]);
+  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', `${dir}/other_ed25519`]);
+  await fsp.copyFile(`${dir}/client_ed25519.pub`, `${dir}/authorized_keys`);
+  p1 = await startSshd('one');
+  p2 = await startSshd('two');
+  const hostPub = (await fsp.readFile(`${dir}/host_ed25519.pub`, 'utf8')).split(' ').slice(0, 2).join(' ');
+  const otherPub = (await fsp.readFile(`${dir}/other_ed25519.pub`, 'utf8')).split(' ').slice(0, 2).join(' ');
+  await fsp.writeFile(`${dir}/known_hosts`, `[127.0.0.1]:${p1},[127.0.0.1]:${p2} ${hostPub}\n[localhost]:${p1} ${hostPub}\n`);
+  await fsp.writeFile(`${dir}/known_hosts_wrong`, `[127.0.0.1]:${p1} ${otherPub}\n`);
+
+  remote = path.join(dir, 'remote');
+  await fsp.mkdir(remote, { recursive: true });
+  standIn = path.join(dir, 'nodeup-stand-in');
+  await fsp.writeFile(
+    standIn,
+    [
+      '#!/bin/sh',
+      '# stand-in for nodeup on the remote side: records its args and the server port it was reached on',
+      `R=${remote}`,
+      'port=$(echo "$SSH_CONNECTION" | cut -d" " -f4)',
+      'printf "%s %s\\n" "$port" "$*" >>"$R/calls.txt"',
+      'echo "stand-in nodeup: $1 on port $port"',
+      'echo "a line on stderr" >&2',
+      'if [ -f "$R/fail-port-$port" ]; then echo "failing on purpose"; exit 3; fi',
+      'i=0; while [ -f "$R/hold" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done',
+      'exit 0',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  await fsp.writeFile(
+    path.join(dir, 'boot.yaml'),
+    'apiVersion: nodeup.dev/v1alpha1\nkind: BootConfig\nstateStore: file:///var/lib/nodeup-state\nclusterName: test\ninstanceGroup: nodes\nnodeConfigHash: sha256:' + 'e'.repeat(64) + '\n',
+  );
+});
+
+afterAll(async () => {
+  for (const s of servers) {
+    s.proc.kill('SIGTERM');
+    await s.proc;
+  }
+  if (dir) await fsp.rm(dir, { recursive: true, force: true });
+});
+
+async function nodeupSsh(args: string[], knownHosts = `${dir}/known_hosts`): Promise<{ code: number; out: string }> {
+  const argv = [
+    ...args,
+    '--identity', `${dir}/client_ed25519`,
+    '--known-hosts', knownHosts,
+    '--binary', standIn,
+    '--boot-config', `${dir}/boot.yaml`,
+    '--remote-binary', `${remote}/bin/nodeup`,
+    '--remote-config', `${remote}/etc/nodeup/boot.yaml`,
+    '--remote-lock', `${remote}/run/ssh.lock`,
+  ];
+  const { values, positionals } = parseCommandLine(sshCommand, argv);
+  let out = '';
+  try {
+    const code = await sshCommand.run({ values, positionals, log: silentLogger, out: (t) => (out += t) });
+    return { code, out };
+  } catch (err: unknown) {
+    return { code: 2, out: out + String(err) };
+  }
+}
+
+async function calls(): Promise<string[]> {
+  const t = await fsp.readFile(`${remote}/calls.txt`, 'utf8').catch(() => '');
+  return t.split('\n').filter(Boolean);
+}
+
+describe('nodeup ssh apply (ssh2 against real sshd on 127.0.0.1)', () => {
+  it('uploads the binary, writes the boot config atomically, runs apply with streamed, prefixed output', async () => {
+    const res = await nodeupSsh(['apply', `root@127.0.0.1:${p1}`]);
+    expect(res.code, res.out).toBe(0);
+    expect(res.out).toContain(`[127.0.0.1:${p1}] stand-in nodeup: apply on port ${p1}`);
+    expect(res.out).toContain(`[127.0.0.1:${p1}] a line on stderr`);
+    expect(res.out).toMatch(/ok\s+\d+ ms, binary uploaded, boot config written/);
+    expect(await calls()).toEqual([`${p1} apply --config ${remote}/etc/nodeup/boot.yaml --log-format pretty`]);
+    expect(await fsp.readFile(`${remote}/bin/nodeup`, 'utf8')).toBe(await fsp.readFile(standIn, 'utf8'));
+    expect((await fsp.stat(`${remote}/bin/nodeup`)).mode & 0o777).toBe(0o755);
+    expect(await fsp.readFile(`${remote}/etc/nodeup/boot.yaml`, 'utf8')).toBe(await fsp.readFile(`${dir}/boot.yaml`, 'utf8'));
+    expect((await fsp.stat(`${remote}/etc/nodeup/boot.yaml`)).mode & 0o777).toBe(0o600);
+    expect((await fsp.readdir(`${remote}/etc/nodeup`)).sort()).toEqual(['boot.yaml']); // no temp file left
+  });
+
+  it('does not upload an unchanged binary again', async () => {
+    const before = await fsp.stat(`${remote}/bin/nodeup`);
+    const res = await nodeupSsh(['apply', `root@127.0.0.1:${p1}`]);
+    expect(res.code, res.out).toBe(0);
+    expect(res.out).toMatch(/binary unchanged/);
+    const after = await fsp.stat(`${remote}/bin/nodeup`);
+    expect(after.ino).toBe(before.ino); // the file was not replaced
+    expect(after.mtimeMs).toBe(before.mtimeMs);
+    expect((await calls()).length).toBe(2);
+  });
+
+  it('refuses a second concurrent run on the same host (lock), naming the holder', async () => {
+    await fsp.writeFile(`${remote}/hold`, '');
+    const n = (await calls()).length;
+    const first = nodeupSsh(['apply', `root@127.0.0.1:${p1}`]);
+    const deadline = Date.now() + 20_000;
+    while ((await calls()).length === n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect((await calls()).length).toBe(n + 1); // the first run is inside apply, holding the lock
+    const second = await nodeupSsh(['apply', `root@127.0.0.1:${p1}`]);
+    expect(second.code).toBe(1);
+    expect(second.out).toMatch(/is locked by another operator \(.+ pid \d+ since /);
+    expect((await calls()).length).toBe(n + 1); // the second run never reached apply
+    await fsp.rm(`${remote}/hold`);
+    const r1 = await first;
+    expect(r1.code, r1.out).toBe(0);
+    // the lock is released once the run ends: a third run gets it
+    const third = await nodeupSsh(['apply', `root@127.0.0.1:${p1}`]);
+    expect(third.code, third.out).toBe(0);
+  });
+
+  it('stops the rollout at the first failed host (parallel 1): later hosts are not started', async () => {
+    await fsp.writeFile(`${remote}/fail-port-${p2}`, '');
+    const n = (await calls()).length;
+    const res = await nodeupSsh(['apply', `127.0.0.1:${p2}`, `127.0.0.1:${p1}`, `localhost:${p1}`, '--parallel', '1']);
+    await fsp.rm(`${remote}/fail-port-${p2}`);
+    expect(res.code).toBe(1);
+    expect(res.out).toMatch(new RegExp(`127\\.0\\.0\\.1:${p2}\\s+failed\\s+127\\.0\\.0\\.1:${p2}: nodeup apply exited with 3`));
+    expect(res.out).toMatch(new RegExp(`127\\.0\\.0\\.1:${p1}\\s+skipped\\s+not started`));
+    expect(res.out).toMatch(new RegExp(`localhost:${p1}\\s+skipped`));
+    expect((await calls()).slice(n).map((l) => l.split(' ')[0])).toEqual([String(p2)]);
+  });
+
+  it('works on hosts in parallel up to --parallel (two names of one machine share its lock: one is refused)', async () => {
+    // 127.0.0.1:p2 and localhost:p1 are the same machine, so they share the lock file. With
+    // --parallel 2 both are started at once: exactly one gets the lock, the other is refused.
+    await fsp.writeFile(`${remote}/hold`, '');
+    setTimeout(() => void fsp.rm(`${remote}/hold`, { force: true }), 4000);
+    const n = (await calls()).length;
+    const par = await nodeupSsh(['apply', `127.0.0.1:${p2}`, `localhost:${p1}`, '--parallel', '2']);
+    expect(par.code).toBe(1);
+    expect((par.out.match(/is locked by another operator/g) ?? []).length).toBe(1);
+    expect((par.out.match(/ ok {5}/g) ?? []).length).toBe(1);
+    expect((await calls()).length).toBe(n + 1);
+    // one at a time, both succeed
+    const seq = await nodeupSsh(['apply', `127.0.0.1:${p2}`, `localhost:${p1}`, '--parallel', '1']);
+    expect(seq.code, seq.out).toBe(0);
+    expect((await calls()).slice(n + 1).map((l) => l.split(' ')[0])).toEqual([String(p2), String(p1)]);
+  });
+
+  it('reaches a host through a bastion (ssh2 forwardOut)', async () => {
+    const n = (await calls()).length;
+    const res = await nodeupSsh(['plan', `127.0.0.1:${p2}`, '--bastion', `root@127.0.0.1:${p1}`]);
+    expect(res.code, res.out).toBe(0);
+    expect((await calls()).slice(n)).toEqual([`${p2} plan --config ${remote}/etc/nodeup/boot.yaml --log-format pretty`]);
+  });
+
+  it('refuses a host whose key does not match known_hosts', async () => {
+    const n = (await calls()).length;
+    const res = await nodeupSsh(['apply', `127.0.0.1:${p1}`], `${dir}/known_hosts_wrong`);
+    expect(res.code).toBe(1);
+    expect(res.out).toContain('HOST KEY MISMATCH');
+    expect((await calls()).length).toBe(n);
+  });
+});
