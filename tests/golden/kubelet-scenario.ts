@@ -1,0 +1,107 @@
+// The whole-node scenario behind tests/golden/worker-debian-12 and control-plane-rocky-9: a
+// file:// state store in a temp dir holding the instance group's NodeConfig (asset overrides pointing
+// at small local fake assets with their real SHA-256), a fixture root, `runNode` in plan mode, then
+// apply, then apply again.
+import { createHash } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as tar from 'tar';
+import { configHash, type BootConfig } from '../../src/agent/config.ts';
+import type { HostFacts } from '../../src/agent/host/facts.ts';
+import { silentLogger } from '../../src/agent/log.ts';
+import { components } from '../../src/agent/components.ts';
+import { cniPlugins } from '../../src/containerd/component.ts';
+import { storeLayout } from '../../src/statestore/store.ts';
+
+export interface Scenario {
+  readonly dir: string;
+  readonly boot: BootConfig;
+  /** Components that need a real package manager are left to their integration tests. */
+  readonly skip: readonly string[];
+  dispose(): Promise<void>;
+}
+
+const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+
+async function fakeFile(dir: string, name: string, content: string): Promise<{ urls: string[]; sha256: string }> {
+  const file = path.join(dir, name);
+  await fsp.writeFile(file, content);
+  return { urls: [pathToFileURL(file).href], sha256: sha(content) };
+}
+
+/** A tar.gz holding `members` (each a small script), reproducible: fixed mtimes, portable headers. */
+async function fakeArchive(dir: string, name: string, members: readonly string[]): Promise<{ urls: string[]; sha256: string }> {
+  const src = path.join(dir, `${name}.src`);
+  for (const m of members) {
+    const p = path.join(src, m);
+    await fsp.mkdir(path.dirname(p), { recursive: true });
+    await fsp.writeFile(p, `#!/bin/sh\necho fake ${m}\n`, { mode: 0o755 });
+  }
+  const file = path.join(dir, `${name}.tar.gz`);
+  await tar.c({ gzip: true, file, cwd: src, portable: true, mtime: new Date(0) }, [...members]);
+  return { urls: [pathToFileURL(file).href], sha256: sha(await fsp.readFile(file)) };
+}
+
+export const scenarioCa = '-----BEGIN CERTIFICATE-----\nTUlJQlNjZW5hcmlvQ0E=\n-----END CERTIFICATE-----\n';
+export const scenarioToken = 'k8s0ab.nodeupscenario01';
+
+export async function makeScenario(role: 'worker' | 'control-plane', instanceGroup: string): Promise<Scenario> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'nodeup-scenario-'));
+  const assets = path.join(dir, 'assets');
+  await fsp.mkdir(assets);
+  const v = '1.35.1';
+  const overrides = {
+    kubelet: { version: v, ...(await fakeFile(assets, 'kubelet', `#!/bin/sh\necho kubelet v${v}\n`)) },
+    kubectl: { version: v, ...(await fakeFile(assets, 'kubectl', `#!/bin/sh\necho kubectl v${v}\n`)) },
+    runc: { version: '1.3.4', ...(await fakeFile(assets, 'runc', '#!/bin/sh\necho runc 1.3.4\n')) },
+    containerd: { version: '2.2.1', ...(await fakeArchive(assets, 'containerd', ['bin/containerd', 'bin/containerd-shim-runc-v2', 'bin/ctr'])) },
+    crictl: { version: '1.35.0', ...(await fakeArchive(assets, 'crictl', ['crictl'])) },
+    'cni-plugins': { version: '1.8.0', ...(await fakeArchive(assets, 'cni-plugins', cniPlugins.map((p) => `./${p}`))) },
+  };
+  const nodeConfig = {
+    apiVersion: 'nodeup.dev/v1alpha1',
+    kind: 'NodeConfig',
+    metadata: { cluster: 'golden', instanceGroup },
+    spec: {
+      role,
+      kubernetesVersion: `v${v}`,
+      apiServerEndpoint: 'https://10.0.0.2:6443',
+      assets: { overrides },
+      kubelet: { nodeLabels: { 'node.kubernetes.io/instance-group': instanceGroup } },
+    },
+  };
+  // JSON is YAML; the store holds exactly these bytes and the boot config pins their hash.
+  const raw = JSON.stringify(nodeConfig, null, 2) + '\n';
+  const store = path.join(dir, 'store');
+  const put = async (key: string, data: string): Promise<void> => {
+    await fsp.mkdir(path.dirname(path.join(store, key)), { recursive: true });
+    await fsp.writeFile(path.join(store, key), data);
+  };
+  await put(storeLayout.nodeConfig(instanceGroup), raw);
+  await put(storeLayout.pki('ca.crt'), scenarioCa);
+  if (role === 'worker') await put(storeLayout.secret('bootstrap-token'), scenarioToken + '\n');
+  const boot: BootConfig = {
+    apiVersion: 'nodeup.dev/v1alpha1',
+    kind: 'BootConfig',
+    stateStore: pathToFileURL(store).href,
+    clusterName: 'golden',
+    instanceGroup,
+    nodeConfigHash: configHash(raw),
+    assetMirrors: [],
+  };
+  const registered = new Set(components.map((c) => c.name));
+  return {
+    dir,
+    boot,
+    skip: ['packages'].filter((n) => registered.has(n)),
+    dispose: () => fsp.rm(dir, { recursive: true, force: true }),
+  };
+}
+
+export const rockyFacts: Partial<HostFacts> = {
+  osRelease: { id: 'rocky', idLike: ['rhel', 'centos', 'fedora'], versionId: '9.4', prettyName: 'Rocky Linux 9.4 (Blue Onyx)' },
+};
+
+export { silentLogger };
