@@ -6,7 +6,9 @@ import { webcrypto, X509Certificate as NodeX509, createPrivateKey, createPublicK
 import * as x509 from '@peculiar/x509';
 import { AgentError } from '../agent/errors.ts';
 
-const crypto = webcrypto as unknown as Crypto;
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+const crypto = webcrypto;
 x509.cryptoProvider.set(crypto);
 
 const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;

@@ -1,0 +1,119 @@
+// One member's way into its cluster, decided by its data dir and the state store:
+//   data dir present            -> an existing member: start it as it is
+//   claims etcd/<c>/created     -> the first member: start a new cluster of one
+//   otherwise                   -> add itself as a learner through a registered member, start with
+//                                  initial-cluster-state=existing, wait, promote when caught up.
+// How etcd is started is the caller's business (static pod, systemd unit, or a test's process).
+import { AgentError, errorMessage } from '../agent/errors.ts';
+import type { Logger } from '../agent/log.ts';
+import { silentLogger } from '../agent/log.ts';
+import type { StateStore } from '../statestore/store.ts';
+import { memberHex, type EtcdClient } from './client.ts';
+import {
+  addLearner,
+  claimCreate,
+  clusterHealth,
+  promoteWhenCaughtUp,
+  readCreated,
+  registerMember,
+  registeredMembers,
+  removeMember,
+  type MemberIdentity,
+} from './membership.ts';
+
+export interface StartParams {
+  readonly initialCluster: string;
+  readonly initialClusterState: 'new' | 'existing';
+  readonly initialClusterToken: string;
+}
+
+export interface EnsureMemberDeps {
+  readonly cluster: string;
+  readonly self: MemberIdentity;
+  readonly store: StateStore;
+  /** A client aimed at the given endpoints (same TLS identity). */
+  readonly client: (endpoints: readonly string[]) => EtcdClient;
+  readonly hasData: () => Promise<boolean>;
+  /** Starts (or restarts) this member's etcd with these parameters. */
+  readonly start: (p: StartParams) => Promise<void>;
+  readonly log?: Logger;
+  readonly retention?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly startTimeoutMs?: number;
+  readonly promoteTimeoutMs?: number;
+}
+
+export interface EnsureMemberResult {
+  readonly action: 'existing' | 'created' | 'joined';
+  readonly memberId?: string;
+  readonly start?: StartParams;
+  readonly promoteAttempts?: number;
+}
+
+/** Waits until this member answers its status endpoint. */
+export async function waitAnswering(client: EtcdClient, endpoint: string, timeoutMs: number, sleep: (ms: number) => Promise<void>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      await client.status(endpoint, 2000);
+      return;
+    } catch (err: unknown) {
+      last = err;
+      await sleep(100);
+    }
+  }
+  throw new AgentError('ETCD_MEMBERSHIP', `etcd at ${endpoint} did not answer within ${timeoutMs} ms: ${errorMessage(last)}`, { cause: last, details: { endpoint } });
+}
+
+export async function ensureMember(d: EnsureMemberDeps): Promise<EnsureMemberResult> {
+  const log = d.log ?? silentLogger;
+  const sleep = d.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const startTimeout = d.startTimeoutMs ?? 120_000;
+  const opts = { cluster: d.cluster, store: d.store, log, sleep, ...(d.retention ? { retention: d.retention } : {}) };
+  if (await d.hasData()) return { action: 'existing' };
+
+  if (await claimCreate(d.store, d.cluster, d.self)) {
+    const marker = await readCreated(d.store, d.cluster);
+    const start: StartParams = {
+      initialCluster: `${d.self.name}=${d.self.peerUrl}`,
+      initialClusterState: 'new',
+      initialClusterToken: marker?.token ?? `nodeup-${d.cluster}`,
+    };
+    log.info({ cluster: d.cluster, member: d.self.name }, 'creating a new etcd cluster');
+    await d.start(start);
+    await waitAnswering(d.client([d.self.clientUrl]), d.self.clientUrl, startTimeout, sleep);
+    await registerMember(d.store, d.cluster, d.self);
+    return { action: 'created', start };
+  }
+
+  const marker = await readCreated(d.store, d.cluster);
+  const peers = (await registeredMembers(d.store, d.cluster)).filter((m) => m.name !== d.self.name && m.clientUrl !== d.self.clientUrl);
+  if (peers.length === 0) {
+    throw new AgentError(
+      'ETCD_MEMBERSHIP',
+      `etcd ${d.cluster} was created by ${marker?.by ?? 'another node'} but no other member is registered in the state store, and this node has no data: restore from a backup (nodeup etcd restore)`,
+      { details: { cluster: d.cluster } },
+    );
+  }
+  const client = d.client(peers.map((p) => p.clientUrl));
+  // A member that carries our name or peer URL and has started before is our former self, whose
+  // data is gone: it must leave (if quorum allows) before we come back as a learner.
+  const health = await clusterHealth(client);
+  const former = health.members.find((h) => (h.member.peerURLs.includes(d.self.peerUrl) || h.member.name === d.self.name) && h.member.name !== '');
+  if (former) {
+    log.warn({ cluster: d.cluster, member: d.self.name, id: memberHex(former.member.id), healthy: former.healthy }, 'replacing this node\'s former etcd member, whose data is gone');
+    await removeMember(client, former.member.id, opts);
+  }
+  const join = await addLearner(client, d.self, opts);
+  const start: StartParams = {
+    initialCluster: join.initialCluster,
+    initialClusterState: 'existing',
+    initialClusterToken: marker?.token ?? `nodeup-${d.cluster}`,
+  };
+  await d.start(start);
+  await waitAnswering(client, d.self.clientUrl, startTimeout, sleep);
+  const promoted = await promoteWhenCaughtUp(client, join.memberId, { ...opts, ...(d.promoteTimeoutMs ? { timeoutMs: d.promoteTimeoutMs } : {}) });
+  await registerMember(d.store, d.cluster, d.self);
+  return { action: 'joined', memberId: join.memberId, start, promoteAttempts: promoted.attempts };
+}

@@ -1,0 +1,293 @@
+// etcd membership that never loses quorum or data. Plain functions over an EtcdClient and the state
+// store, so tests and tools drive them against any etcd processes; the etcd-member task is a thin
+// wrapper.
+//  - The first node claims etcd/<cluster>/created (a create-only write) and starts a new cluster.
+//  - Every later node is added as a learner, starts with initial-cluster-state=existing, and is
+//    promoted once it has caught up (etcd itself refuses to promote a learner that is behind).
+//  - A member is removed only when the removal keeps quorum; the guard says why otherwise.
+//  - Before every membership change a snapshot goes to backups/etcd/<cluster>/.
+import { AgentError, errorMessage } from '../agent/errors.ts';
+import type { Logger } from '../agent/log.ts';
+import { silentLogger } from '../agent/log.ts';
+import { storeLayout, type StateStore } from '../statestore/store.ts';
+import { backupToStore } from './backup.ts';
+import { memberHex, type EtcdClient, type EtcdMember } from './client.ts';
+
+export interface MemberIdentity {
+  readonly name: string;
+  readonly peerUrl: string;
+  readonly clientUrl: string;
+}
+
+export interface CreatedMarker {
+  readonly by: string;
+  readonly at: string;
+  readonly token: string;
+}
+
+export const createdKey = (cluster: string): string => storeLayout.etcdControl(cluster, 'created');
+export const memberKey = (cluster: string, name: string): string => storeLayout.etcdControl(cluster, `members/${name}.json`);
+
+/** Quorum of n voting members. */
+export function quorumOf(voters: number): number {
+  return Math.floor(voters / 2) + 1;
+}
+
+export interface MemberHealth {
+  readonly member: EtcdMember;
+  readonly healthy: boolean;
+  readonly isLeader: boolean;
+  readonly error?: string;
+  readonly raftIndex?: number;
+}
+
+export interface ClusterHealth {
+  readonly clusterId: string;
+  readonly members: readonly MemberHealth[];
+  readonly voters: number;
+  readonly healthyVoters: number;
+  readonly leaderId: string | undefined;
+}
+
+/** Member list plus each member's own status (a member answering its status endpoint is healthy). */
+export async function clusterHealth(client: EtcdClient): Promise<ClusterHealth> {
+  const { clusterId, members } = await client.memberList();
+  const statuses = await Promise.all(
+    members.map(async (m) => {
+      const ep = m.clientURLs[0];
+      if (!ep) return { member: m, healthy: false, error: 'not started (no client URL yet)' };
+      try {
+        const s = await client.status(ep);
+        return { member: m, healthy: true, leader: s.leader, raftIndex: s.raftIndex };
+      } catch (err: unknown) {
+        return { member: m, healthy: false, error: errorMessage(err) };
+      }
+    }),
+  );
+  const leaderId = statuses.find((s) => 'leader' in s && s.leader && s.leader !== '0')?.leader as string | undefined;
+  const out: MemberHealth[] = statuses.map((s) => ({
+    member: s.member,
+    healthy: s.healthy,
+    isLeader: leaderId !== undefined && s.member.id === leaderId,
+    ...('error' in s && s.error !== undefined ? { error: s.error } : {}),
+    ...('raftIndex' in s && s.raftIndex !== undefined ? { raftIndex: s.raftIndex } : {}),
+  }));
+  const voters = out.filter((h) => !h.member.isLearner);
+  return { clusterId, members: out, voters: voters.length, healthyVoters: voters.filter((h) => h.healthy).length, leaderId };
+}
+
+export type GuardVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+/** Would removing this member keep quorum? Pure. */
+export function checkRemoval(health: ClusterHealth, memberId: string): GuardVerdict {
+  const target = health.members.find((h) => h.member.id === memberId);
+  if (!target) return { ok: false, reason: `member ${memberHex(memberId)} is not in the cluster` };
+  const label = target.member.name || memberHex(memberId);
+  if (target.member.isLearner) return { ok: true }; // learners do not vote
+  if (health.healthyVoters < quorumOf(health.voters)) {
+    return { ok: false, reason: `the cluster has lost quorum (${health.healthyVoters} healthy of ${health.voters} voting members): no member can be removed; restore from a backup (nodeup etcd restore)` };
+  }
+  const votersAfter = health.voters - 1;
+  if (votersAfter < 1) return { ok: false, reason: `${label} is the only voting member: removing it would leave no cluster (restore from a backup instead)` };
+  const healthyAfter = health.healthyVoters - (target.healthy ? 1 : 0);
+  const need = quorumOf(votersAfter);
+  if (healthyAfter < need) {
+    return {
+      ok: false,
+      reason: `removing ${label} would leave ${healthyAfter} healthy of ${votersAfter} voting members, and quorum needs ${need}: bring the unhealthy members back (or replace them) first`,
+    };
+  }
+  return { ok: true };
+}
+
+/** Can the cluster take a membership change at all (add a learner, promote)? Pure. */
+export function checkChange(health: ClusterHealth, what: string, addsVoter: boolean): GuardVerdict {
+  const need = quorumOf(health.voters);
+  if (health.healthyVoters < need) {
+    return { ok: false, reason: `cannot ${what}: only ${health.healthyVoters} of ${health.voters} voting members are healthy and quorum needs ${need}` };
+  }
+  if (addsVoter) {
+    const needAfter = quorumOf(health.voters + 1);
+    if (health.healthyVoters + 1 < needAfter) {
+      return { ok: false, reason: `cannot ${what}: with ${health.voters + 1} voting members quorum needs ${needAfter}, and only ${health.healthyVoters + 1} would be healthy` };
+    }
+  }
+  return { ok: true };
+}
+
+function refuse(verdict: GuardVerdict, cluster: string, extra: Record<string, unknown> = {}): void {
+  if (!verdict.ok) throw new AgentError('ETCD_QUORUM', `etcd ${cluster}: ${verdict.reason}`, { details: { cluster, ...extra } });
+}
+
+export interface MembershipOptions {
+  readonly cluster: string;
+  readonly store: StateStore;
+  readonly log?: Logger;
+  /** Backups kept per cluster after each one taken here. */
+  readonly retention?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/** Claims the creation of a new cluster. Exactly one caller ever gets true. */
+export async function claimCreate(store: StateStore, cluster: string, self: MemberIdentity, now = Date.now()): Promise<boolean> {
+  const marker: CreatedMarker = { by: self.name, at: new Date(now).toISOString(), token: `nodeup-${cluster}-${now.toString(36)}` };
+  return store.write(createdKey(cluster), JSON.stringify(marker) + '\n', { ifAbsent: true });
+}
+
+export async function readCreated(store: StateStore, cluster: string): Promise<CreatedMarker | undefined> {
+  const raw = await store.read(createdKey(cluster));
+  return raw ? (JSON.parse(raw.toString('utf8')) as CreatedMarker) : undefined;
+}
+
+/** Records where a member can be reached, so later nodes find the cluster. */
+export async function registerMember(store: StateStore, cluster: string, self: MemberIdentity): Promise<void> {
+  await store.write(memberKey(cluster, self.name), JSON.stringify(self) + '\n');
+}
+
+export async function registeredMembers(store: StateStore, cluster: string): Promise<readonly MemberIdentity[]> {
+  const prefix = storeLayout.etcdControl(cluster, 'members/');
+  const out: MemberIdentity[] = [];
+  for (const k of await store.list(prefix)) {
+    const raw = await store.read(k);
+    if (raw) out.push(JSON.parse(raw.toString('utf8')) as MemberIdentity);
+  }
+  return out;
+}
+
+/** etcd's --initial-cluster value for a member list (unstarted members carry the new name). */
+export function initialClusterOf(members: readonly EtcdMember[], newId: string, newName: string): string {
+  const parts: string[] = [];
+  for (const m of members) {
+    const name = m.id === newId ? newName : m.name;
+    for (const u of m.peerURLs) parts.push(`${name}=${u}`);
+  }
+  return parts.join(',');
+}
+
+export interface JoinResult {
+  readonly memberId: string;
+  readonly initialCluster: string;
+  /** false when the member was already in the list (a retried join). */
+  readonly added: boolean;
+}
+
+/**
+ * Adds `self` as a learner (after a backup). Idempotent: a member with the same peer URL is reused.
+ * The caller then starts etcd with --initial-cluster=<initialCluster> --initial-cluster-state=existing.
+ */
+export async function addLearner(client: EtcdClient, self: MemberIdentity, opts: MembershipOptions): Promise<JoinResult> {
+  const log = opts.log ?? silentLogger;
+  const health = await clusterHealth(client);
+  const existing = health.members.find((h) => h.member.peerURLs.includes(self.peerUrl));
+  if (existing) {
+    log.info({ cluster: opts.cluster, member: self.name, id: memberHex(existing.member.id), learner: existing.member.isLearner }, 'etcd member already added');
+    return { memberId: existing.member.id, initialCluster: initialClusterOf(health.members.map((h) => h.member), existing.member.id, self.name), added: false };
+  }
+  const clash = health.members.find((h) => h.member.name === self.name);
+  if (clash) {
+    throw new AgentError(
+      'ETCD_MEMBERSHIP',
+      `etcd ${opts.cluster}: a member named ${self.name} exists with peer URL ${clash.member.peerURLs.join(',')}, not ${self.peerUrl}: remove it first (nodeup etcd remove-dead)`,
+      { details: { cluster: opts.cluster, member: self.name } },
+    );
+  }
+  refuse(checkChange(health, `add ${self.name}`, false), opts.cluster);
+  await backupToStore(client, opts.store, opts.cluster, { reason: `before-add-${self.name}`, log, ...(opts.retention ? { retention: opts.retention } : {}) });
+  const started = Date.now();
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  // With strict reconfig checks etcd answers "unhealthy cluster" until every voter has been
+  // connected for 5 s (a member promoted a moment ago): that clears by itself.
+  let res: Awaited<ReturnType<EtcdClient['memberAdd']>>;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      res = await client.memberAdd([self.peerUrl], true);
+      break;
+    } catch (err: unknown) {
+      if (!/unhealthy cluster|too many learner|leader changed/i.test(errorMessage(err)) || Date.now() - started > 60_000) throw err;
+      if (attempt === 1) log.info({ cluster: opts.cluster, member: self.name, reason: errorMessage(err) }, 'etcd not ready to add a member, waiting');
+      await sleep(Math.min(250 * attempt, 2000));
+    }
+  }
+  log.info({ cluster: opts.cluster, member: self.name, id: memberHex(res.member.id), durationMs: Date.now() - started }, 'etcd learner added');
+  return { memberId: res.member.id, initialCluster: initialClusterOf(res.members, res.member.id, self.name), added: true };
+}
+
+export interface PromoteOptions extends MembershipOptions {
+  readonly timeoutMs?: number;
+  readonly now?: () => number;
+}
+
+/**
+ * Promotes a learner once it has caught up: etcd refuses promotion of a learner that is behind the
+ * leader, so this retries until it succeeds or the deadline passes. Backs up first.
+ */
+export async function promoteWhenCaughtUp(client: EtcdClient, memberId: string, opts: PromoteOptions): Promise<{ readonly attempts: number }> {
+  const log = opts.log ?? silentLogger;
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const now = opts.now ?? Date.now;
+  const deadline = now() + (opts.timeoutMs ?? 120_000);
+  let backedUp = false;
+  for (let attempt = 1; ; attempt++) {
+    const health = await clusterHealth(client);
+    const me = health.members.find((h) => h.member.id === memberId);
+    if (!me) throw new AgentError('ETCD_MEMBERSHIP', `etcd ${opts.cluster}: member ${memberHex(memberId)} is not in the cluster`, { details: { cluster: opts.cluster } });
+    if (!me.member.isLearner) return { attempts: attempt - 1 };
+    refuse(checkChange(health, `promote ${me.member.name || memberHex(memberId)}`, true), opts.cluster);
+    if (!backedUp) {
+      await backupToStore(client, opts.store, opts.cluster, { reason: `before-promote-${me.member.name || memberHex(memberId)}`, log, ...(opts.retention ? { retention: opts.retention } : {}) });
+      backedUp = true;
+    }
+    try {
+      await client.memberPromote(memberId);
+      log.info({ cluster: opts.cluster, member: me.member.name, id: memberHex(memberId), attempts: attempt }, 'etcd learner promoted');
+      return { attempts: attempt };
+    } catch (err: unknown) {
+      const msg = errorMessage(err);
+      if (!/in sync|not ready|unhealthy|not started|too many requests|leader changed/i.test(msg) || now() > deadline) throw err;
+      if (attempt === 1 || attempt % 10 === 0) log.info({ cluster: opts.cluster, member: me.member.name, attempt, reason: msg }, 'learner not caught up yet, waiting');
+      await sleep(Math.min(100 * attempt, 1000));
+    }
+  }
+}
+
+/** Removes a member, after the quorum guard and a backup. */
+export async function removeMember(client: EtcdClient, memberId: string, opts: MembershipOptions): Promise<void> {
+  const log = opts.log ?? silentLogger;
+  const health = await clusterHealth(client);
+  const target = health.members.find((h) => h.member.id === memberId);
+  refuse(checkRemoval(health, memberId), opts.cluster, { member: target?.member.name ?? memberHex(memberId) });
+  const label = target?.member.name || memberHex(memberId);
+  const survivors = client.withEndpoints(
+    health.members.filter((h) => h.healthy && h.member.id !== memberId && !h.member.isLearner).flatMap((h) => h.member.clientURLs),
+  );
+  await backupToStore(survivors, opts.store, opts.cluster, { reason: `before-remove-${label}`, log, ...(opts.retention ? { retention: opts.retention } : {}) });
+  await survivors.memberRemove(memberId);
+  if (target?.member.name) await opts.store.remove(memberKey(opts.cluster, target.member.name));
+  log.info({ cluster: opts.cluster, member: label, id: memberHex(memberId) }, 'etcd member removed');
+}
+
+export interface DeadMemberResult {
+  readonly removed: readonly string[];
+  readonly refused: readonly { readonly member: string; readonly reason: string }[];
+}
+
+/**
+ * Removes members whose node is gone (`isGone` decides, e.g. from the cloud or the state store's
+ * receipts), one at a time, each only when the quorum guard allows it.
+ */
+export async function removeDeadMembers(client: EtcdClient, isGone: (m: EtcdMember) => boolean, opts: MembershipOptions): Promise<DeadMemberResult> {
+  const removed: string[] = [];
+  const refused: { member: string; reason: string }[] = [];
+  const { members } = await client.memberList();
+  for (const m of members.filter(isGone)) {
+    const label = m.name || memberHex(m.id);
+    const verdict = checkRemoval(await clusterHealth(client), m.id);
+    if (!verdict.ok) {
+      refused.push({ member: label, reason: verdict.reason });
+      continue;
+    }
+    await removeMember(client, m.id, opts);
+    removed.push(label);
+  }
+  return { removed, refused };
+}
