@@ -1,6 +1,7 @@
 // The one registration list, in display order. A new component adds one line here.
 import type { Component } from './component.ts';
 import { nodeFilesComponent } from './node-files.ts';
+import { packagesComponent } from '../packages/component.ts';
 import { prereqsComponent } from '../node-prereqs/component.ts';
 import { kubeletComponent } from '../kubelet/component.ts';
 import { kubeProxyComponent } from '../kube-proxy/component.ts';
@@ -8,6 +9,7 @@ import { containerdComponent } from '../containerd/component.ts';
 import { imagesComponent } from '../images/component.ts';
 
 export const components: readonly Component[] = [
+  packagesComponent,
   nodeFilesComponent,
   prereqsComponent,
   containerdComponent,
