@@ -1,0 +1,71 @@
+// The real containerd accepts every config nodeup renders: Debian's 1.6 reads the version 2 schema,
+// a 2.x built from the Go module proxy reads version 3. Each runs with a private root, state and
+// socket; `ctr version` must answer, the CRI plugin must load, and `containerd config dump` must
+// show nodeup's settings (sandbox image, systemd cgroups, certs.d, the drop-in) took effect.
+import { execFile } from 'node:child_process';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { containerdConfigInput, containerdFiles } from '../../src/containerd/component.ts';
+import { configSchemaFor } from '../../src/containerd/render-config.ts';
+import { loadCase } from '../../src/containerd/test-model.ts';
+import { containerd2, debianContainerd, startContainerd, type ContainerdBinaries } from './containerd-harness.ts';
+
+const execFileP = promisify(execFile);
+const cases = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/containerd/testdata');
+
+/** conf.d and certs.d files the component renders, relative to the private dir. */
+async function privateFiles(caseName: string): Promise<Record<string, string>> {
+  const model = await loadCase(path.join(cases, caseName, 'model.yaml'));
+  const out: Record<string, string> = {};
+  for (const f of containerdFiles(model)) {
+    const m = /^\/etc\/containerd\/((conf\.d|certs\.d)\/.+)$/.exec(f.path);
+    if (m?.[1]) out[m[1]] = f.content;
+  }
+  return out;
+}
+
+const matrix: readonly [string, () => Promise<ContainerdBinaries>, readonly string[]][] = [
+  ['Debian containerd 1.6 (schema 2)', debianContainerd, ['worker-1.33', 'control-plane-1.33', 'worker-1.7-mirrors-nvidia', 'worker-distro-external-cni']],
+  ['containerd 2.x from the Go module proxy (schema 3)', containerd2, ['worker-1.35', 'control-plane-1.35', 'worker-2.x-mirrors-nvidia', 'worker-flatcar']],
+];
+
+describe.each(matrix)('%s', (_label, binaries, caseNames) => {
+  it.each(caseNames)('accepts the config of case %s', async (caseName) => {
+    const bins = await binaries();
+    const model = await loadCase(path.join(cases, caseName, 'model.yaml'));
+    const input = containerdConfigInput(model);
+    // The case's containerd version must be in the same schema as the binary we run.
+    expect(configSchemaFor(input.version)).toBe(configSchemaFor(bins.version));
+    const files = await privateFiles(caseName);
+    const inst = await startContainerd({ bins, input, files });
+    try {
+      const version = await inst.ctr(['version']);
+      expect(version).toMatch(new RegExp(`Server:[\\s\\S]*Version:\\s+v?${bins.version.replaceAll('.', '\\.')}`));
+
+      // The CRI plugin loaded (not skipped, no error) with nodeup's config.
+      const plugins = await inst.ctr(['plugins', 'ls']);
+      const cri = plugins.split('\n').filter((l) => /\bcri\b|io\.containerd\.cri\.v1/.test(l));
+      expect(cri.length).toBeGreaterThan(0);
+      for (const l of cri) expect(l).toMatch(/\sok\s*$/);
+
+      // What containerd made of the config (imports merged).
+      const { stdout: dump } = await execFileP(bins.containerd, ['--config', inst.configPath, 'config', 'dump'], { maxBuffer: 16 * 1024 * 1024 });
+      const sandbox = input.sandboxImage.replaceAll('.', '\\.');
+      expect(dump).toMatch(new RegExp(configSchemaFor(bins.version) === 2 ? `sandbox_image = "${sandbox}"` : `sandbox = "${sandbox}"`));
+      expect(dump).toMatch(/SystemdCgroup = true/);
+      expect(dump).toContain(`config_path = "${inst.certsDir}"`);
+      expect(dump).toContain(`root = "${path.join(inst.dir, 'root')}"`);
+      if (Object.keys(files).some((f) => f.startsWith('conf.d/'))) {
+        // the drop-in (or nvidia.default) makes nvidia the default runtime
+        expect(dump).toMatch(/default_runtime_name = "nvidia"/);
+        expect(dump).toMatch(/BinaryName = "\/usr\/bin\/nvidia-container-runtime"/);
+      } else if (!caseName.includes('nvidia')) {
+        expect(dump).toMatch(/default_runtime_name = "runc"/);
+      }
+    } finally {
+      await inst.stop();
+    }
+  });
+});
