@@ -7,6 +7,7 @@ import { AgentError, errorMessage, exitCodeFor } from './errors.ts';
 import { launchCommand } from '../orchestrator/cli.ts';
 import { userdataCommand } from '../bootstrap/userdata-command.ts';
 import { sshCommand } from '../ssh/command.ts';
+import { bakeCommand } from '../bootstrap/bake.ts';
 import { exampleCommand, publishCommand } from './example-command.ts';
 
 export const commands: readonly Command[] = [
@@ -21,6 +22,7 @@ export const commands: readonly Command[] = [
   launchCommand,
   userdataCommand,
   sshCommand,
+  bakeCommand,
 ];
 
 export async function main(argv: readonly string[]): Promise<number> {
