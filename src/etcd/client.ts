@@ -178,6 +178,14 @@ export class EtcdClient {
     await this.call('/v3/kv/put', { key: b64(key), value: b64(value) });
   }
 
+  /** Writes many keys, up to 100 per transaction (etcd's default --max-txn-ops is 128). */
+  async putMany(entries: readonly (readonly [string, string])[]): Promise<void> {
+    for (let i = 0; i < entries.length; i += 100) {
+      const success = entries.slice(i, i + 100).map(([k, v]) => ({ requestPut: { key: b64(k), value: b64(v) } }));
+      await this.call('/v3/kv/txn', { success });
+    }
+  }
+
   async get(key: string): Promise<string | undefined> {
     const r = await this.call<{ kvs?: { value?: string }[] }>('/v3/kv/range', { key: b64(key) });
     const v = r.kvs?.[0]?.value;

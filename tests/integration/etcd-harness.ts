@@ -230,13 +230,17 @@ export class EtcdWorld {
   }
 }
 
-/** Writes n keys under prefix, `concurrency` requests at a time. */
-export async function writeKeys(client: EtcdClient, prefix: string, n: number, concurrency = 16): Promise<void> {
+/** Writes n keys under prefix ("<prefix>000042" = "value-42"), 100 per transaction, 4 transactions at a time. */
+export async function writeKeys(client: EtcdClient, prefix: string, n: number, concurrency = 4): Promise<void> {
+  const batches: [string, string][][] = [];
+  for (let i = 0; i < n; i += 100) {
+    batches.push(Array.from({ length: Math.min(100, n - i) }, (_, j) => [`${prefix}${String(i + j).padStart(6, '0')}`, `value-${i + j}`] as [string, string]));
+  }
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < n) {
-      const i = next++;
-      await client.put(`${prefix}${String(i).padStart(6, '0')}`, `value-${i}`);
+    while (next < batches.length) {
+      const batch = batches[next++] as [string, string][];
+      await client.putMany(batch);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
