@@ -5,7 +5,7 @@
 # builders built in) for the templates, and qemu for a real `packer build` of the qemu template.
 # Idempotent: installs only what is missing; never starts a service (sshd is started by the tests).
 set -euo pipefail
-PACKAGES=(bash curl xz-utils coreutils util-linux openssh-server openssh-client packer qemu-system-x86 qemu-utils)
+PACKAGES=(bash curl xz-utils coreutils util-linux openssh-server openssh-client packer shellcheck qemu-system-x86 qemu-utils)
 log() { printf 'boot-paths-deps: %s\n' "$*" >&2; }
 if [ "$(id -u)" -ne 0 ]; then log "must run as root (apt-get install)"; exit 1; fi
 export DEBIAN_FRONTEND=noninteractive

@@ -1,0 +1,1 @@
+../shared/nodeup-common.pkr.hcl
