@@ -119,22 +119,29 @@ export class AptManager implements PackageManager {
     return { installed: parseDpkgQuery(res.stdout), listsStale: await this.listsStale(host) };
   }
 
-  private async newestMtime(host: Host, dir: string, skip: (name: string) => boolean): Promise<number | undefined> {
-    let newest: number | undefined;
-    for (const name of await host.fs.list(dir)) {
-      if (skip(name)) continue;
-      const st = await host.fs.stat(path.join(dir, name));
-      if (st?.kind === 'file' && (newest === undefined || st.mtimeMs > newest)) newest = st.mtimeMs;
-    }
-    return newest;
+  /**
+   * When apt last updated its lists. List files carry the mirror's dates (apt sets their mtime from
+   * Last-Modified / the Release date), so the update time comes from the lists directory itself and
+   * its partial/ folder (apt downloads there and renames into place on every update), and from the
+   * stamp Debian's periodic update hook touches. Undefined when there are no lists at all.
+   */
+  private async lastUpdate(host: Host): Promise<number | undefined> {
+    const names = (await host.fs.list(listsDir)).filter((n) => n !== 'lock' && n !== 'partial' && n !== 'auxfiles');
+    if (names.length === 0) return undefined;
+    const stamps = await Promise.all(
+      [listsDir, `${listsDir}/partial`, '/var/lib/apt/periodic/update-success-stamp'].map(async (p) => (await host.fs.stat(p))?.mtimeMs ?? 0),
+    );
+    return Math.max(...stamps);
   }
 
   private async listsStale(host: Host): Promise<string | undefined> {
-    const lists = await this.newestMtime(host, listsDir, (n) => n === 'lock' || n === 'partial' || n === 'auxfiles');
-    const dropins = await this.newestMtime(host, '/etc/apt/sources.list.d', () => false);
-    const main = (await host.fs.stat('/etc/apt/sources.list'))?.mtimeMs;
-    const sources = Math.max(dropins ?? 0, main ?? 0) || undefined;
-    return listsStaleReason(lists, sources, host.now(), this.opts.listsMaxAgeMs);
+    const updated = await this.lastUpdate(host);
+    let sources: number | undefined;
+    for (const p of ['/etc/apt/sources.list', ...(await host.fs.list('/etc/apt/sources.list.d')).map((n) => `/etc/apt/sources.list.d/${n}`)]) {
+      const st = await host.fs.stat(p);
+      if (st?.kind === 'file' && (sources === undefined || st.mtimeMs > sources)) sources = st.mtimeMs;
+    }
+    return listsStaleReason(updated, sources, host.now(), this.opts.listsMaxAgeMs);
   }
 
   plan(wants: readonly PackageWant[], snap: Snapshot): BatchPlan {
