@@ -59,7 +59,9 @@ export async function containerd2(): Promise<ContainerdBinaries> {
 
 /** crictl built from the Go module proxy by scripts/fixtures/build.sh crictl. */
 export function crictlBinary(): string {
-  return path.join(fixtureBin('crictl', 'scripts/fixtures/build.sh crictl'), 'crictl');
+  const p = path.join(fixtureBin('crictl', 'scripts/fixtures/build.sh crictl'), 'crictl');
+  if (!existsSync(p)) throw new Error(`${p} is missing although its fixture is marked built: remove its folder and run scripts/fixtures/build.sh crictl`);
+  return p;
 }
 
 export interface ContainerdInstance {
