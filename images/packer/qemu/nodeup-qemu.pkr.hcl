@@ -44,6 +44,36 @@ variable "output_directory" {
   default = ""
 }
 
+variable "extra_qemuargs" {
+  type        = list(list(string))
+  default     = []
+  description = "More QEMU arguments, e.g. -kernel/-initrd/-append to boot a base image that has no bootloader."
+}
+
+variable "cloud_init_dir" {
+  type        = string
+  default     = ""
+  description = "NoCloud seed served to the build VM (default: ./cloud-init, which creates the packer user)."
+}
+
+variable "ssh_username" {
+  type        = string
+  default     = "packer"
+  description = "Build login; with root, commands run without sudo."
+}
+
+variable "ssh_password" {
+  type      = string
+  default   = "packer"
+  sensitive = true
+}
+
+variable "build_cleanup" {
+  type        = string
+  default     = "rm -f /etc/sudoers.d/90-cloud-init-users; userdel -f -r packer"
+  description = "Shell run as root right before power-off: removes the build login from the image."
+}
+
 variable "aarch64_firmware" {
   type        = string
   default     = "/usr/share/AAVMF/AAVMF_CODE.fd"
@@ -71,6 +101,7 @@ locals {
     ["-smbios", "type=1,serial=ds=nocloud-net;s=http://{{ .HTTPIP }}:{{ .HTTPPort }}/"],
     ["-netdev", "user,id=user.0,hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22"],
   ]
+  sudo = var.ssh_username == "root" ? "" : "sudo "
   arch_args = {
     amd64 = []
     arm64 = [["-bios", var.aarch64_firmware]]
@@ -92,13 +123,13 @@ source "qemu" "node" {
   cpus             = var.cpus
   memory           = var.memory
   headless         = true
-  http_directory   = "${path.root}/cloud-init"
-  qemuargs         = concat(local.common_args, local.arch_args[var.arch])
-  ssh_username     = "packer"
-  ssh_password     = "packer"
+  http_directory   = var.cloud_init_dir != "" ? var.cloud_init_dir : "${path.root}/cloud-init"
+  qemuargs         = concat(local.common_args, local.arch_args[var.arch], var.extra_qemuargs)
+  ssh_username     = var.ssh_username
+  ssh_password     = var.ssh_password
   ssh_timeout      = "45m"
-  # Remove the build user (see cloud-init/user-data) as the last thing before powering off.
-  shutdown_command = "sudo sh -c 'rm -f /etc/sudoers.d/90-cloud-init-users; userdel -f -r packer; shutdown -P now'"
+  # Remove the build login (see cloud-init/user-data) as the last thing before powering off.
+  shutdown_command = "${local.sudo}sh -c '${var.build_cleanup}; shutdown -P now'"
   output_directory = var.output_directory != "" ? var.output_directory : "output/${local.image_name}"
   vm_name          = "${local.image_name}.qcow2"
 }
@@ -124,6 +155,6 @@ build {
   provisioner "shell" {
     script           = "${path.root}/../scripts/bake.sh"
     environment_vars = local.bake_env
-    execute_command  = "chmod +x {{ .Path }}; sudo env {{ .Vars }} sh '{{ .Path }}'"
+    execute_command  = "chmod +x {{ .Path }}; ${local.sudo}env {{ .Vars }} sh '{{ .Path }}'"
   }
 }

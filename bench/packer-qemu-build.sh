@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# A real `packer build` of images/packer/qemu on this machine, against the local Debian base image
+# (scripts/vm/base-image.sh: bare ext4 root booted with -kernel/-initrd, no sudo, so Packer logs in
+# as root through the cloud-init-root seed), then checks the output image offline with debugfs:
+# bake manifest present, machine-id empty, SSH host keys and the build login gone. Prints figures.
+#
+#   bash bench/packer-qemu-build.sh [NODEUP_BINARY]      (default: dist/nodeup-linux-amd64)
+#
+# NODEUP_BAKE_ARGS (default "--only node-files") limits the bake to components that need no asset
+# mirror; NODEUP_ACCEL (default tcg) picks the accelerator; NODEUP_KEEP=1 keeps the work folder.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="$(readlink -f "${1:-$REPO/dist/nodeup-linux-amd64}")"
+BAKE_ARGS="${NODEUP_BAKE_ARGS:---only node-files}"
+ACCEL="${NODEUP_ACCEL:-tcg}"
+T0=$(date +%s)
+log() { printf '[packer-bench +%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+[ -x "$BIN" ] || die "no nodeup binary at $BIN: run node scripts/build.ts first"
+"$BIN" bake --help >/dev/null 2>&1 || die "$BIN has no bake command: rebuild it"
+for tool in packer qemu-system-x86_64 qemu-img debugfs; do
+  command -v "$tool" >/dev/null || die "$tool missing: run scripts/boot-paths-deps.sh"
+done
+
+log "base image (scripts/vm/base-image.sh)"
+BASE="$(bash "$REPO/scripts/vm/base-image.sh")"
+WORK="$(mktemp -d /tmp/nodeup-packer-bench.XXXXXX)"
+if [ "${NODEUP_KEEP:-}" != 1 ]; then trap 'rm -rf "$WORK"' EXIT; fi
+
+"$BIN" example --dir "$WORK/example" >/dev/null
+sed 's|^stateStore: .*|stateStore: file:///tmp/nodeup-store|' "$WORK/example/boot-nodes.yaml" >"$WORK/bake.yaml"
+K8S="$(sed -n 's/^  kubernetesVersion: //p' "$WORK/example/state/igconfig/nodes/node.yaml")"
+
+log "packer build images/packer/qemu (accelerator $ACCEL, bake args: $BAKE_ARGS)"
+B0=$(date +%s)
+PACKER_LOG="${PACKER_LOG:-0}" CHECKPOINT_DISABLE=1 nice -n 5 packer build -color=false \
+  -var "accelerator=$ACCEL" \
+  -var "base_image_url=$BASE/rootfs.img" -var base_image_checksum=none -var disk_size=8G \
+  -var "extra_qemuargs=[[\"-kernel\",\"$BASE/vmlinuz\"],[\"-initrd\",\"$BASE/initrd.img\"],[\"-append\",\"root=/dev/vda rw console=ttyS0\"]]" \
+  -var "cloud_init_dir=$REPO/images/packer/qemu/cloud-init-root" -var ssh_username=root \
+  -var 'build_cleanup=rm -f /etc/ssh/sshd_config.d/90-packer-build.conf; usermod -p \* root' \
+  -var "kubernetes_version=$K8S" -var "bake_config=$WORK/bake.yaml" -var "state_store_dir=$WORK/example/state" \
+  -var "nodeup_binary=$BIN" -var "bake_args=$BAKE_ARGS" -var "output_directory=$WORK/output" \
+  "$REPO/images/packer/qemu" | sed 's/^/  packer| /' >&2
+BUILD_S=$(($(date +%s) - B0))
+IMG="$(ls "$WORK"/output/*.qcow2)"
+QCOW_MB=$(($(stat -c %s "$IMG") / 1024 / 1024))
+
+log "checking the image offline (qemu-img convert + debugfs)"
+qemu-img convert -O raw "$IMG" "$WORK/check.raw"
+dbg() { debugfs -R "$1" "$WORK/check.raw" 2>/dev/null; }
+MANIFEST="$(dbg 'cat /etc/nodeup/bake-manifest.json')"
+[ -n "$MANIFEST" ] || die "no /etc/nodeup/bake-manifest.json in the image"
+printf '%s\n' "$MANIFEST" | grep -q "\"kubernetesVersion\": \"$K8S\"" || die "manifest is not for $K8S"
+[ "$(dbg 'stat /etc/machine-id' | sed -n 's/.*Size: \([0-9]*\).*/\1/p')" = 0 ] || die "machine-id is not empty"
+if dbg 'ls -l /etc/ssh' | grep -q 'ssh_host_'; then die "SSH host keys left in the image"; fi
+if dbg 'ls -l /etc/ssh/sshd_config.d' | grep -q '90-packer-build'; then die "the build login's sshd drop-in is left"; fi
+dbg 'cat /etc/shadow' | grep -q '^root:\*:' || die "root still has a password"
+BIN_IN_IMAGE="$(dbg 'stat /usr/local/bin/nodeup' | sed -n 's/.*Size: \([0-9]*\).*/\1/p')"
+[ "$BIN_IN_IMAGE" = "$(stat -c %s "$BIN")" ] || die "the image's /usr/local/bin/nodeup differs in size"
+dbg 'cat /etc/systemd/system/nodeup.service' | grep -q 'ExecStart=/usr/local/bin/nodeup apply' || die "nodeup.service missing"
+
+echo "packer_qemu_build_seconds=$BUILD_S"
+echo "packer_qemu_accelerator=$ACCEL"
+echo "packer_qemu_image_mb=$QCOW_MB"
+echo "packer_qemu_bake_args=$BAKE_ARGS"
+echo "packer_qemu_checks=manifest,machine-id-empty,no-ssh-host-keys,no-build-login,binary,unit"
+log "done in $(($(date +%s) - T0))s"
