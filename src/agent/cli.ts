@@ -1,7 +1,7 @@
 // The command table. Each folder that adds a command exports a Command; main.ts lists them.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { AgentError } from './errors.ts';
-import { createLogger, type LogFormat, type Logger } from './log.ts';
+import { createLogger, type Logger } from './log.ts';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -72,7 +72,7 @@ export function loggerFor(values: CommandContext['values']): Logger {
     throw new AgentError('USAGE', `--log-format must be json or pretty, got ${String(format)}`);
   }
   return createLogger({
-    ...(format ? { format: format as LogFormat } : {}),
+    ...(format ? { format: format } : {}),
     ...(typeof values['log-level'] === 'string' ? { level: values['log-level'] } : {}),
   });
 }

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import * as yaml from 'js-yaml';
 import { z } from 'zod';
 import { ContainerdSpec } from '../containerd/schema.ts';
+import { ControlPlaneSpec } from '../controlplane/schema.ts';
 import { EtcdSpec } from '../etcd/schema.ts';
 import { ImagesSpec } from '../images/schema.ts';
 import { KubeletSpec } from '../kubelet/schema.ts';
@@ -82,6 +83,7 @@ export const NodeSpec = z.strictObject({
   kubelet: KubeletSpec.prefault({}),
   kubeProxy: KubeProxySpec.prefault({}),
   networking: NetworkingSpec.prefault({}),
+  controlPlane: ControlPlaneSpec.prefault({}),
   etcd: EtcdSpec.prefault({}),
   images: ImagesSpec.prefault({}),
   files: z.array(ExtraFile).default([]),
@@ -104,7 +106,8 @@ function describeInput(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (v === null) return 'null';
   if (typeof v === 'object') return 'a mapping';
-  return typeof v === 'function' ? 'a function' : String(v as string | number | boolean | bigint | symbol);
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return typeof v;
 }
 
 /** One line per problem: `<path>: <what was expected>, got <what was there>`. Pure. */

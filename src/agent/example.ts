@@ -17,7 +17,7 @@ metadata:
   instanceGroup: ${instanceGroup}
 spec:
   role: ${role}
-  kubernetesVersion: v1.35.4
+  kubernetesVersion: v1.35.1
   apiServerEndpoint: https://10.0.2.15:6443
   kubelet:
     maxPods: 110

@@ -39,14 +39,14 @@ export class Graph implements GraphBuilder {
 
   add<A>(task: Task<A>): void {
     if (this.tasks.has(task.key)) throw new GraphError(`duplicate task key ${task.key} (added by ${this.currentOwner})`);
-    this.tasks.set(task.key, task as AnyTask);
+    this.tasks.set(task.key, task);
     this.owner.set(task.key, this.currentOwner);
   }
 
   ensure<A>(task: Task<A>): void {
     const existing = this.tasks.get(task.key);
     if (!existing) return this.add(task);
-    if (!sameTask(existing, task as AnyTask)) {
+    if (!sameTask(existing, task)) {
       throw new GraphError(`task ${task.key} ensured twice with different content (by ${this.currentOwner})`);
     }
   }

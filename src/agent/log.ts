@@ -45,7 +45,7 @@ export function formatPretty(line: string): string {
     }
     fields.push(`${k}=${typeof v === 'string' ? (/[\s"=]/.test(v) ? JSON.stringify(v) : v) : JSON.stringify(v)}`);
   }
-  return `${time} ${level} ${String(rec.msg ?? '')}${fields.length ? ' ' + fields.join(' ') : ''}\n`;
+  return `${time} ${level} ${typeof rec.msg === 'string' ? rec.msg : ''}${fields.length ? ' ' + fields.join(' ') : ''}\n`;
 }
 
 function prettyStream(fd: number): DestinationStream {

@@ -36,7 +36,7 @@ async function converge(task: AnyTask) {
 describe('file task', () => {
   it('creates, then converges; content changes are shown as hashes, never as text', async () => {
     const t = new FileTask({ path: '/etc/app/secret.key', content: 'PRIVATE KEY', mode: 0o600 });
-    const { before, after } = await converge(t as AnyTask);
+    const { before, after } = await converge(t);
     expect(JSON.stringify(before)).not.toContain('PRIVATE');
     expect(after).toEqual([]);
     const st = await fsp.stat(path.join(host.root, 'etc/app/secret.key'));
@@ -45,7 +45,7 @@ describe('file task', () => {
 
   it('repairs drifted content and mode', async () => {
     const t = new FileTask({ path: '/etc/a.conf', content: 'a=1\n', mode: 0o644 });
-    await converge(t as AnyTask);
+    await converge(t);
     await fsp.writeFile(path.join(host.root, 'etc/a.conf'), 'a=2\n');
     await fsp.chmod(path.join(host.root, 'etc/a.conf'), 0o666);
     const d = t.diff(await t.observe(host));
@@ -111,7 +111,7 @@ describe('download task', () => {
       path: '/usr/local/bin/kubelet',
       mode: 0o755,
     });
-    const { before, after } = await converge(t as AnyTask);
+    const { before, after } = await converge(t);
     expect(before).toEqual([{ field: 'content', to: `sha256:${sha(body).slice(0, 12)} (download kubelet)` }]);
     expect(after).toEqual([]);
     expect(await fsp.readFile(path.join(host.root, 'var/cache/nodeup/sha256', sha(body)))).toEqual(body);
@@ -144,7 +144,7 @@ describe('download task', () => {
       path: '/usr/local/bin/kubelet',
       mode: 0o755,
     });
-    const { after } = await converge(t as AnyTask);
+    const { after } = await converge(t);
     expect(after).toEqual([]);
     expect(await fsp.readFile(path.join(host.root, 'usr/local/bin/kubelet'))).toEqual(body);
   });

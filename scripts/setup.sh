@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for nodeup development and tests, idempotently; slow results are cached
+# under ~/.cache/nodeup keyed by version, so a second run takes seconds.
+#   1. Node 24 from the npm registry (scripts/node-env.sh) and the npm dependencies (npm ci)
+#   2. the Debian packages the integration tests drive (etcd, containerd, registry, apt/dnf tools, QEMU...)
+#   3. real binaries built from source through the Go module proxy (MinIO, etcd 3.6, containerd 2.x...)
+# Usage: bash scripts/setup.sh [--no-fixtures]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T0=$(date +%s)
+log() { printf '[setup +%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
+
+# shellcheck disable=SC1091
+source scripts/node-env.sh
+log "node $(node --version)"
+stamp="$HOME/.cache/nodeup/npm-ci.$(sha256sum package-lock.json | cut -c1-16)"
+if [ ! -d node_modules ] || [ ! -f "$stamp" ] || [ package-lock.json -nt node_modules ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  mkdir -p "$(dirname "$stamp")" && touch "$stamp"
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  log "Debian packages"
+  bash scripts/fixtures/apt-deps.sh
+else
+  log "not root: skipping Debian packages (integration tests will say what is missing)"
+fi
+
+if [ "${1:-}" != "--no-fixtures" ]; then
+  log "binaries from source (cached): ${NODEUP_FIXTURES:-minio etcd36 containerd2 runc cni crictl}"
+  # shellcheck disable=SC2086
+  bash scripts/fixtures/build.sh ${NODEUP_FIXTURES:-minio etcd36 containerd2 runc cni crictl}
+fi
+log "ready"
