@@ -84,10 +84,10 @@ export function classifyS3Error(err: unknown): { status: number | undefined; nam
 /** What to do about a failure, in words an operator can act on. Pure (exported for tests). */
 export function s3Hint(name: string, status: number | undefined): string {
   if (name === 'NoSuchBucket') return 'the bucket does not exist: create it or fix stateStore';
+  if (name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch') return 'the server rejected the credentials: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the instance role';
   if (name === 'AccessDenied' || name === 'Forbidden' || status === 403) {
     return 'access denied: check that the credentials (env, profile or instance role) allow s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on this bucket';
   }
-  if (name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch') return 'the server rejected the credentials: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the instance role';
   if (name === 'CredentialsProviderError') return 'no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or attach an instance role';
   if (name === 'PermanentRedirect' || status === 301) return 'the bucket is in another region: set s3.region in the boot config';
   if (name === 'NotImplemented' || status === 501) return 'the server does not support this request (conditional writes need If-None-Match support)';
