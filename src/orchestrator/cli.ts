@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { type Command, type CommandContext, stringList } from '../agent/cli.ts';
 import { AgentError } from '../agent/errors.ts';
 import { AwsProvider } from './aws.ts';
-import { launchCloud, launchQemu, type LaunchResult } from './launch.ts';
+import { launchCloud, launchQemu, renderOnly, sha256File, type LaunchResult } from './launch.ts';
 import type { InstanceInfo, Provider } from './provider.ts';
 import { QemuProvider } from './qemu.ts';
 
@@ -64,7 +64,8 @@ export const launchCommand: Command = {
   usage:
     'nodeup launch --node-config FILE [--provider qemu|aws] [--count N | --name NAME...] [--binary PATH] [--assets DIR] [--only C]\n' +
     '       nodeup launch --list [--provider P] [--cluster NAME]\n' +
-    '       nodeup launch --delete NAME... [--provider P]',
+    '       nodeup launch --delete NAME... [--provider P]\n' +
+    '       nodeup launch --node-config FILE --render-only DIR [--binary PATH --binary-url URL]   (user-data files, e.g. for Vagrant)',
   options: {
     provider: { type: 'string', default: 'qemu' },
     'node-config': { type: 'string' },
@@ -82,6 +83,7 @@ export const launchCommand: Command = {
     'disk-size': { type: 'string' },
     timeout: { type: 'string' },
     'no-wait': { type: 'boolean' },
+    'render-only': { type: 'string' },
     list: { type: 'boolean' },
     cluster: { type: 'string' },
     delete: { type: 'string', multiple: true },
@@ -132,6 +134,28 @@ export const launchCommand: Command = {
       wait: !v['no-wait'],
       timeoutSec: posInt(v.timeout, '--timeout', 1800),
     };
+    const renderDir = str(v['render-only']);
+    if (renderDir) {
+      const binaryUrl = str(v['binary-url']);
+      const binaryPath = str(v.binary);
+      if (binaryUrl && !binaryPath && !str(v['binary-sha256'])) {
+        throw new AgentError('USAGE', '--binary-url needs --binary PATH (to hash) or --binary-sha256', { details: { field: '--binary-sha256' } });
+      }
+      const sha256 = str(v['binary-sha256']) ?? (binaryUrl && binaryPath ? await sha256File(binaryPath) : undefined);
+      const files = await renderOnly({
+        nodeConfigPath,
+        count: common.count,
+        names,
+        applyArgs,
+        outDir: renderDir,
+        stateStore: str(v['state-store']),
+        ...(binaryUrl && sha256 ? { binary: { url: binaryUrl, sha256 } } : {}),
+        assetMirrors: stringList(v['asset-mirror']),
+        log: ctx.log,
+      });
+      ctx.out(files.map((f) => `wrote ${f}\n`).join(''));
+      return 0;
+    }
     let res: LaunchResult;
     if (providerName === 'qemu') {
       const binary = str(v.binary);

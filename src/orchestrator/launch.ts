@@ -138,6 +138,57 @@ export function namesFor(ig: string, count: number, names?: readonly string[]): 
   return instanceNames(ig, count);
 }
 
+export interface RenderOnlyOptions {
+  readonly nodeConfigPath: string;
+  readonly count: number;
+  readonly names?: readonly string[];
+  readonly applyArgs: readonly string[];
+  readonly outDir: string;
+  /** A host-side file:// store whose CA certificate and bootstrap token are embedded. */
+  readonly stateStore?: string | undefined;
+  readonly binary?: { readonly url: string; readonly sha256: string } | undefined;
+  readonly assetMirrors?: readonly string[];
+  readonly log: Logger;
+}
+
+/** Files of an embedded file:// store for a node: its NodeConfig and, from a file:// store, its secrets. */
+async function embeddedStoreFiles(cfg: NodeConfigInput, stateStore: string | undefined, log: Logger): Promise<{ path: string; content: Buffer; mode: string }[]> {
+  const files = [{ path: `${embeddedStoreDir}/${storeLayout.nodeConfig(cfg.instanceGroup)}`, content: cfg.raw, mode: '0600' }];
+  if (stateStore) {
+    const store = openStateStore(stateStore, { log });
+    const keys = [storeLayout.pki('ca.crt'), ...(cfg.role === 'worker' ? [storeLayout.secret('bootstrap-token')] : [])];
+    for (const k of keys) {
+      const data = await store.read(k);
+      if (data) files.push({ path: `${embeddedStoreDir}/${k}`, content: data, mode: '0600' });
+    }
+  }
+  return files;
+}
+
+/** Writes `<outDir>/<name>.user-data` (mode 0600) for each node and returns the paths: for Vagrant and other tools. */
+export async function renderOnly(o: RenderOnlyOptions): Promise<string[]> {
+  const cfg = await readNodeConfigFile(o.nodeConfigPath);
+  const files = await embeddedStoreFiles(cfg, o.stateStore, o.log);
+  await fsp.mkdir(o.outDir, { recursive: true, mode: 0o700 });
+  const out: string[] = [];
+  for (const name of namesFor(cfg.instanceGroup, o.count, o.names)) {
+    const boot = renderBootConfig({
+      stateStore: `file://${embeddedStoreDir}`,
+      clusterName: cfg.cluster,
+      instanceGroup: cfg.instanceGroup,
+      nodeConfigHash: cfg.hash,
+      nodeName: name,
+      assetMirrors: o.assetMirrors ?? [],
+    });
+    const file = path.join(o.outDir, `${name}.user-data`);
+    await fsp.writeFile(file, renderUserData({ nodeName: name, bootConfig: boot, files, applyArgs: o.applyArgs, ...(o.binary ? { binary: o.binary } : {}) }), { mode: 0o600 });
+    out.push(file);
+  }
+  return out;
+}
+
+export { sha256File };
+
 export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
   const cfg = await readNodeConfigFile(o.nodeConfigPath);
   const names = namesFor(cfg.instanceGroup, o.count, o.names);
@@ -146,17 +197,7 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
   const provider0 = new QemuProvider({ stateDir: o.stateDir, baseImage: o.baseImage, log: o.log });
 
   // Secrets a node of this role needs from a host-side file:// store (embedded 0600 in the guest).
-  const storeFiles: { path: string; content: Buffer; mode: string }[] = [
-    { path: `${embeddedStoreDir}/${storeLayout.nodeConfig(cfg.instanceGroup)}`, content: cfg.raw, mode: '0600' },
-  ];
-  if (o.stateStore) {
-    const store = openStateStore(o.stateStore, { log: o.log });
-    const keys = [storeLayout.pki('ca.crt'), ...(cfg.role === 'worker' ? [storeLayout.secret('bootstrap-token')] : [])];
-    for (const k of keys) {
-      const data = await store.read(k);
-      if (data) storeFiles.push({ path: `${embeddedStoreDir}/${k}`, content: data, mode: '0600' });
-    }
-  }
+  const storeFiles = await embeddedStoreFiles(cfg, o.stateStore, o.log);
 
   const server = new SeedServer({
     log: o.log,

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Everything the VM suites (npm run test:vm) need, idempotent and cached under ~/.cache/nodeup:
+#   1. QEMU, qemu-img, mmdebstrap (Debian packages)
+#   2. the base guest image (scripts/vm/base-image.sh)
+#   3. the nodeup binary guests run (npm run build -> dist/nodeup-linux-amd64), when missing
+# Usage: bash scripts/vm/setup.sh [--rebuild-binary]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+T0=$(date +%s)
+log() { printf '[vm-setup +%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
+
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v qemu-img >/dev/null || need+=(qemu-utils)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v curl >/dev/null || need+=(curl)
+if [ "${#need[@]}" -gt 0 ]; then
+  log "installing ${need[*]}"
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+fi
+
+log "base guest image"
+bash scripts/vm/base-image.sh >/dev/null
+
+if [ ! -x dist/nodeup-linux-amd64 ] || [ "${1:-}" = "--rebuild-binary" ]; then
+  log "building the nodeup binary (npm run build)"
+  # shellcheck disable=SC1091
+  source scripts/node-env.sh
+  nice -n 10 node scripts/build.ts --arch amd64 >&2
+fi
+log "ready: $(readlink -f "${NODEUP_CACHE:-$HOME/.cache/nodeup}/vm/base-current"), dist/nodeup-linux-amd64"
