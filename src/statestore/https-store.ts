@@ -8,7 +8,7 @@ import { Agent, request } from 'undici';
 import { AgentError, errorMessage } from '../agent/errors.ts';
 import type { Logger } from '../agent/log.ts';
 import { silentLogger } from '../agent/log.ts';
-import { defaultRetry, withRetry, type RetryPolicy, type StateStore } from './store.ts';
+import { defaultRetry, withRetry, type RetryPolicy, type StateStore, type WriteStoreOptions } from './store.ts';
 
 export interface HttpsStoreOptions {
   readonly log?: Logger | undefined;
@@ -140,7 +140,7 @@ export class HttpsStore implements StateStore {
     });
   }
 
-  write(key: string): Promise<boolean> {
+  write(key: string, _data?: string | Buffer, _opts?: WriteStoreOptions): Promise<boolean> {
     return Promise.reject(this.readOnly('write', key));
   }
 
