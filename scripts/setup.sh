@@ -13,12 +13,17 @@ log() { printf '[setup +%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
 # shellcheck disable=SC1091
 source scripts/node-env.sh
 log "node $(node --version)"
-stamp="$HOME/.cache/nodeup/npm-ci.$(sha256sum package-lock.json | cut -c1-16)"
-if [ ! -d node_modules ] || [ ! -f "$stamp" ] || [ package-lock.json -nt node_modules ]; then
+lock_hash="$(sha256sum package-lock.json | cut -c1-16)"
+stamp=node_modules/.nodeup-lock-hash
+if [ ! -d node_modules ]; then
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
-  mkdir -p "$(dirname "$stamp")" && touch "$stamp"
+elif [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
+  # never wipe an existing node_modules (others may be using it): install what the lock adds
+  log "npm install (package-lock.json changed)"
+  npm install --no-audit --no-fund --loglevel=error
 fi
+echo "$lock_hash" >"$stamp"
 
 if [ "$(id -u)" -eq 0 ]; then
   log "Debian packages"
