@@ -4,12 +4,13 @@
 // the store through the AWS SDK's default chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configHash } from '../../src/agent/config.ts';
 import { AgentError } from '../../src/agent/errors.ts';
 import { createLogger } from '../../src/agent/log.ts';
 import { S3Store } from '../../src/statestore/s3-store.ts';
@@ -179,6 +180,56 @@ describe('s3:// state store against a real MinIO on 127.0.0.1', () => {
     const store = openStateStore(`s3://${bucket}/clusters/alpha`, { s3: s3Settings(), retry: fast }) as S3Store;
     stores.push(store);
     expect((await store.read('igconfig/nodes/node.yaml'))?.toString()).toBe('kind: NodeConfig # v2\n');
+  });
+
+  it('the agent reads its NodeConfig from s3:// (boot config s3 settings) and publishes its receipt there', async () => {
+    const store = open(`s3://${bucket}/clusters/e2e`);
+    const nodeConfig = [
+      'apiVersion: nodeup.dev/v1alpha1',
+      'kind: NodeConfig',
+      'metadata: { cluster: e2e, instanceGroup: workers }',
+      'spec:',
+      '  role: control-plane',
+      '  apiServerEndpoint: https://10.0.0.10:6443',
+      '  files:',
+      '    - path: /etc/nodeup-e2e/hello.txt',
+      '      content: "hello from s3\\n"',
+      '',
+    ].join('\n');
+    await store.write('igconfig/workers/node.yaml', nodeConfig);
+    const work = mkdtempSync(join(tmpdir(), 'nodeup-s3-e2e-'));
+    try {
+      mkdirSync(join(work, 'root/etc'), { recursive: true });
+      writeFileSync(join(work, 'root/etc/os-release'), 'ID=debian\nVERSION_ID="12"\n');
+      writeFileSync(
+        join(work, 'boot.yaml'),
+        [
+          'apiVersion: nodeup.dev/v1alpha1',
+          'kind: BootConfig',
+          `stateStore: s3://${bucket}/clusters/e2e`,
+          'clusterName: e2e',
+          'instanceGroup: workers',
+          `nodeConfigHash: ${configHash(nodeConfig)}`,
+          'nodeName: e2e-node',
+          's3:',
+          `  endpoint: ${endpoint}`,
+          '  forcePathStyle: true',
+          '',
+        ].join('\n'),
+      );
+      const cli = (mode: string): string =>
+        execFileSync(process.execPath, [join(repo, 'src/agent/main.ts'), mode, '--config', join(work, 'boot.yaml'), '--root', join(work, 'root'), '--only', 'node-files', '--log-format', 'json'], {
+          encoding: 'utf8',
+          env: { ...process.env, NODEUP_LOG_LEVEL: 'warn' },
+        });
+      expect(cli('plan')).toContain('+ file:/etc/nodeup-e2e/hello.txt');
+      expect(await store.read('nodes/e2e-node/status.json')).toBeUndefined(); // plan publishes nothing
+      cli('apply');
+      const receipt = JSON.parse((await store.read('nodes/e2e-node/status.json'))?.toString() ?? '{}') as { result?: string; configHash?: string };
+      expect(receipt).toMatchObject({ result: 'converged', configHash: configHash(nodeConfig) });
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   it('a missing bucket is a clear, non-retried error naming the bucket', async () => {
