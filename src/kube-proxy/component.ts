@@ -1,8 +1,9 @@
 // kube-proxy: a static pod on every node, nftables mode by default (iptables selectable; ipvs is
 // deprecated upstream and not offered). Disabled (spec.kubeProxy.enabled: false, e.g. when the CNI
 // replaces it): the manifest is removed if an earlier run wrote it.
-// Owns: /var/lib/kube-proxy/config.conf, /var/lib/kube-proxy/kubeconfig (client pair
-// /etc/kubernetes/pki/kube-proxy.{crt,key}, issued by the PKI tasks), /etc/kubernetes/manifests/kube-proxy.yaml.
+// Owns: /var/lib/kube-proxy/config.conf, /var/lib/kube-proxy/kubeconfig, /etc/kubernetes/manifests/kube-proxy.yaml.
+// Credentials: control planes use /etc/kubernetes/pki/kube-proxy.{crt,key} (issued by the control-plane
+// PKI tasks); workers use kubelet's rotating client certificate (see paths.ts for the RBAC it needs).
 // Runs after: nothing explicit; kubelet picks the manifest up whenever it appears.
 import type { Component } from '../agent/component.ts';
 import type { NodeModel } from '../agent/model.ts';
@@ -10,6 +11,8 @@ import { DirTask, FileTask, shortHash } from '../agent/tasks/file.ts';
 import { caCertPath, pkiDir, staticPodDir } from '../kubelet/paths.ts';
 import { AbsentFileTask } from './absent-task.ts';
 import {
+  kubeletClientCurrentPath,
+  kubeletPkiDir,
   kubeProxyCertPath,
   kubeProxyConfigPath,
   kubeProxyDir,
@@ -30,18 +33,19 @@ export interface KubeProxyFiles {
 /** Every file kube-proxy needs on this node. Pure. */
 export function kubeProxyFiles(model: NodeModel): KubeProxyFiles {
   const config = renderKubeProxyConfig({ mode: model.spec.kubeProxy.mode, clusterCIDR: model.spec.networking.podCIDR, kubeconfig: kubeProxyKubeconfigPath });
+  const worker = model.role === 'worker';
   const kubeconfig = renderKubeProxyKubeconfig({
     clusterName: model.boot.clusterName,
     server: model.spec.apiServerEndpoint,
     caFile: caCertPath,
-    certFile: kubeProxyCertPath,
-    keyFile: kubeProxyKeyPath,
+    certFile: worker ? kubeletClientCurrentPath : kubeProxyCertPath,
+    keyFile: worker ? kubeletClientCurrentPath : kubeProxyKeyPath,
   });
   const manifest = renderKubeProxyManifest({
     image: `registry.k8s.io/kube-proxy:${model.versions.kubernetes}`,
     configPath: kubeProxyConfigPath,
     configDir: kubeProxyDir,
-    pkiDir,
+    credentialDirs: [{ name: 'pki', path: pkiDir }, ...(worker ? [{ name: 'kubelet-pki', path: kubeletPkiDir }] : [])],
     configHash: shortHash(config + kubeconfig),
   });
   return { config, kubeconfig, manifest };

@@ -7,7 +7,8 @@ export interface KubeProxyManifestInput {
   readonly image: string;
   readonly configPath: string;
   readonly configDir: string;
-  readonly pkiDir: string;
+  /** Read-only host directories holding the CA and the client credentials, by volume name. */
+  readonly credentialDirs: readonly { readonly name: string; readonly path: string }[];
   /** Hash of the config and kubeconfig contents. */
   readonly configHash: string;
 }
@@ -36,7 +37,7 @@ export function renderKubeProxyManifest(i: KubeProxyManifestInput): string {
           securityContext: { privileged: true },
           volumeMounts: [
             { name: 'kube-proxy', mountPath: i.configDir, readOnly: true },
-            { name: 'pki', mountPath: i.pkiDir, readOnly: true },
+            ...i.credentialDirs.map((d) => ({ name: d.name, mountPath: d.path, readOnly: true })),
             { name: 'xtables-lock', mountPath: '/run/xtables.lock' },
             { name: 'lib-modules', mountPath: '/lib/modules', readOnly: true },
           ],
@@ -44,7 +45,7 @@ export function renderKubeProxyManifest(i: KubeProxyManifestInput): string {
       ],
       volumes: [
         { name: 'kube-proxy', hostPath: { path: i.configDir, type: 'Directory' } },
-        { name: 'pki', hostPath: { path: i.pkiDir, type: 'Directory' } },
+        ...i.credentialDirs.map((d) => ({ name: d.name, hostPath: { path: d.path, type: 'Directory' } })),
         { name: 'xtables-lock', hostPath: { path: '/run/xtables.lock', type: 'FileOrCreate' } },
         { name: 'lib-modules', hostPath: { path: '/lib/modules', type: 'Directory' } },
       ],
