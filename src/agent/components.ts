@@ -4,6 +4,8 @@ import { nodeFilesComponent } from './node-files.ts';
 import { packagesComponent } from '../packages/component.ts';
 import { prereqsComponent } from '../node-prereqs/component.ts';
 import { kubeletComponent } from '../kubelet/component.ts';
+import { controlPlaneComponent } from '../controlplane/component.ts';
+import { etcdComponent } from '../etcd/component.ts';
 import { kubeProxyComponent } from '../kube-proxy/component.ts';
 import { containerdComponent } from '../containerd/component.ts';
 import { imagesComponent } from '../images/component.ts';
@@ -14,6 +16,8 @@ export const components: readonly Component[] = [
   prereqsComponent,
   containerdComponent,
   kubeletComponent,
+  etcdComponent,
+  controlPlaneComponent,
   kubeProxyComponent,
   imagesComponent,
 ];

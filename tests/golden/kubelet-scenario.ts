@@ -95,7 +95,7 @@ export async function makeScenario(role: 'worker' | 'control-plane', instanceGro
   return {
     dir,
     boot,
-    skip: ['packages'].filter((n) => registered.has(n)),
+    skip: ['packages', 'etcd', 'control-plane'].filter((n) => registered.has(n)),
     dispose: () => fsp.rm(dir, { recursive: true, force: true }),
   };
 }

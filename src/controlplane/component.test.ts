@@ -1,0 +1,161 @@
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { MockAgent, getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { components } from '../agent/components.ts';
+import { execute } from '../agent/executor.ts';
+import { createTestHost } from '../agent/host/test-host.ts';
+import { silentLogger } from '../agent/log.ts';
+import { buildGraph } from '../agent/run.ts';
+import { caNames, ensureClusterPki } from '../pki/cluster-pki.ts';
+import { loadNodeSecrets } from '../pki/secrets.ts';
+import { CertTask, StoreFileTask } from '../pki/tasks.ts';
+import { FileStore } from '../statestore/file-store.ts';
+import { apiServerSans, controlPlaneComponent, controlPlaneInput, firstServiceIp } from './component.ts';
+import { renderApiServerManifest, renderAuditPolicy, renderControllerManagerManifest, renderSchedulerManifest } from './render-manifests.ts';
+import { cpModel } from './test-model.ts';
+import { Graph } from '../agent/graph.ts';
+
+const cases: [string, Record<string, unknown>][] = [
+  ['default', { kubernetesVersion: 'v1.35.1' }],
+  [
+    'audit-private-registry-1.33',
+    {
+      kubernetesVersion: 'v1.33.5',
+      controlPlane: {
+        imageRegistry: 'mirror.internal:5000/k8s',
+        apiServer: { port: 443, extraSANs: ['api.lb.example', '192.0.2.10'], audit: { enabled: true, maxAgeDays: 7 }, extraArgs: { v: '2' } },
+        scheduler: { extraArgs: { 'leader-elect': 'false' } },
+      },
+      etcd: { clusters: [{ name: 'main', clientPort: 4001, peerPort: 2380 }] },
+      networking: { cni: 'external' },
+    },
+  ],
+];
+
+describe.each(cases)('control-plane static pods: %s', (name, spec) => {
+  it('match the golden files', async () => {
+    const input = controlPlaneInput(cpModel({ spec }));
+    const dir = `testdata/${name}/expected`;
+    await expect(renderApiServerManifest(input)).toMatchFileSnapshot(`${dir}/kube-apiserver.yaml`);
+    await expect(renderControllerManagerManifest(input)).toMatchFileSnapshot(`${dir}/kube-controller-manager.yaml`);
+    await expect(renderSchedulerManifest(input)).toMatchFileSnapshot(`${dir}/kube-scheduler.yaml`);
+  });
+});
+
+describe('control-plane inputs', () => {
+  it('pins images to the Kubernetes version from the configured registry', () => {
+    const m = cpModel({ spec: { kubernetesVersion: 'v1.34.2', controlPlane: { imageRegistry: 'reg.example/k8s' } } });
+    expect(renderApiServerManifest(controlPlaneInput(m))).toContain('image: reg.example/k8s/kube-apiserver:v1.34.2');
+  });
+
+  it('gives the apiserver certificate the service IP, node names and IPs, and the endpoint', () => {
+    const sans = apiServerSans(cpModel({ facts: { ipv4: ['10.0.0.10'] }, nodeName: 'cp-1' }));
+    expect(sans.dnsNames).toEqual(['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', 'cp-1', 'localhost', 'api.test.example']);
+    expect(sans.ips).toEqual(['10.96.0.1', '10.0.0.10', '127.0.0.1']);
+  });
+
+  it.each([
+    ['10.96.0.0/12', '10.96.0.1'],
+    ['172.20.0.0/16', '172.20.0.1'],
+  ])('first service IP of %s is %s', (cidr, ip) => {
+    expect(firstServiceIp(cidr)).toBe(ip);
+  });
+
+  it('refuses a service CIDR it cannot use, naming the field', () => {
+    expect(() => firstServiceIp('fd00::/108')).toThrow(/spec\.networking\.serviceCIDR/);
+  });
+
+  it('builds only on control planes, and only pure tasks (no I/O at build)', () => {
+    expect(controlPlaneComponent.enabled(cpModel({ role: 'worker' }))).toBe(false);
+    const g = new Graph();
+    controlPlaneComponent.build(cpModel(), g);
+    const keys = [...g.finish().order];
+    expect(keys).toContain('pki:cluster');
+    expect(keys).toContain('cert:apiserver');
+    expect(keys).toContain('file:/etc/kubernetes/manifests/kube-apiserver.yaml');
+  });
+
+  it('renders a metadata-only default audit policy', async () => {
+    await expect(renderAuditPolicy()).toMatchFileSnapshot('testdata/audit-private-registry-1.33/expected/audit-policy.yaml');
+  });
+});
+
+describe('a worker never receives a CA key', () => {
+  let previous: Dispatcher;
+  let storeDir: string;
+  let store: FileStore;
+  let caKeys: string[];
+  beforeAll(async () => {
+    previous = getGlobalDispatcher();
+    const agent = new MockAgent();
+    agent.disableNetConnect(); // downloads fail at once: this test is about what gets written
+    setGlobalDispatcher(agent);
+    storeDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'nodeup-worker-pki-'));
+    store = new FileStore(pathToFileURL(storeDir).toString());
+    await ensureClusterPki(store, { holder: 'cp-1' });
+    caKeys = [];
+    for (const n of caNames) caKeys.push(((await store.read(`pki/${n}.key`)) as Buffer).toString('utf8'));
+    caKeys.push(((await store.read('pki/sa.key')) as Buffer).toString('utf8'));
+  });
+  afterAll(async () => {
+    setGlobalDispatcher(previous);
+    await fsp.rm(storeDir, { recursive: true, force: true });
+  });
+
+  async function applyAll(role: 'worker' | 'control-plane'): Promise<{ files: Map<string, string>; taskKeys: string[] }> {
+    const secrets = await loadNodeSecrets(store, role);
+    const model = cpModel({ role, store, secrets });
+    const builder = buildGraph(model, components);
+    const graph = builder.finish();
+    const host = await createTestHost({ unmatched: 'succeed' });
+    try {
+      await execute(graph, host, { mode: 'apply', log: silentLogger, owner: builder.owner, notReadyDeadlineMs: 0 });
+      const files = new Map<string, string>();
+      for (const rel of await host.tree()) files.set('/' + rel, ((await host.fs.read('/' + rel)) ?? Buffer.alloc(0)).toString('utf8'));
+      return { files, taskKeys: [...graph.order] };
+    } finally {
+      await host.dispose();
+    }
+  }
+
+  const leaks = (files: Map<string, string>): string[] =>
+    [...files].filter(([p, text]) => /ca\.key$|sa\.key$/.test(p) || caKeys.some((k) => text.includes(k.trim()))).map(([p]) => p);
+
+  it('the worker graph has no PKI task and writes no CA or service-account key', async () => {
+    const secrets = await loadNodeSecrets(store, 'worker');
+    expect(JSON.stringify(secrets)).not.toContain('PRIVATE KEY');
+    const { files, taskKeys } = await applyAll('worker');
+    expect(taskKeys.filter((k) => k.startsWith('pki:') || k.startsWith('cert:') || k.startsWith('etcd-member:'))).toEqual([]);
+    expect(files.get('/etc/kubernetes/pki/ca.crt')).toBe(secrets.clusterCaCert); // it does get the CA certificate
+    expect(leaks(files)).toEqual([]);
+  });
+
+  it('the same check finds the CA key on a control plane (so it can fail)', async () => {
+    const { files } = await applyAll('control-plane');
+    expect(leaks(files)).toContain('/etc/kubernetes/pki/ca.key');
+    expect(leaks(files)).not.toContain('/etc/kubernetes/pki/etcd/ca.key');
+  });
+
+  it('control-plane cert tasks write keys 0600 and no CA key but the cluster CA one', () => {
+    const g = buildGraph(cpModel({ store }), components).finish();
+    const written = [...g.tasks.values()].flatMap((t) => (t instanceof CertTask ? t.paths() : t instanceof StoreFileTask ? [t.spec.path] : []));
+    expect(written.filter((p) => p.endsWith('.key')).sort()).toEqual([
+      '/etc/kubernetes/pki/apiserver-etcd-client.key',
+      '/etc/kubernetes/pki/apiserver-kubelet-client.key',
+      '/etc/kubernetes/pki/apiserver.key',
+      '/etc/kubernetes/pki/ca.key',
+      '/etc/kubernetes/pki/etcd/events/peer.key',
+      '/etc/kubernetes/pki/etcd/events/server.key',
+      '/etc/kubernetes/pki/etcd/main/peer.key',
+      '/etc/kubernetes/pki/etcd/main/server.key',
+      '/etc/kubernetes/pki/etcd/nodeup-client.key',
+      '/etc/kubernetes/pki/front-proxy-client.key',
+      '/etc/kubernetes/pki/kube-proxy.key',
+      '/etc/kubernetes/pki/kubelet-client.key',
+      '/etc/kubernetes/pki/sa.key',
+    ]);
+  });
+});

@@ -1,0 +1,163 @@
+// control-plane: kube-apiserver, kube-controller-manager and kube-scheduler as static pods, with
+// this node's leaf certificates and kubeconfigs.
+// Owns: /etc/kubernetes/manifests/kube-{apiserver,controller-manager,scheduler}.yaml,
+// /etc/kubernetes/{controller-manager,scheduler,admin}.conf, /etc/kubernetes/pki/{ca,front-proxy-ca,
+// sa}.*, the apiserver's serving and client pairs, kubelet's and kube-proxy's client pairs on control
+// planes, the audit policy; in the state store: the cluster PKI (pki:cluster, created once under a
+// lock) and the workers' bootstrap token.
+// Runs after: the PKI tasks it adds; kubelet (when in the run) picks the manifests up.
+// Only on control-plane nodes, and not in an image bake (certificates are per node).
+import type { Component } from '../agent/component.ts';
+import { AgentError } from '../agent/errors.ts';
+import type { NodeModel } from '../agent/model.ts';
+import type { GraphBuilder } from '../agent/graph.ts';
+import type { TaskKey } from '../agent/task.ts';
+import { DirTask, FileTask } from '../agent/tasks/file.ts';
+import { BootstrapTokenTask, CertTask, ClusterPkiTask, StoreFileTask, clusterPkiKey } from '../pki/tasks.ts';
+import { storeLayout } from '../statestore/store.ts';
+import {
+  adminKubeconfig,
+  auditLogDir,
+  auditPolicyPath,
+  controllerManagerKubeconfig,
+  manifestDir,
+  paths,
+  pkiDir,
+  renderApiServerManifest,
+  renderAuditPolicy,
+  renderControllerManagerManifest,
+  renderSchedulerManifest,
+  schedulerKubeconfig,
+  type ControlPlaneInput,
+} from './render-manifests.ts';
+
+/** The node's address for the API server and etcd: its first non-loopback IPv4. Pure. */
+export function nodeIp(model: NodeModel): string {
+  return model.facts.ipv4[0] ?? '127.0.0.1';
+}
+
+/** The first address of an IPv4 service CIDR: the `kubernetes` Service's ClusterIP. Pure. */
+export function firstServiceIp(cidr: string): string {
+  const [base = '', bits = ''] = cidr.split('/');
+  const o = base.split('.').map(Number);
+  if (o.length !== 4 || o.some((x) => !Number.isInteger(x) || x < 0 || x > 255) || !(Number(bits) <= 30)) {
+    throw new AgentError('CONFIG_INVALID', `spec.networking.serviceCIDR: ${cidr} is not an IPv4 CIDR of /30 or larger`, { details: { field: 'spec.networking.serviceCIDR' } });
+  }
+  const n = ((o[0] as number) * 2 ** 24 + (o[1] as number) * 2 ** 16 + (o[2] as number) * 2 ** 8 + (o[3] as number) + 1) >>> 0;
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+const isIp = (s: string): boolean => /^\d{1,3}(\.\d{1,3}){3}$/.test(s) || s.includes(':');
+
+/** The API server's serving certificate names. Pure. */
+export function apiServerSans(model: NodeModel): { readonly dnsNames: string[]; readonly ips: string[] } {
+  const domain = model.spec.kubelet.clusterDomain;
+  const endpointHost = new URL(model.spec.apiServerEndpoint).hostname.replace(/^\[|\]$/g, '');
+  const names = new Set(['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', `kubernetes.default.svc.${domain}`, model.nodeName, 'localhost']);
+  const ips = new Set([firstServiceIp(model.spec.networking.serviceCIDR), ...model.facts.ipv4, '127.0.0.1']);
+  for (const extra of [endpointHost, ...model.spec.controlPlane.apiServer.extraSANs]) (isIp(extra) ? ips : names).add(extra);
+  return { dnsNames: [...names], ips: [...ips] };
+}
+
+/** The static pods' inputs for this node. Pure. */
+export function controlPlaneInput(model: NodeModel): ControlPlaneInput {
+  const cp = model.spec.controlPlane;
+  const etcd = model.spec.etcd.clusters;
+  const main = etcd.find((c) => c.name === 'main');
+  const events = etcd.find((c) => c.name === 'events');
+  return {
+    imageRegistry: cp.imageRegistry,
+    kubernetesVersion: model.versions.kubernetes,
+    advertiseAddress: nodeIp(model),
+    securePort: cp.apiServer.port,
+    clusterName: model.boot.clusterName,
+    serviceCIDR: model.spec.networking.serviceCIDR,
+    podCIDR: model.spec.networking.podCIDR,
+    allocateNodeCIDRs: model.spec.networking.cni === 'bridge',
+    serviceAccountIssuer: cp.apiServer.serviceAccountIssuer ?? `https://kubernetes.default.svc.${model.spec.kubelet.clusterDomain}`,
+    etcdServers: [`https://127.0.0.1:${main?.clientPort ?? 2379}`],
+    ...(events ? { etcdEventsServer: `https://127.0.0.1:${events.clientPort}` } : {}),
+    ...(cp.apiServer.audit.enabled ? { audit: { maxAgeDays: cp.apiServer.audit.maxAgeDays, maxBackups: cp.apiServer.audit.maxBackups, maxSizeMB: cp.apiServer.audit.maxSizeMB } } : {}),
+    apiServerExtraArgs: cp.apiServer.extraArgs,
+    controllerManagerExtraArgs: cp.controllerManager.extraArgs,
+    schedulerExtraArgs: cp.scheduler.extraArgs,
+  };
+}
+
+function addOnce(graph: GraphBuilder, task: { readonly key: TaskKey } & Parameters<GraphBuilder['add']>[0]): void {
+  if (!graph.has(task.key)) graph.add(task);
+}
+
+export const controlPlaneComponent: Component = {
+  name: 'control-plane',
+  enabled: (m) => m.role === 'control-plane' && !m.bake,
+  build(model, graph) {
+    const store = model.store;
+    const days = model.spec.controlPlane.certificateValidityDays;
+    const localServer = `https://127.0.0.1:${model.spec.controlPlane.apiServer.port}`;
+    const cluster = model.boot.clusterName;
+    addOnce(graph, new ClusterPkiTask(store, model.nodeName));
+    graph.add(new BootstrapTokenTask(store));
+    graph.ensure(new DirTask({ path: pkiDir, mode: 0o755 }));
+    graph.ensure(new DirTask({ path: manifestDir, mode: 0o755 }));
+    const afterPki: TaskKey[] = [clusterPkiKey];
+
+    // State-store objects this node needs on disk. CA keys: only the cluster CA's, for the
+    // controller-manager's CSR signer; the etcd and front-proxy CA keys never leave the store.
+    const copies: [string, string, number][] = [
+      [paths.ca, 'ca.crt', 0o644],
+      [paths.caKey, 'ca.key', 0o600],
+      [paths.frontProxyCa, 'front-proxy-ca.crt', 0o644],
+      [paths.saKey, 'sa.key', 0o600],
+      [paths.saPub, 'sa.pub', 0o644],
+      [paths.etcdCa, 'etcd-ca.crt', 0o644],
+    ];
+    for (const [p, key, mode] of copies) addOnce(graph, new StoreFileTask(store, { path: p, storeKey: storeLayout.pki(key), mode, after: afterPki }));
+
+    const pem = (id: string, ca: 'ca' | 'etcd-ca' | 'front-proxy-ca', commonName: string, usages: ('server' | 'client')[], more: { organizations?: string[]; dnsNames?: string[]; ips?: string[] } = {}): CertTask =>
+      new CertTask(store, {
+        id,
+        ca,
+        request: { commonName, usages, validityDays: days, ...more },
+        output: { kind: 'pem', certPath: `${pkiDir}/${id}.crt`, keyPath: `${pkiDir}/${id}.key` },
+        after: afterPki,
+      });
+    graph.add(pem('apiserver', 'ca', 'kube-apiserver', ['server'], apiServerSans(model)));
+    graph.add(pem('apiserver-kubelet-client', 'ca', 'kube-apiserver-kubelet-client', ['client'], { organizations: ['system:masters'] }));
+    graph.add(pem('apiserver-etcd-client', 'etcd-ca', 'kube-apiserver-etcd-client', ['client']));
+    graph.add(pem('front-proxy-client', 'front-proxy-ca', 'front-proxy-client', ['client']));
+    // Client pairs the kubelet and kube-proxy components reference on control planes.
+    graph.add(pem('kubelet-client', 'ca', `system:node:${model.nodeName}`, ['client'], { organizations: ['system:nodes'] }));
+    graph.add(pem('kube-proxy', 'ca', 'system:kube-proxy', ['client']));
+    const kubeconfig = (id: string, path: string, user: string, server: string, organizations: string[] = []): CertTask =>
+      new CertTask(store, {
+        id: `kubeconfig-${id}`,
+        ca: 'ca',
+        request: { commonName: user, usages: ['client'], validityDays: days, organizations },
+        output: { kind: 'kubeconfig', path, server, clusterName: cluster, user },
+        after: afterPki,
+      });
+    graph.add(kubeconfig('controller-manager', controllerManagerKubeconfig, 'system:kube-controller-manager', localServer));
+    graph.add(kubeconfig('scheduler', schedulerKubeconfig, 'system:kube-scheduler', localServer));
+    graph.add(kubeconfig('admin', adminKubeconfig, 'kubernetes-admin', model.spec.apiServerEndpoint, ['system:masters']));
+
+    const input = controlPlaneInput(model);
+    const apiAfter: TaskKey[] = ['cert:apiserver', 'cert:apiserver-kubelet-client', 'cert:apiserver-etcd-client', 'cert:front-proxy-client', `pki:${paths.saKey}`, `pki:${paths.saPub}`, `pki:${paths.etcdCa}`];
+    if (input.audit) {
+      const policy = model.spec.controlPlane.apiServer.audit.policy ?? renderAuditPolicy();
+      graph.add(new FileTask({ path: auditPolicyPath, content: policy, mode: 0o600 }));
+      graph.ensure(new DirTask({ path: auditLogDir, mode: 0o700 }));
+      apiAfter.push(`file:${auditPolicyPath}`, `dir:${auditLogDir}`);
+    }
+    graph.add(new FileTask({ path: `${manifestDir}/kube-apiserver.yaml`, content: renderApiServerManifest(input), mode: 0o600, after: apiAfter }));
+    graph.add(
+      new FileTask({
+        path: `${manifestDir}/kube-controller-manager.yaml`,
+        content: renderControllerManagerManifest(input),
+        mode: 0o600,
+        after: ['cert:kubeconfig-controller-manager', `pki:${paths.caKey}`, `pki:${paths.saKey}`],
+      }),
+    );
+    graph.add(new FileTask({ path: `${manifestDir}/kube-scheduler.yaml`, content: renderSchedulerManifest(input), mode: 0o600, after: ['cert:kubeconfig-scheduler'] }));
+  },
+};

@@ -1,0 +1,32 @@
+import { z } from 'zod';
+
+const ExtraArgs = z.record(z.string().regex(/^[a-z0-9-]+$/, 'expected a flag name without dashes, such as "v"'), z.string()).default({});
+
+export const AuditSpec = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** Audit policy YAML; default: log metadata of every request. */
+  policy: z.string().optional(),
+  maxAgeDays: z.number().int().min(1).default(30),
+  maxBackups: z.number().int().min(1).default(10),
+  maxSizeMB: z.number().int().min(1).default(100),
+});
+
+export const ControlPlaneSpec = z.strictObject({
+  /** Registry of the control-plane images (kube-apiserver, kube-controller-manager, kube-scheduler, etcd). */
+  imageRegistry: z.string().regex(/^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)*$/, 'expected a registry such as registry.k8s.io or mirror.example.com:5000/k8s').default('registry.k8s.io'),
+  apiServer: z
+    .strictObject({
+      port: z.number().int().min(1).max(65535).default(6443),
+      /** Extra names and IPs for the serving certificate (load balancer names...). */
+      extraSANs: z.array(z.string().min(1)).default([]),
+      serviceAccountIssuer: z.string().optional(),
+      audit: AuditSpec.prefault({}),
+      extraArgs: ExtraArgs,
+    })
+    .prefault({}),
+  controllerManager: z.strictObject({ extraArgs: ExtraArgs }).prefault({}),
+  scheduler: z.strictObject({ extraArgs: ExtraArgs }).prefault({}),
+  /** Leaf certificate lifetime; renewed when a third is left. */
+  certificateValidityDays: z.number().int().min(2).max(3650).default(365),
+});
+export type ControlPlaneSpec = z.infer<typeof ControlPlaneSpec>;

@@ -1,0 +1,149 @@
+// etcd: this control-plane node's members of the main and events clusters (kOps runs both), as
+// static pods or systemd units, with their certificates and a scheduled backup timer.
+// Owns: /etc/kubernetes/pki/etcd/ (CA certificates, per-cluster server and peer pairs, nodeup's
+// client pair), /etc/kubernetes/manifests/etcd-<cluster>.yaml or etcd-<cluster>.service,
+// <dataDirRoot>/<cluster>, /var/lib/nodeup/etcd-<cluster>.json, nodeup-etcd-backup.{service,timer};
+// in the state store: etcd/<cluster>/ (created marker, member registrations) and backups/etcd/<cluster>/.
+// Runs after: the PKI tasks (pki:cluster); kubelet runs the static pods.
+// Version: etcdImageVersions (etcd 3.6 for Kubernetes >= 1.34, 3.5 before) unless spec.etcd.version.
+import type { Component } from '../agent/component.ts';
+import type { NodeModel } from '../agent/model.ts';
+import type { KubeMinor } from '../assets/versions.ts';
+import type { TaskKey } from '../agent/task.ts';
+import { DirTask } from '../agent/tasks/file.ts';
+import { CertTask, ClusterPkiTask, StoreFileTask, clusterPkiKey } from '../pki/tasks.ts';
+import { storeLayout } from '../statestore/store.ts';
+import { UnitTask } from '../systemd/unit-task.ts';
+import { EtcdMemberTask, etcdStatePath } from './member-task.ts';
+import { clientUrl, peerUrl, renderBackupService, renderBackupTimer, type EtcdTlsPaths } from './render-manifest.ts';
+import type { EtcdClusterSpec } from './schema.ts';
+
+export const etcdPkiDir = '/etc/kubernetes/pki/etcd';
+export const etcdCaPath = `${etcdPkiDir}/ca.crt`;
+export const etcdPeerCaPath = `${etcdPkiDir}/peer-ca.crt`;
+export const nodeupClientCert = `${etcdPkiDir}/nodeup-client.crt`;
+export const nodeupClientKey = `${etcdPkiDir}/nodeup-client.key`;
+export const backupUnitName = 'nodeup-etcd-backup.service';
+export const backupTimerName = 'nodeup-etcd-backup.timer';
+
+/**
+ * The etcd image version per Kubernetes minor, as kubeadm pins them: 3.6 from 1.34 on, 3.5 before.
+ * (The download table in src/assets pins etcd 3.5 tarballs for every minor because it has verified
+ * hashes only up to 3.5; images are verified by the runtime's digest check instead.)
+ */
+export const etcdImageVersions: Readonly<Record<KubeMinor, string>> = { '1.33': '3.5.21', '1.34': '3.6.4', '1.35': '3.6.4' };
+
+/** The etcd version this node runs: spec.etcd.version, else the table. Pure. */
+export function etcdVersion(model: NodeModel): string {
+  return model.spec.etcd.version ?? etcdImageVersions[model.versions.minor];
+}
+
+/** registry.k8s.io/etcd publishes "<version>-0" tags. Pure. */
+export function etcdImage(model: NodeModel): string {
+  return `${model.spec.etcd.image}:${etcdVersion(model)}-0`;
+}
+
+function advertiseIp(model: NodeModel): string {
+  return model.facts.ipv4[0] ?? '127.0.0.1';
+}
+
+export function tlsPaths(cluster: string): EtcdTlsPaths {
+  return {
+    serverCert: `${etcdPkiDir}/${cluster}/server.crt`,
+    serverKey: `${etcdPkiDir}/${cluster}/server.key`,
+    peerCert: `${etcdPkiDir}/${cluster}/peer.crt`,
+    peerKey: `${etcdPkiDir}/${cluster}/peer.key`,
+    clientCa: etcdCaPath,
+    peerCa: etcdPeerCaPath,
+  };
+}
+
+function memberTask(model: NodeModel, c: EtcdClusterSpec): EtcdMemberTask {
+  const ip = advertiseIp(model);
+  const e = model.spec.etcd;
+  return new EtcdMemberTask(model.store, {
+    cluster: c.name,
+    self: { name: model.nodeName, peerUrl: peerUrl(ip, c.peerPort), clientUrl: clientUrl(ip, c.clientPort) },
+    advertiseIp: ip,
+    clientPort: c.clientPort,
+    peerPort: c.peerPort,
+    dataDir: `${e.dataDirRoot}/${c.name}`,
+    tls: tlsPaths(c.name),
+    clientCert: nodeupClientCert,
+    clientKey: nodeupClientKey,
+    pkiDir: etcdPkiDir,
+    run:
+      e.mode === 'static-pod'
+        ? { mode: 'static-pod', manifestPath: `/etc/kubernetes/manifests/etcd-${c.name}.yaml`, image: etcdImage(model) }
+        : { mode: 'systemd', unitDir: model.distro.unitDir, binary: e.binary },
+    statePath: etcdStatePath(c.name),
+    retention: e.backup.retention,
+    after: [`cert:etcd-${c.name}-server`, `cert:etcd-${c.name}-peer`, 'cert:etcd-nodeup-client', `pki:${etcdCaPath}`, `pki:${etcdPeerCaPath}`],
+  });
+}
+
+export const etcdComponent: Component = {
+  name: 'etcd',
+  enabled: (m) => m.role === 'control-plane' && !m.bake,
+  build(model, graph) {
+    const store = model.store;
+    const e = model.spec.etcd;
+    const days = model.spec.controlPlane.certificateValidityDays;
+    if (!graph.has(clusterPkiKey)) graph.add(new ClusterPkiTask(store, model.nodeName));
+    const afterPki: TaskKey[] = [clusterPkiKey];
+    graph.ensure(new DirTask({ path: etcdPkiDir, mode: 0o755 }));
+    graph.ensure(new DirTask({ path: e.dataDirRoot, mode: 0o700 }));
+    for (const [p, key] of [[etcdCaPath, 'etcd-ca.crt'], [etcdPeerCaPath, 'etcd-peer-ca.crt']] as const) {
+      if (!graph.has(`pki:${p}`)) graph.add(new StoreFileTask(store, { path: p, storeKey: storeLayout.pki(key), mode: 0o644, after: afterPki }));
+    }
+    graph.add(
+      new CertTask(store, {
+        id: 'etcd-nodeup-client',
+        ca: 'etcd-ca',
+        request: { commonName: 'nodeup', usages: ['client'], validityDays: days },
+        output: { kind: 'pem', certPath: nodeupClientCert, keyPath: nodeupClientKey },
+        after: afterPki,
+      }),
+    );
+    const ip = advertiseIp(model);
+    const names = { dnsNames: [model.nodeName, 'localhost'], ips: [...new Set([ip, '127.0.0.1'])] };
+    for (const c of e.clusters) {
+      const t = tlsPaths(c.name);
+      graph.ensure(new DirTask({ path: `${etcdPkiDir}/${c.name}`, mode: 0o755 }));
+      graph.add(
+        new CertTask(store, {
+          id: `etcd-${c.name}-server`,
+          ca: 'etcd-ca',
+          request: { commonName: model.nodeName, usages: ['server', 'client'], validityDays: days, ...names },
+          output: { kind: 'pem', certPath: t.serverCert, keyPath: t.serverKey },
+          after: afterPki,
+        }),
+      );
+      graph.add(
+        new CertTask(store, {
+          id: `etcd-${c.name}-peer`,
+          ca: 'etcd-peer-ca',
+          request: { commonName: model.nodeName, usages: ['server', 'client'], validityDays: days, ...names },
+          output: { kind: 'pem', certPath: t.peerCert, keyPath: t.peerKey },
+          after: afterPki,
+        }),
+      );
+      graph.add(memberTask(model, c));
+    }
+    if (e.backup.schedule !== '') {
+      const input = { nodeupBinary: '/usr/local/bin/nodeup', bootConfig: '/etc/nodeup/boot.yaml', schedule: e.backup.schedule };
+      graph.add(new UnitTask({ name: backupUnitName, unitDir: model.distro.unitDir, content: renderBackupService(input), enabled: false, running: false }));
+      graph.add(
+        new UnitTask({
+          name: backupTimerName,
+          unitDir: model.distro.unitDir,
+          content: renderBackupTimer(input),
+          enabled: true,
+          running: true,
+          wantedBy: 'timers.target',
+          after: [`unit:${backupUnitName}`, ...e.clusters.map((c): TaskKey => `etcd-member:${c.name}`)],
+        }),
+      );
+    }
+  },
+};

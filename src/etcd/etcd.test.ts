@@ -1,0 +1,183 @@
+import { describe, expect, it } from 'vitest';
+import { createTestHost } from '../agent/host/test-host.ts';
+import { silentLogger } from '../agent/log.ts';
+import { Graph } from '../agent/graph.ts';
+import { cpModel } from '../controlplane/test-model.ts';
+import { parseSnapshotStream, prefixEnd, type EtcdMember } from './client.ts';
+import { etcdComponent, etcdImage } from './component.ts';
+import { EtcdMemberTask } from './member-task.ts';
+import { checkChange, checkRemoval, initialClusterOf, quorumOf, type ClusterHealth, type MemberHealth } from './membership.ts';
+import { renderBackupService, renderBackupTimer, renderEtcdManifest, renderEtcdUnit, type EtcdMemberConfig } from './render-manifest.ts';
+import { restoreGuide } from './restore.ts';
+import { EtcdSpec } from './schema.ts';
+
+const member: EtcdMemberConfig = {
+  cluster: 'main',
+  name: 'cp-1',
+  dataDir: '/var/lib/etcd/main',
+  advertiseIp: '10.0.0.10',
+  clientPort: 2379,
+  peerPort: 2380,
+  initialCluster: 'cp-0=https://10.0.0.9:2380,cp-1=https://10.0.0.10:2380',
+  initialClusterState: 'existing',
+  initialClusterToken: 'nodeup-main-abc',
+  tls: {
+    serverCert: '/etc/kubernetes/pki/etcd/main/server.crt',
+    serverKey: '/etc/kubernetes/pki/etcd/main/server.key',
+    peerCert: '/etc/kubernetes/pki/etcd/main/peer.crt',
+    peerKey: '/etc/kubernetes/pki/etcd/main/peer.key',
+    clientCa: '/etc/kubernetes/pki/etcd/ca.crt',
+    peerCa: '/etc/kubernetes/pki/etcd/peer-ca.crt',
+  },
+};
+
+describe('etcd renderers', () => {
+  it('static pod, systemd unit and backup timer match the golden files', async () => {
+    await expect(renderEtcdManifest({ member, image: 'registry.k8s.io/etcd:3.6.4-0', pkiDir: '/etc/kubernetes/pki/etcd' })).toMatchFileSnapshot('testdata/joining-member/expected/etcd-main.yaml');
+    await expect(renderEtcdUnit(member, '/usr/local/bin/etcd')).toMatchFileSnapshot('testdata/joining-member/expected/etcd-main.service');
+    const t = { nodeupBinary: '/usr/local/bin/nodeup', bootConfig: '/etc/nodeup/boot.yaml', schedule: '*:0/15' };
+    await expect(renderBackupService(t)).toMatchFileSnapshot('testdata/joining-member/expected/nodeup-etcd-backup.service');
+    await expect(renderBackupTimer(t)).toMatchFileSnapshot('testdata/joining-member/expected/nodeup-etcd-backup.timer');
+  });
+
+  it('picks etcd 3.6 for Kubernetes 1.34+, 3.5 before, unless overridden', () => {
+    expect(etcdImage(cpModel({ spec: { kubernetesVersion: 'v1.35.1' } }))).toMatch(/^registry\.k8s\.io\/etcd:3\.6\.\d+-0$/);
+    expect(etcdImage(cpModel({ spec: { kubernetesVersion: 'v1.34.2' } }))).toMatch(/:3\.6\.\d+-0$/);
+    expect(etcdImage(cpModel({ spec: { kubernetesVersion: 'v1.33.5' } }))).toMatch(/:3\.5\.\d+-0$/);
+    expect(etcdImage(cpModel({ spec: { etcd: { version: '3.5.30', image: 'mirror/etcd' } } }))).toBe('mirror/etcd:3.5.30-0');
+  });
+});
+
+describe('etcd schema', () => {
+  it('defaults to main 2379/2380 and events 2381/2382 as static pods', () => {
+    const s = EtcdSpec.parse({});
+    expect(s.clusters).toEqual([
+      { name: 'main', clientPort: 2379, peerPort: 2380 },
+      { name: 'events', clientPort: 2381, peerPort: 2382 },
+    ]);
+    expect(s.mode).toBe('static-pod');
+    expect(s.backup).toEqual({ schedule: '*:0/15', retention: 96 });
+  });
+
+  it('names the field of a port used twice and a missing main cluster', () => {
+    const r = EtcdSpec.safeParse({ clusters: [{ name: 'events', clientPort: 2379, peerPort: 2379 }] });
+    expect(r.success).toBe(false);
+    const msgs = r.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    expect(msgs).toEqual(['clusters.0.peerPort: port 2379 is used twice', 'clusters: the main cluster is required']);
+  });
+});
+
+const m = (id: string, name: string, isLearner = false): EtcdMember => ({ id, name, peerURLs: [`https://${name}:2380`], clientURLs: [`https://${name}:2379`], isLearner });
+const health = (list: [EtcdMember, boolean][]): ClusterHealth => {
+  const members: MemberHealth[] = list.map(([member, healthy]) => ({ member, healthy, isLeader: false }));
+  const voters = members.filter((h) => !h.member.isLearner);
+  return { clusterId: '1', members, voters: voters.length, healthyVoters: voters.filter((h) => h.healthy).length, leaderId: undefined };
+};
+
+describe('quorum guard', () => {
+  it.each([
+    [1, 1],
+    [2, 2],
+    [3, 2],
+    [4, 3],
+    [5, 3],
+  ])('quorum of %i voters is %i', (n, q) => expect(quorumOf(n)).toBe(q));
+
+  it('allows removing a dead member of 3 when the other two are healthy', () => {
+    expect(checkRemoval(health([[m('1', 'a'), true], [m('2', 'b'), true], [m('3', 'c'), false]]), '3')).toEqual({ ok: true });
+  });
+
+  it('refuses removing a healthy member when one of 3 is already down, and says why', () => {
+    const v = checkRemoval(health([[m('1', 'a'), true], [m('2', 'b'), true], [m('3', 'c'), false]]), '1');
+    expect(v).toEqual({ ok: false, reason: 'removing a would leave 1 healthy of 2 voting members, and quorum needs 2: bring the unhealthy members back (or replace them) first' });
+  });
+
+  it('refuses any removal once quorum is lost, and removing the last voter', () => {
+    const lost = checkRemoval(health([[m('1', 'a'), true], [m('2', 'b'), false], [m('3', 'c'), false]]), '2');
+    expect(lost.ok).toBe(false);
+    expect(!lost.ok && lost.reason).toMatch(/lost quorum.*nodeup etcd restore/);
+    const last = checkRemoval(health([[m('1', 'a'), true]]), '1');
+    expect(!last.ok && last.reason).toMatch(/only voting member/);
+  });
+
+  it('always allows removing a learner (it does not vote)', () => {
+    expect(checkRemoval(health([[m('1', 'a'), true], [m('2', 'b', true), false]]), '2')).toEqual({ ok: true });
+  });
+
+  it('refuses a promotion that the healthy members could not carry', () => {
+    // 4 voters, 2 healthy: quorum is already lost.
+    const h = health([[m('1', 'a'), true], [m('2', 'b'), true], [m('3', 'c'), false], [m('4', 'd'), false], [m('5', 'e', true), true]]);
+    expect(checkChange(h, 'promote e', true).ok).toBe(false);
+    expect(checkChange(health([[m('1', 'a'), true], [m('2', 'b', true), true]]), 'promote b', true)).toEqual({ ok: true });
+  });
+});
+
+describe('client helpers', () => {
+  it('computes --initial-cluster with the new member named', () => {
+    expect(initialClusterOf([m('1', 'a'), { ...m('9', ''), peerURLs: ['https://new:2380'] }], '9', 'new')).toBe('a=https://a:2380,new=https://new:2380');
+  });
+
+  it('computes the range end of a prefix', () => {
+    expect(prefixEnd('/data/')).toBe('/data0');
+    expect(prefixEnd('a')).toBe('b');
+  });
+
+  it('joins snapshot stream chunks and surfaces stream errors', () => {
+    const chunk = (s: string): string => JSON.stringify({ result: { blob: Buffer.from(s).toString('base64'), remaining_bytes: '0' } });
+    expect(parseSnapshotStream(`${chunk('abc')}\n${chunk('def')}\n`).toString()).toBe('abcdef');
+    expect(() => parseSnapshotStream(`${chunk('abc')}\n{"error":{"message":"boom"}}`)).toThrow(/snapshot failed: boom/);
+  });
+
+  it('restore guide names the nodes to stop and the order of steps', () => {
+    const g = restoreGuide('main', 'cp-1', ['cp-2', 'cp-3'], 'move /etc/kubernetes/manifests/etcd-main.yaml away', '/var/lib/etcd/main').join('\n');
+    expect(g).toContain('Stop etcd main on EVERY control-plane node');
+    expect(g).toContain('cp-2, cp-3');
+  });
+});
+
+describe('etcd component and member task', () => {
+  it('builds server, peer and client certificates and one member task per cluster, only on control planes', () => {
+    expect(etcdComponent.enabled(cpModel({ role: 'worker' }))).toBe(false);
+    const g = new Graph();
+    etcdComponent.build(cpModel(), g);
+    const keys = g.finish().order.filter((k) => /^(cert|etcd-member|unit):/.test(k));
+    expect(keys).toEqual([
+      'cert:etcd-events-peer',
+      'cert:etcd-events-server',
+      'cert:etcd-main-peer',
+      'cert:etcd-main-server',
+      'cert:etcd-nodeup-client',
+      'etcd-member:events',
+      'etcd-member:main',
+      'unit:nodeup-etcd-backup.service',
+      'unit:nodeup-etcd-backup.timer',
+    ]);
+  });
+
+  it('plans a join without a data dir, keeps the manifest of a member with data, and rewrites a changed one', async () => {
+    const g = new Graph();
+    etcdComponent.build(cpModel({ spec: { etcd: { clusters: [{ name: 'main', clientPort: 2379, peerPort: 2380 }] } } }), g);
+    const task = g.finish().tasks.get('etcd-member:main') as EtcdMemberTask;
+    const host = await createTestHost();
+    try {
+      expect(task.diff(await task.observe(host)).map((c) => c.field)).toEqual(['member']);
+      // Joining needs a live node: on an offline root apply refuses clearly.
+      await expect(task.apply(host, [{ field: 'member', to: 'x' }], { log: silentLogger, notifiedBy: [] })).rejects.toThrow(/needs a live node/);
+      const saved = { initialCluster: 'node-a=https://10.0.0.10:2380', initialClusterState: 'new' as const, initialClusterToken: 't' };
+      await host.fs.mkdirp('/var/lib/etcd/main/member/snap', 0o700);
+      await host.fs.writeAtomic('/var/lib/etcd/main/member/snap/db', 'x', { mode: 0o600 });
+      await host.fs.writeAtomic('/var/lib/nodeup/etcd-main.json', JSON.stringify(saved), { mode: 0o644 }).catch(async () => {
+        await host.fs.mkdirp('/var/lib/nodeup', 0o755);
+        await host.fs.writeAtomic('/var/lib/nodeup/etcd-main.json', JSON.stringify(saved), { mode: 0o644 });
+      });
+      expect(task.diff(await task.observe(host)).map((c) => c.field)).toEqual(['manifest']);
+      await task.apply(host, task.diff(await task.observe(host)), { log: silentLogger, notifiedBy: [] });
+      const manifest = ((await host.fs.read('/etc/kubernetes/manifests/etcd-main.yaml')) as Buffer).toString();
+      expect(manifest).toContain('--initial-cluster-state=new');
+      expect((await host.fs.stat('/etc/kubernetes/manifests/etcd-main.yaml'))?.mode).toBe(0o600);
+      expect(task.diff(await task.observe(host))).toEqual([]);
+    } finally {
+      await host.dispose();
+    }
+  });
+});
