@@ -97,6 +97,8 @@ cat >"$ROOT/etc/cloud/cloud.cfg.d/90-nodeup.cfg" <<'EOF'
 # networking by systemd-networkd (below), not by cloud-init.
 datasource_list: [ NoCloud, None ]
 network: {config: disabled}
+# the image has no locales package: C.UTF-8 is built into libc
+locale: C.UTF-8
 EOF
 mkdir -p "$ROOT/etc/systemd/network"
 cat >"$ROOT/etc/systemd/network/10-dhcp.network" <<'EOF'

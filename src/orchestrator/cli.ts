@@ -84,6 +84,7 @@ export const launchCommand: Command = {
     timeout: { type: 'string' },
     'no-wait': { type: 'boolean' },
     'render-only': { type: 'string' },
+    network: { type: 'string' },
     list: { type: 'boolean' },
     cluster: { type: 'string' },
     delete: { type: 'string', multiple: true },
@@ -172,6 +173,7 @@ export const launchCommand: Command = {
         accel: str(v.accel) === 'auto' ? undefined : str(v.accel),
         diskSize: str(v['disk-size']),
         extraAssetMirrors: stringList(v['asset-mirror']),
+        network: str(v.network),
       });
     } else {
       const stateStore = str(v['state-store']);

@@ -19,6 +19,7 @@ import { instanceNames, type InstanceInfo, type InstanceRequest, type Provider }
 import { QemuProvider, qemuAlive } from './qemu.ts';
 import { renderUserData, type UserDataInput } from './render-user-data.ts';
 import { SeedServer, type GuestReport } from './seed-server.ts';
+import { joinNetwork, renderPrivateNetwork, type Attachment } from './private-net.ts';
 import '../statestore/backends.ts';
 
 /** Where the qemu guest keeps its embedded state store. */
@@ -81,6 +82,8 @@ export interface QemuLaunchOptions extends CommonLaunchOptions {
   readonly accel?: string | undefined;
   readonly diskSize?: string | undefined;
   readonly extraAssetMirrors?: readonly string[];
+  /** Joins the guests to a private two-guest link of this name (private-net.ts). */
+  readonly network?: string | undefined;
 }
 
 export interface LaunchResult {
@@ -252,7 +255,14 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
     const accel = await chooseAccel({ kernel, log: o.log, forced: o.accel ?? process.env.NODEUP_QEMU_ACCEL });
     o.progress(`accelerator: ${accel}\n`);
     const binary = o.binary ? { url: `${baseUrl}/files/nodeup`, sha256: await sha256File(o.binary) } : undefined;
+    const attachments = new Map<string, Attachment>();
+    if (o.network) {
+      const alive = async (inst: string): Promise<boolean> => attachments.has(inst) || (!names.includes(inst) && (await provider0.record(inst)) !== undefined);
+      for (const name of names) attachments.set(name, await joinNetwork(o.stateDir, o.network, name, alive));
+    }
     const requests: InstanceRequest[] = names.map((name) => {
+      const att = attachments.get(name);
+      const netFiles = att ? [{ path: '/etc/systemd/network/05-nodeup-private.network', content: renderPrivateNetwork(att), mode: '0644' }] : [];
       const boot = renderBootConfig({
         stateStore: `file://${embeddedStoreDir}`,
         clusterName: cfg.cluster,
@@ -261,7 +271,15 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
         nodeName: name,
         assetMirrors: [...(o.assetsDir ? [`${baseUrl}/assets`] : []), ...(o.extraAssetMirrors ?? [])],
       });
-      const input: UserDataInput = { nodeName: name, bootConfig: boot, files: storeFiles, reportUrl: baseUrl, applyArgs: o.applyArgs, ...(binary ? { binary } : {}) };
+      const input: UserDataInput = {
+        nodeName: name,
+        bootConfig: boot,
+        files: [...storeFiles, ...netFiles],
+        reportUrl: baseUrl,
+        applyArgs: o.applyArgs,
+        ...(att ? { preCommands: ['networkctl reload', `networkctl reconfigure eth1 || true`] } : {}),
+        ...(binary ? { binary } : {}),
+      };
       return { name, cluster: cfg.cluster, instanceGroup: cfg.instanceGroup, userData: renderUserData(input) };
     });
     const provider = new QemuProvider({
@@ -272,6 +290,7 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
       cpus: o.cpus,
       accel,
       seed: server,
+      attachments,
       ...(o.diskSize ? { diskSize: o.diskSize } : {}),
     });
     const instances = await provider.launch(requests);

@@ -14,6 +14,7 @@ import type { Logger } from '../agent/log.ts';
 import { accelArgs, type Accel } from './accel.ts';
 import type { InstanceInfo, InstanceRequest, Provider } from './provider.ts';
 import type { SeedServer } from './seed-server.ts';
+import { privateNetArgs, type Attachment } from './private-net.ts';
 
 const run = promisify(execFile);
 
@@ -32,6 +33,8 @@ export interface QemuOptions {
   readonly qemu?: string;
   /** Extra kernel command-line words. */
   readonly kernelArgs?: readonly string[];
+  /** Private links (private-net.ts) by instance name. */
+  readonly attachments?: ReadonlyMap<string, Attachment>;
 }
 
 export interface InstanceRecord {
@@ -44,6 +47,8 @@ export interface InstanceRecord {
   readonly sshPort: number;
   readonly baseImage: string;
   readonly argv: readonly string[];
+  /** The guest's address on its private link, when it has one. */
+  readonly privateAddress?: string;
 }
 
 export interface QemuArgsInput {
@@ -56,6 +61,7 @@ export interface QemuArgsInput {
   readonly seedUrl: string;
   readonly sshPort: number;
   readonly kernelArgs: readonly string[];
+  readonly attachment?: Attachment | undefined;
 }
 
 /** The qemu-system-x86_64 argument list for one instance. Pure. */
@@ -74,6 +80,7 @@ export function qemuArgs(i: QemuArgsInput): string[] {
     '-drive', `file=${path.join(i.dir, 'disk.qcow2')},if=virtio,format=qcow2,discard=unmap`,
     '-netdev', `user,id=n0,hostname=${i.name},hostfwd=tcp:127.0.0.1:${i.sshPort}-:22`,
     '-device', 'virtio-net-pci,netdev=n0',
+    ...(i.attachment ? privateNetArgs(i.attachment) : []),
     '-device', 'virtio-rng-pci',
     '-smbios', `type=1,serial=ds=nocloud-net;s=${i.seedUrl}`,
     '-serial', `file:${path.join(i.dir, 'serial.log')}`,
@@ -134,6 +141,8 @@ export class QemuProvider implements Provider {
         });
       }
     }
+    // Pin the image folder itself: base-current is a symlink a rebuild moves.
+    const image = await fsp.realpath(this.o.baseImage);
     const out: InstanceInfo[] = [];
     for (const r of requests) {
       const dir = this.dirOf(r.name);
@@ -145,7 +154,7 @@ export class QemuProvider implements Provider {
       }
       await fsp.rm(dir, { recursive: true, force: true });
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-      await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', path.resolve(this.o.baseImage, 'rootfs.img'), path.join(dir, 'disk.qcow2'), ...(this.o.diskSize ? [this.o.diskSize] : [])]).catch((err: unknown) => {
+      await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', path.join(image, 'rootfs.img'), path.join(dir, 'disk.qcow2'), ...(this.o.diskSize ? [this.o.diskSize] : [])]).catch((err: unknown) => {
         throw new AgentError('ORCHESTRATOR', `cannot create the disk of ${r.name}: ${errorMessage(err)}`, { cause: err, details: { instance: r.name } });
       });
       const createdAtMs = Date.now();
@@ -156,13 +165,14 @@ export class QemuProvider implements Provider {
       const argv = qemuArgs({
         name: r.name,
         dir,
-        baseImage: path.resolve(this.o.baseImage),
+        baseImage: image,
         accel,
         memoryMiB: this.o.memoryMiB ?? 2048,
         cpus: this.o.cpus ?? 2,
         seedUrl: `http://10.0.2.2:${seed.port}/i/${r.name}/`,
         sshPort,
         kernelArgs: this.o.kernelArgs ?? [],
+        attachment: this.o.attachments?.get(r.name),
       });
       const rec: InstanceRecord = {
         name: r.name,
@@ -172,8 +182,9 @@ export class QemuProvider implements Provider {
         createdAt: new Date(createdAtMs).toISOString(),
         createdAtMs,
         sshPort,
-        baseImage: path.resolve(this.o.baseImage),
+        baseImage: image,
         argv,
+        ...(this.o.attachments?.get(r.name) ? { privateAddress: this.o.attachments.get(r.name)!.address } : {}),
       };
       await fsp.writeFile(path.join(dir, 'instance.json'), JSON.stringify(rec, null, 2) + '\n', { mode: 0o600 });
       this.o.log.info({ instance: r.name, accel, sshPort, memoryMiB: this.o.memoryMiB ?? 2048, cpus: this.o.cpus ?? 2 }, 'starting qemu');
@@ -224,7 +235,7 @@ export class QemuProvider implements Provider {
         id: String(pid || '-'),
         createdAt: rec.createdAt,
         ...(result ? { result } : {}),
-        address: `ssh -p ${rec.sshPort} root@127.0.0.1`,
+        address: `ssh -p ${rec.sshPort} root@127.0.0.1${rec.privateAddress ? ` (private ${rec.privateAddress})` : ''}`,
       });
     }
     return out;

@@ -17,6 +17,8 @@ export interface UserDataInput {
   readonly reportUrl?: string;
   /** Extra arguments for `nodeup apply` (e.g. `--only node-files`). */
   readonly applyArgs: readonly string[];
+  /** Shell commands run before nodeup is fetched (e.g. `networkctl reload` for a private link). */
+  readonly preCommands?: readonly string[];
 }
 
 export const bootConfigPath = '/etc/nodeup/boot.yaml';
@@ -59,6 +61,7 @@ export function renderLaunchScript(i: UserDataInput): string {
     "up() { cut -d' ' -f1 /proc/uptime; }",
     'fail() { echo "nodeup-launch: $1" >&2; post "event/$NODE/failed" "{\\"uptime\\":$(up),\\"reason\\":\\"$1\\"}"; exit 1; }',
     `post "event/$NODE/booted" "{\\"uptime\\":$(up)}"`,
+    ...(i.preCommands ?? []),
     ...fetch,
     'rm -f /var/lib/nodeup/status.json',
     `post "event/$NODE/started" "{\\"uptime\\":$(up)}"`,
