@@ -39,10 +39,10 @@ PACKER_LOG="${PACKER_LOG:-0}" CHECKPOINT_DISABLE=1 nice -n 5 packer build -color
   -var "base_image_url=$BASE/rootfs.img" -var base_image_checksum=none -var disk_size=8G \
   -var "extra_qemuargs=[[\"-kernel\",\"$BASE/vmlinuz\"],[\"-initrd\",\"$BASE/initrd.img\"],[\"-append\",\"root=/dev/vda rw console=ttyS0\"]]" \
   -var "cloud_init_dir=$REPO/images/packer/qemu/cloud-init-root" -var ssh_username=root \
-  -var 'build_cleanup=rm -f /etc/ssh/sshd_config.d/90-packer-build.conf; usermod -p \* root' \
+  -var 'build_cleanup=rm -f /etc/ssh/sshd_config.d/90-packer-build.conf; usermod -p \* root; echo PasswordAuthentication no >/etc/ssh/sshd_config.d/50-cloud-init.conf' \
   -var "kubernetes_version=$K8S" -var "bake_config=$WORK/bake.yaml" -var "state_store_dir=$WORK/example/state" \
   -var "nodeup_binary=$BIN" -var "bake_args=$BAKE_ARGS" -var "output_directory=$WORK/output" \
-  "$REPO/images/packer/qemu" | sed 's/^/  packer| /' >&2
+  "$REPO/images/packer/qemu" | sed -u 's/^/  packer| /' >&2
 BUILD_S=$(($(date +%s) - B0))
 IMG="$(ls "$WORK"/output/*.qcow2)"
 QCOW_MB=$(($(stat -c %s "$IMG") / 1024 / 1024))
@@ -53,11 +53,16 @@ dbg() { debugfs -R "$1" "$WORK/check.raw" 2>/dev/null; }
 MANIFEST="$(dbg 'cat /etc/nodeup/bake-manifest.json')"
 [ -n "$MANIFEST" ] || die "no /etc/nodeup/bake-manifest.json in the image"
 printf '%s\n' "$MANIFEST" | grep -q "\"kubernetesVersion\": \"$K8S\"" || die "manifest is not for $K8S"
-[ "$(dbg 'stat /etc/machine-id' | sed -n 's/.*Size: \([0-9]*\).*/\1/p')" = 0 ] || die "machine-id is not empty"
+size_of() { dbg "stat $1" | sed -n 's/.*Size: \([0-9]*\).*/\1/p' | head -1; }
+[ "$(size_of /etc/machine-id)" = 0 ] || die "machine-id is not empty"
+[ -z "$(size_of /var/lib/systemd/random-seed)" ] || die "a random seed is left in the image"
+[ "$(size_of /var/log/wtmp)" = 0 ] || die "wtmp is not empty"
+if dbg 'ls /var/log/journal' | grep -qE '[0-9a-f]{32}'; then die "journal files are left in the image"; fi
+dbg 'cat /etc/ssh/sshd_config.d/50-cloud-init.conf' | grep -q 'PasswordAuthentication no' || die "password SSH is left on"
 if dbg 'ls -l /etc/ssh' | grep -q 'ssh_host_'; then die "SSH host keys left in the image"; fi
 if dbg 'ls -l /etc/ssh/sshd_config.d' | grep -q '90-packer-build'; then die "the build login's sshd drop-in is left"; fi
 dbg 'cat /etc/shadow' | grep -q '^root:\*:' || die "root still has a password"
-BIN_IN_IMAGE="$(dbg 'stat /usr/local/bin/nodeup' | sed -n 's/.*Size: \([0-9]*\).*/\1/p')"
+BIN_IN_IMAGE="$(size_of /usr/local/bin/nodeup)"
 [ "$BIN_IN_IMAGE" = "$(stat -c %s "$BIN")" ] || die "the image's /usr/local/bin/nodeup differs in size"
 dbg 'cat /etc/systemd/system/nodeup.service' | grep -q 'ExecStart=/usr/local/bin/nodeup apply' || die "nodeup.service missing"
 
@@ -65,5 +70,5 @@ echo "packer_qemu_build_seconds=$BUILD_S"
 echo "packer_qemu_accelerator=$ACCEL"
 echo "packer_qemu_image_mb=$QCOW_MB"
 echo "packer_qemu_bake_args=$BAKE_ARGS"
-echo "packer_qemu_checks=manifest,machine-id-empty,no-ssh-host-keys,no-build-login,binary,unit"
+echo "packer_qemu_checks=manifest,machine-id-empty,no-random-seed,wtmp-empty,no-journal,no-ssh-host-keys,no-build-login,password-ssh-off,binary,unit"
 log "done in $(($(date +%s) - T0))s"

@@ -159,8 +159,10 @@ describe('bakeNode', () => {
     expect(await read('/etc/nodeup/boot.yaml')).toBe('kept\n');
     expect(await exists('/etc/ssh/ssh_host_ed25519_key')).toBe(true);
     expect(out.manifest?.nodeupSha256).toBeNull(); // no binary given and none in the root
-    expect(sealSteps({ bootConfigPath: '/etc/nodeup/boot.yaml' }).map((s) => s.action + ' ' + ('path' in s ? s.path : 'dir' in s ? s.dir : s.name))).toMatchInlineSnapshot(`
+    expect(sealSteps({ bootConfigPath: '/etc/nodeup/boot.yaml' }).map((s) => s.action + ' ' + ('path' in s ? s.path : 'dir' in s ? s.dir : 'argv' in s ? s.argv.join(' ') : s.name))).toMatchInlineSnapshot(`
       [
+        "run-live journalctl --relinquish-var",
+        "run-live systemctl stop systemd-random-seed.service systemd-update-utmp.service",
         "truncate /etc/machine-id",
         "remove /var/lib/dbus/machine-id",
         "remove-children /var/lib/cloud",

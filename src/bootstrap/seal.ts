@@ -6,6 +6,8 @@ import type { Host } from '../agent/host/host.ts';
 import type { Logger } from '../agent/log.ts';
 
 export type SealStep =
+  /** On a live build machine only: stop what would write again at shutdown, before cleaning up. */
+  | { readonly action: 'run-live'; readonly argv: readonly string[]; readonly why: string }
   /** Empty the file, keeping it and its mode (systemd regenerates an empty machine-id at boot). */
   | { readonly action: 'truncate'; readonly path: string; readonly why: string }
   | { readonly action: 'remove'; readonly path: string; readonly why: string }
@@ -26,6 +28,8 @@ export interface SealOptions {
 /** What sealing does, in order. Pure. */
 export function sealSteps(opts: SealOptions = {}): readonly SealStep[] {
   return [
+    { action: 'run-live', argv: ['journalctl', '--relinquish-var'], why: 'journald writes to /run from now on, not into the image' },
+    { action: 'run-live', argv: ['systemctl', 'stop', 'systemd-random-seed.service', 'systemd-update-utmp.service'], why: 'they save a random seed and a wtmp record at shutdown: do it now, then remove them' },
     { action: 'truncate', path: '/etc/machine-id', why: 'machine-id is per machine: systemd makes a new one at first boot' },
     { action: 'remove', path: '/var/lib/dbus/machine-id', why: 'a copy of the machine-id (a symlink to /etc/machine-id is kept)' },
     { action: 'remove-children', dir: '/var/lib/cloud', match: /.*/, keep: ['seed'], why: 'cloud-init state: the next boot is a new instance (cloud-init clean)' },
@@ -70,8 +74,20 @@ export async function applySeal(host: Host, steps: readonly SealStep[], log: Log
     await host.fs.writeAtomic(p, '', { mode: st.mode, uid: st.uid, gid: st.gid });
     truncated.push(p);
   };
+  const live = host.root === '/';
   for (const step of steps) {
     switch (step.action) {
+      case 'run-live':
+        if (live) {
+          const [file, ...args] = step.argv;
+          try {
+            await host.run(file!, args);
+          } catch (err: unknown) {
+            // a machine without systemd has nothing to stop: the removals below still apply
+            log.warn({ argv: step.argv, err }, 'seal: command failed, continuing');
+          }
+        }
+        break;
       case 'truncate': {
         const st = await host.fs.stat(step.path);
         if (st?.kind === 'file') await truncate(step.path);

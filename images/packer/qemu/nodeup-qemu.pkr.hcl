@@ -70,8 +70,8 @@ variable "ssh_password" {
 
 variable "build_cleanup" {
   type        = string
-  default     = "rm -f /etc/sudoers.d/90-cloud-init-users; userdel -f -r packer"
-  description = "Shell run as root right before power-off: removes the build login from the image."
+  default     = "rm -f /etc/sudoers.d/90-cloud-init-users; userdel -f -r packer; echo PasswordAuthentication no >/etc/ssh/sshd_config.d/50-cloud-init.conf"
+  description = "Shell run as root right before power-off: removes the build login from the image and turns password SSH off again (the seed's ssh_pwauth turned it on)."
 }
 
 variable "aarch64_firmware" {
