@@ -64,7 +64,7 @@ export async function clusterHealth(client: EtcdClient): Promise<ClusterHealth> 
       }
     }),
   );
-  const leaderId = statuses.find((s) => 'leader' in s && s.leader && s.leader !== '0')?.leader as string | undefined;
+  const leaderId = statuses.find((s) => 'leader' in s && s.leader && s.leader !== '0')?.leader;
   const out: MemberHealth[] = statuses.map((s) => ({
     member: s.member,
     healthy: s.healthy,

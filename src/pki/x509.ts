@@ -71,7 +71,7 @@ async function importKeyPem(pem: string): Promise<CryptoKey> {
 }
 
 async function newKeys(): Promise<CryptoKeyPair> {
-  return (await crypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  return crypto.subtle.generateKey(alg, true, ['sign', 'verify']);
 }
 
 function pemOf(cert: x509.X509Certificate): string {

@@ -213,7 +213,7 @@ export class EtcdWorld {
   }
 
   async stopAll(): Promise<void> {
-    await Promise.all([...this.nodes.values()].map((n) => n.proc?.stop()));
+    await Promise.all([...this.nodes.values()].map((n) => n.proc?.stop() ?? Promise.resolve()));
   }
 
   async dispose(): Promise<void> {
