@@ -134,6 +134,7 @@ describe('containerd component', () => {
     await fsp.writeFile(path.join(host.root, 'etc/containerd/conf.d/90-mine.toml'), '# mine\n');
     await fsp.mkdir(path.join(host.root, 'etc/containerd/certs.d/quay.io'));
     await fsp.writeFile(path.join(host.root, 'etc/containerd/certs.d/quay.io/hosts.toml'), 'server = "https://quay.io"\n');
+    await fsp.writeFile(path.join(host.root, 'etc/containerd/certs.d/README'), 'a stray file\n');
 
     const r = await run(model({ networking: { cni: 'external' } }));
     expect(changedKeys(r)).toEqual([
@@ -144,7 +145,7 @@ describe('containerd component', () => {
     ]);
     expect(unitResult(r)?.notifiedBy).toEqual(['dir:/etc/containerd/conf.d']);
     expect(await fsp.readdir(path.join(host.root, 'etc/containerd/conf.d'))).toEqual(['90-mine.toml']);
-    expect(await fsp.readdir(path.join(host.root, 'etc/containerd/certs.d'))).toEqual(['quay.io']);
+    expect(await fsp.readdir(path.join(host.root, 'etc/containerd/certs.d'))).toEqual(['README', 'quay.io']);
     expect(await fsp.readdir(path.join(host.root, 'etc/cni/net.d'))).toEqual([]);
     expect(changedKeys(await run(model({ networking: { cni: 'external' } })))).toEqual([]);
   });

@@ -75,6 +75,7 @@ export class ManagedDirTask implements Task<ManagedDirActual> {
       const rel = this.spec.layout.kind === 'sub' ? `${name}/${this.spec.layout.file}` : name;
       if (this.spec.layout.kind === 'flat' && !name.endsWith(this.spec.layout.suffix)) continue;
       if (keep.has(rel)) continue;
+      if ((await host.fs.stat(path.join(this.path, rel)))?.kind !== 'file') continue;
       if (isManaged(await host.fs.read(path.join(this.path, rel)))) stale.push(rel);
     }
     return { mode: st.mode, kind: st.kind, stale: stale.sort() };
