@@ -181,8 +181,23 @@ describe('containerd component', () => {
 
   it('preflight refuses containerd older than 1.7', () => {
     const checks = containerdComponent.preflight?.(model({ containerd: { version: '1.6.20' } })) ?? [];
-    expect(checks.map((c) => c.check(model({ containerd: { version: '1.6.20' } })))).toEqual([expect.stringContaining('too old')]);
+    expect(checks.map((c) => c.check(model({ containerd: { version: '1.6.20' } })))).toEqual([expect.stringContaining('too old'), undefined]);
     const ok = containerdComponent.preflight?.(model()) ?? [];
-    expect(ok.map((c) => c.check(model()))).toEqual([undefined]);
+    expect(ok.map((c) => c.check(model()))).toEqual([undefined, undefined]);
+  });
+
+  it('preflight catches configAdditions written for the other config schema', () => {
+    const check = (spec: Record<string, unknown>): (string | undefined)[] => {
+      const m = model({ containerd: spec });
+      return (containerdComponent.preflight?.(m) ?? []).filter((c) => c.name === 'containerd-config-additions').map((c) => c.check(m));
+    };
+    expect(check({ version: '1.7.28', configAdditions: { 'plugins."io.containerd.cri.v1.runtime".enable_cdi': true } })).toEqual([
+      expect.stringContaining('reads version 2'),
+    ]);
+    expect(check({ version: '2.1.4', configAdditions: { 'plugins."io.containerd.grpc.v1.cri".containerd.snapshotter': 'overlayfs' } })).toEqual([
+      expect.stringContaining('reads version 3'),
+    ]);
+    expect(check({ version: '2.1.4', configAdditions: { 'plugins."io.containerd.cri.v1.runtime".enable_cdi': true } })).toEqual([undefined]);
+    expect(check({ version: '1.7.28', configAdditions: { 'plugins."io.containerd.grpc.v1.cri".enable_cdi': true } })).toEqual([undefined]);
   });
 });

@@ -35,7 +35,7 @@ import {
   sandboxImage,
 } from './keys.ts';
 import { renderBridgeConflist, renderCrictlYaml } from './render-cni.ts';
-import { renderContainerdConfig, type ContainerdConfigInput } from './render-config.ts';
+import { configSchemaFor, renderContainerdConfig, type ContainerdConfigInput } from './render-config.ts';
 import { renderHostsToml } from './render-hosts.ts';
 import { renderContainerdUnit } from './render-unit.ts';
 import { AbsentFileTask, ManagedDirTask } from './tasks.ts';
@@ -229,6 +229,18 @@ export const containerdComponent: Component = {
             return `containerd ${v} is too old for Kubernetes ${model.versions.minor}: use 1.7 or 2.x (spec.containerd.version)`;
           }
           return undefined;
+        },
+      },
+      {
+        name: 'containerd-config-additions',
+        check: () => {
+          // containerd ignores sections it does not know: catch additions written for the other schema.
+          const schema = configSchemaFor(model.versions.containerd);
+          const wrong = Object.keys(model.spec.containerd.configAdditions).filter((k) =>
+            schema === 2 ? k.includes('"io.containerd.cri.v1.') : /"io\.containerd\.grpc\.v1\.cri"\.(containerd|cni|registry|sandbox_image)/.test(k),
+          );
+          if (wrong.length === 0) return undefined;
+          return `spec.containerd.configAdditions ${wrong.join(', ')} use${wrong.length === 1 ? 's' : ''} the config schema of containerd ${schema === 2 ? '2.x (version 3)' : '1.x (version 2)'}, but containerd ${model.versions.containerd} reads version ${schema}: rewrite the path${wrong.length === 1 ? '' : 's'} (see docs/containerd.md)`;
         },
       },
     ];
