@@ -8,6 +8,7 @@ import { launchCommand } from '../orchestrator/cli.ts';
 import { userdataCommand } from '../bootstrap/userdata-command.ts';
 import { sshCommand } from '../ssh/command.ts';
 import { bakeCommand } from '../bootstrap/bake.ts';
+import { etcdCommand } from '../etcd/cli.ts';
 import { exampleCommand, publishCommand } from './example-command.ts';
 
 export const commands: readonly Command[] = [
@@ -23,6 +24,7 @@ export const commands: readonly Command[] = [
   userdataCommand,
   sshCommand,
   bakeCommand,
+  etcdCommand,
 ];
 
 export async function main(argv: readonly string[]): Promise<number> {

@@ -187,7 +187,7 @@ export async function addLearner(client: EtcdClient, self: MemberIdentity, opts:
   if (clash) {
     throw new AgentError(
       'ETCD_MEMBERSHIP',
-      `etcd ${opts.cluster}: a member named ${self.name} exists with peer URL ${clash.member.peerURLs.join(',')}, not ${self.peerUrl}: remove it first (nodeup etcd remove-dead)`,
+      `etcd ${opts.cluster}: a member named ${self.name} exists with peer URL ${clash.member.peerURLs.join(',')}, not ${self.peerUrl}: remove it first (nodeup etcd remove ${self.name})`,
       { details: { cluster: opts.cluster, member: self.name } },
     );
   }

@@ -57,6 +57,8 @@ export async function freePort(): Promise<number> {
 export interface TestPki {
   readonly tlsPaths: EtcdTlsPaths;
   readonly clientTls: EtcdTls;
+  /** The client pair on disk (for the CLI's --ca/--cert/--key). */
+  readonly clientFiles: { readonly ca: string; readonly cert: string; readonly key: string };
 }
 
 /** Issues etcd CAs and loopback server, peer and client certificates with nodeup's x509 code. */
@@ -81,7 +83,8 @@ export async function makeTestPki(dir: string): Promise<TestPki> {
     clientCa: await w('ca.crt', ca.certPem, 0o644),
     peerCa: await w('peer-ca.crt', peerCa.certPem, 0o644),
   };
-  return { tlsPaths, clientTls: { ca: ca.certPem, cert: client.certPem, key: client.keyPem } };
+  const clientFiles = { ca: tlsPaths.clientCa, cert: await w('client.crt', client.certPem, 0o644), key: await w('client.key', client.keyPem, 0o600) };
+  return { tlsPaths, clientTls: { ca: ca.certPem, cert: client.certPem, key: client.keyPem }, clientFiles };
 }
 
 export class EtcdProcess {
