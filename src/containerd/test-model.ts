@@ -1,7 +1,7 @@
 // Test helper: a NodeModel from a golden case's model.yaml (a NodeConfig plus the host's distro).
-import * as fsp from 'node:fs/promises';
 import * as yaml from 'js-yaml';
 import { parseNodeConfig, type BootConfig } from '../agent/config.ts';
+import { readLocalFile } from '../agent/host/local.ts';
 import { testFacts } from '../agent/host/test-host.ts';
 import { deriveNodeModel, type NodeModel } from '../agent/model.ts';
 import type { StateStore } from '../statestore/store.ts';
@@ -37,5 +37,5 @@ export function modelFromCase(text: string, source: string): NodeModel {
 }
 
 export async function loadCase(file: string): Promise<NodeModel> {
-  return modelFromCase(await fsp.readFile(file, 'utf8'), file);
+  return modelFromCase(await readLocalFile(file, 'golden case'), file);
 }

@@ -69,7 +69,7 @@ export function writeToml(doc: TomlTable, indent = '  '): string {
 export function setPath(doc: TomlTable, dotted: string, v: TomlScalar | readonly TomlScalar[]): TomlTable {
   const parts = splitDottedPath(dotted);
   if (!parts) throw new Error(`toml: malformed dotted path ${dotted}`);
-  const root = structuredClone(doc) as TomlTable;
+  const root = structuredClone<TomlTable>(doc);
   let cur = root;
   for (const p of parts.slice(0, -1)) {
     const next = cur[p];

@@ -63,7 +63,8 @@ export async function listImages(host: Host, ctr: string, address: string): Prom
     const res = await host.run(ctr, ['--address', address, '--namespace', 'k8s.io', 'images', 'ls'], { timeoutMs: 60_000 });
     return parseCtrImages(res.stdout);
   } catch (err: unknown) {
-    const tail = err instanceof AgentError ? String(err.details.stderrTail ?? '') : '';
+    const raw = err instanceof AgentError ? err.details.stderrTail : undefined;
+    const tail = typeof raw === 'string' ? raw : '';
     if (notUpRe.test(tail)) throw new NotReadyError('containerd is not answering yet', { address, reason: tail });
     throw err;
   }
