@@ -18,7 +18,8 @@ export type ErrorCode =
   | 'ETCD_QUORUM'
   | 'ORCHESTRATOR'
   | 'SSH'
-  | 'USAGE';
+  | 'USAGE'
+  | 'KUBE_API';
 
 export class AgentError extends Error {
   override name = 'AgentError';

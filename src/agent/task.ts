@@ -18,7 +18,8 @@ export type TaskKind =
   | 'cert'
   | 'pki'
   | 'etcd-member'
-  | 'preflight';
+  | 'preflight'
+  | 'manifest';
 
 export type TaskKey = `${TaskKind}:${string}`;
 
