@@ -103,11 +103,21 @@ EOF
 mkdir -p "$ROOT/etc/systemd/network"
 cat >"$ROOT/etc/systemd/network/10-dhcp.network" <<'EOF'
 # managed by nodeup scripts/vm/base-image.sh
+# the first NIC (QEMU user networking, or a cloud's primary NIC); net.ifnames=0 names it eth0.
+# Other NICs (a private link) get their own files from the user-data.
 [Match]
-Name=en* eth*
+Name=eth0
 
 [Network]
 DHCP=ipv4
+EOF
+# Online as soon as one link is: a private link without DHCP must not hold boot for 2 minutes.
+mkdir -p "$ROOT/etc/systemd/system/systemd-networkd-wait-online.service.d"
+cat >"$ROOT/etc/systemd/system/systemd-networkd-wait-online.service.d/any.conf" <<'EOF'
+# managed by nodeup scripts/vm/base-image.sh
+[Service]
+ExecStart=
+ExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=60
 EOF
 # QEMU user networking's DNS server; guests have no systemd-resolved.
 rm -f "$ROOT/etc/resolv.conf"

@@ -192,6 +192,20 @@ export async function renderOnly(o: RenderOnlyOptions): Promise<string[]> {
 
 export { sha256File };
 
+/** Copies a file into dir under a name unique to this run, so later changes to the source do not reach guests. */
+export async function snapshotFile(src: string, dir: string): Promise<string> {
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  for (const old of await fsp.readdir(dir)) {
+    const st = await fsp.stat(path.join(dir, old)).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > 24 * 3600_000) await fsp.rm(path.join(dir, old), { force: true });
+  }
+  const dest = path.join(dir, `${path.basename(src)}-${process.pid}-${Date.now().toString(36)}`);
+  await fsp.copyFile(src, dest).catch((err: unknown) => {
+    throw new AgentError('USAGE', `--binary ${src}: cannot read it (${(err as { code?: string }).code ?? String(err)}); build it with npm run build`, { cause: err, details: { file: src } });
+  });
+  return dest;
+}
+
 export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
   const cfg = await readNodeConfigFile(o.nodeConfigPath);
   const names = namesFor(cfg.instanceGroup, o.count, o.names);
@@ -202,9 +216,11 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
   // Secrets a node of this role needs from a host-side file:// store (embedded 0600 in the guest).
   const storeFiles = await embeddedStoreFiles(cfg, o.stateStore, o.log);
 
+  // Serve a private copy: the build may replace dist/ while guests download, and they check the hash.
+  const binaryCopy = o.binary ? await snapshotFile(o.binary, path.join(o.stateDir, '.files')) : undefined;
   const server = new SeedServer({
     log: o.log,
-    ...(o.binary ? { files: { nodeup: o.binary } } : {}),
+    ...(binaryCopy ? { files: { nodeup: binaryCopy } } : {}),
     assetsDir: o.assetsDir,
     onReport: (r) => void onReport(r),
   });
@@ -254,7 +270,7 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
     const kernel = path.join(o.baseImage, 'vmlinuz');
     const accel = await chooseAccel({ kernel, log: o.log, forced: o.accel ?? process.env.NODEUP_QEMU_ACCEL });
     o.progress(`accelerator: ${accel}\n`);
-    const binary = o.binary ? { url: `${baseUrl}/files/nodeup`, sha256: await sha256File(o.binary) } : undefined;
+    const binary = o.binary ? { url: `${baseUrl}/files/nodeup`, sha256: await sha256File(binaryCopy!) } : undefined;
     const attachments = new Map<string, Attachment>();
     if (o.network) {
       const alive = async (inst: string): Promise<boolean> => attachments.has(inst) || (!names.includes(inst) && (await provider0.record(inst)) !== undefined);
@@ -314,6 +330,7 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
     return { instances, nodes: list, ok: list.every((n) => n.phase === 'ready') };
   } finally {
     await server.close();
+    if (binaryCopy) await fsp.rm(binaryCopy, { force: true });
   }
 }
 
