@@ -118,7 +118,13 @@ export function containerdFiles(model: NodeModel): readonly RenderedFile[] {
 /** nodeup's containerd.service. Pure. */
 export function containerdUnitContent(model: NodeModel): string {
   const binDir = containerdBinDir(model.spec.containerd.source, model.distro.binDir);
-  return renderContainerdUnit({ binary: `${binDir}/containerd`, config: containerdConfigPath, pathDirs: [binDir] });
+  const release = model.spec.containerd.source === 'release';
+  return renderContainerdUnit({
+    binary: `${binDir}/containerd`,
+    config: containerdConfigPath,
+    pathDirs: [binDir],
+    ...(model.distro.selinux && release ? { restorecon: ['containerd', 'containerd-shim-runc-v2', 'ctr', 'runc'].map((b) => `${binDir}/${b}`) } : {}),
+  });
 }
 
 function dropInContent(name: string, content: string): string {

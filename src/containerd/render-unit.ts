@@ -8,6 +8,8 @@ export interface ContainerdUnitInput {
   readonly config: string;
   /** Directories put first on PATH (where the shim and runc live). */
   readonly pathDirs: readonly string[];
+  /** Binaries to relabel before start on SELinux distros (files copied in keep a wrong context). */
+  readonly restorecon?: readonly string[];
 }
 
 export function renderContainerdUnit(i: ContainerdUnitInput): string {
@@ -20,7 +22,7 @@ export function renderContainerdUnit(i: ContainerdUnitInput): string {
     },
     Service: {
       Environment: `PATH=${path}`,
-      ExecStartPre: '-/sbin/modprobe overlay',
+      ExecStartPre: ['-/sbin/modprobe overlay', ...(i.restorecon && i.restorecon.length > 0 ? [`-/usr/sbin/restorecon ${i.restorecon.join(' ')}`] : [])],
       ExecStart: `${i.binary} --config ${i.config}`,
       Type: 'notify',
       Delegate: true,
