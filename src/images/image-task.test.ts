@@ -11,7 +11,9 @@ import { createTestHost, type TestHost } from '../agent/host/test-host.ts';
 import * as yaml from 'js-yaml';
 import { modelFromCase } from '../containerd/test-model.ts';
 import { ImageTask, parseCtrImages } from './image-task.ts';
-import { prePullList, roleImages } from './component.ts';
+import { imagesComponent, prePullList, roleImages } from './component.ts';
+import { containerdComponent } from '../containerd/component.ts';
+import { buildGraph } from '../agent/run.ts';
 
 const NAME = 'registry.k8s.io/pause:3.10.1';
 const DIGEST = 'sha256:' + 'ab'.repeat(32);
@@ -166,5 +168,28 @@ describe('pre-pull lists', () => {
     const a = { name: 'registry.k8s.io/pause:3.10.1', urls: ['https://x/p.tar'], sha256: 'a'.repeat(64) };
     expect(ImagesSpec.safeParse({ archives: [a, a] }).error?.issues[0]?.path).toEqual(['archives', 1, 'name']);
     expect(ImagesSpec.safeParse({ prePull: ['no-tag'] }).success).toBe(false);
+  });
+});
+
+describe('images component', () => {
+  const archive = { name: 'registry.k8s.io/pause:3.10.1', urls: ['https://x/p.tar'], sha256: 'a'.repeat(64) };
+  const overrides = Object.fromEntries(['containerd', 'runc', 'crictl', 'cni-plugins'].map((n) => [n, { urls: ['https://x/a'], sha256: 'b'.repeat(64) }]));
+  it('orders images after containerd and the mirrors\' hosts.toml, by key', () => {
+    const m = model(
+      { role: 'worker', assets: { overrides }, containerd: { registryMirrors: { 'registry.k8s.io': ['https://m'] } }, images: { archives: [archive], prePull: ['docker.io/library/busybox:1.36'] } },
+      { live: true },
+    );
+    const g = buildGraph(m, [containerdComponent, imagesComponent]).finish();
+    for (const k of ['image:registry.k8s.io/pause:3.10.1', 'image:docker.io/library/busybox:1.36'] as const) {
+      expect(g.deps.get(k)).toEqual(['file:/etc/containerd/certs.d/registry.k8s.io/hosts.toml', 'unit:containerd.service']);
+    }
+  });
+  it('on an offline root only archives are planned (cached for the first boot), no pulls', () => {
+    const m = model({ role: 'control-plane', images: { archives: [archive] } }, { live: false, bake: true });
+    const g = buildGraph(m, [imagesComponent]).finish();
+    expect([...g.tasks.keys()]).toEqual(['image:registry.k8s.io/pause:3.10.1']);
+  });
+  it('is disabled when there is nothing to load', () => {
+    expect(imagesComponent.enabled(model({ role: 'worker' }))).toBe(false);
   });
 });
