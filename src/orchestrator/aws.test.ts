@@ -28,7 +28,7 @@ function fakeEc2(answer: (s: Sent) => string): { client: EC2Client; sent: Sent[]
         const s = { action: params.get('Action') ?? '', params, request };
         sent.push(s);
         const body = answer(s);
-        return { response: { statusCode: 200, headers: { 'content-type': 'text/xml' }, body: Readable.from([Buffer.from(body)]) } as HttpResponse };
+        return { response: { statusCode: 200, headers: { 'content-type': 'text/xml' }, body: Readable.from([Buffer.from(body)]) } };
       },
     },
   });
@@ -123,7 +123,7 @@ describe('aws provider', () => {
       requestHandler: {
         async handle(): Promise<{ response: HttpResponse }> {
           const body = '<Response><Errors><Error><Code>InvalidAMIID.NotFound</Code><Message>The image id does not exist</Message></Error></Errors><RequestID>r</RequestID></Response>';
-          return { response: { statusCode: 400, headers: {}, body: Readable.from([Buffer.from(body)]) } as HttpResponse };
+          return { response: { statusCode: 400, headers: {}, body: Readable.from([Buffer.from(body)]) } };
         },
       },
     });

@@ -18,7 +18,7 @@ function str(v: unknown): string | undefined {
 function posInt(v: unknown, flag: string, dflt: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new AgentError('USAGE', `${flag} must be a positive whole number, got ${String(v)}`, { details: { field: flag } });
+  if (!Number.isInteger(n) || n <= 0) throw new AgentError('USAGE', `${flag} must be a positive whole number, got ${JSON.stringify(v)}`, { details: { field: flag } });
   return n;
 }
 

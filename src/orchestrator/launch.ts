@@ -240,7 +240,8 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
       if (Number.isFinite(uptime)) n.timings.startedUptimeS = uptime;
       setPhase(n, 'nodeup running');
     } else if (r.phase === 'failed') {
-      n.reason = String((r.body as { reason?: unknown } | undefined)?.reason ?? 'the launch script failed');
+      const reason = (r.body as { reason?: unknown } | undefined)?.reason;
+      n.reason = typeof reason === 'string' ? reason : 'the launch script failed';
       setPhase(n, 'failed');
     } else if (r.phase === 'receipt') {
       const receipt = r.body as Receipt;
