@@ -25,6 +25,7 @@ export const nodeupClientCert = `${etcdPkiDir}/nodeup-client.crt`;
 export const nodeupClientKey = `${etcdPkiDir}/nodeup-client.key`;
 export const backupUnitName = 'nodeup-etcd-backup.service';
 export const backupTimerName = 'nodeup-etcd-backup.timer';
+const kubeletUnit: TaskKey = 'unit:kubelet.service';
 
 /**
  * The etcd image version per Kubernetes minor, as kubeadm pins them: 3.6 from 1.34 on, 3.5 before.
@@ -58,7 +59,7 @@ export function tlsPaths(cluster: string): EtcdTlsPaths {
   };
 }
 
-function memberTask(model: NodeModel, c: EtcdClusterSpec): EtcdMemberTask {
+function memberTask(model: NodeModel, c: EtcdClusterSpec, runner: readonly TaskKey[]): EtcdMemberTask {
   const ip = advertiseIp(model);
   const e = model.spec.etcd;
   return new EtcdMemberTask(model.store, {
@@ -78,7 +79,7 @@ function memberTask(model: NodeModel, c: EtcdClusterSpec): EtcdMemberTask {
         : { mode: 'systemd', unitDir: model.distro.unitDir, binary: e.binary },
     statePath: etcdStatePath(c.name),
     retention: e.backup.retention,
-    after: [`cert:etcd-${c.name}-server`, `cert:etcd-${c.name}-peer`, 'cert:etcd-nodeup-client', `pki:${etcdCaPath}`, `pki:${etcdPeerCaPath}`],
+    after: [`cert:etcd-${c.name}-server`, `cert:etcd-${c.name}-peer`, 'cert:etcd-nodeup-client', `pki:${etcdCaPath}`, `pki:${etcdPeerCaPath}`, ...runner],
   });
 }
 
@@ -105,6 +106,8 @@ export const etcdComponent: Component = {
         after: afterPki,
       }),
     );
+    // Static pods need a running kubelet before the member can answer (when kubelet is in the run).
+    const runner: TaskKey[] = e.mode === 'static-pod' && graph.has(kubeletUnit) ? [kubeletUnit] : [];
     const ip = advertiseIp(model);
     const names = { dnsNames: [model.nodeName, 'localhost'], ips: [...new Set([ip, '127.0.0.1'])] };
     for (const c of e.clusters) {
@@ -128,7 +131,7 @@ export const etcdComponent: Component = {
           after: afterPki,
         }),
       );
-      graph.add(memberTask(model, c));
+      graph.add(memberTask(model, c, runner));
     }
     if (e.backup.schedule !== '') {
       const input = { nodeupBinary: '/usr/local/bin/nodeup', bootConfig: '/etc/nodeup/boot.yaml', schedule: e.backup.schedule };

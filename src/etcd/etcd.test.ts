@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { createTestHost } from '../agent/host/test-host.ts';
 import { silentLogger } from '../agent/log.ts';
 import { Graph } from '../agent/graph.ts';
+import { components } from '../agent/components.ts';
+import { buildGraph } from '../agent/run.ts';
 import { cpModel } from '../controlplane/test-model.ts';
 import { parseSnapshotStream, prefixEnd, type EtcdMember } from './client.ts';
 import { etcdComponent, etcdImage } from './component.ts';
@@ -152,6 +154,15 @@ describe('etcd component and member task', () => {
       'unit:nodeup-etcd-backup.service',
       'unit:nodeup-etcd-backup.timer',
     ]);
+  });
+
+  it('waits for kubelet (static pods) and the certificates before joining, in a whole control-plane graph', () => {
+    const g = buildGraph(cpModel(), components).finish();
+    const deps = g.deps.get('etcd-member:main') ?? [];
+    expect(deps).toContain('unit:kubelet.service');
+    expect(deps).toEqual(expect.arrayContaining(['cert:etcd-main-server', 'cert:etcd-main-peer', 'cert:etcd-nodeup-client', 'pki:/etc/kubernetes/pki/etcd/ca.crt']));
+    const sys = buildGraph(cpModel({ spec: { etcd: { mode: 'systemd' } } }), components).finish();
+    expect(sys.deps.get('etcd-member:main')).not.toContain('unit:kubelet.service');
   });
 
   it('plans a join without a data dir, keeps the manifest of a member with data, and rewrites a changed one', async () => {
