@@ -9,6 +9,7 @@ import { etcdComponent } from '../etcd/component.ts';
 import { kubeProxyComponent } from '../kube-proxy/component.ts';
 import { containerdComponent } from '../containerd/component.ts';
 import { imagesComponent } from '../images/component.ts';
+import { addonsComponent } from '../addons/component.ts';
 
 export const components: readonly Component[] = [
   packagesComponent,
@@ -20,4 +21,5 @@ export const components: readonly Component[] = [
   controlPlaneComponent,
   kubeProxyComponent,
   imagesComponent,
+  addonsComponent,
 ];

@@ -11,6 +11,7 @@ import { ContainerdSpec } from '../containerd/schema.ts';
 import { ControlPlaneSpec } from '../controlplane/schema.ts';
 import { EtcdSpec } from '../etcd/schema.ts';
 import { ImagesSpec } from '../images/schema.ts';
+import { AddonsSpec } from '../addons/schema.ts';
 import { KubeletSpec } from '../kubelet/schema.ts';
 import { PackagesSpec } from '../packages/schema.ts';
 import { AgentError } from './errors.ts';
@@ -86,6 +87,7 @@ export const NodeSpec = z.strictObject({
   controlPlane: ControlPlaneSpec.prefault({}),
   etcd: EtcdSpec.prefault({}),
   images: ImagesSpec.prefault({}),
+  addons: AddonsSpec.prefault({}),
   files: z.array(ExtraFile).default([]),
   units: z.array(ExtraUnit).default([]),
   preflight: z.strictObject({ ignore: z.array(z.string()).default([]) }).prefault({}),

@@ -1,0 +1,92 @@
+// addons: the cluster objects that let workers join, held in the API server by server-side apply
+// (kubeadm's `bootstrap-token` and `kubelet-finalize` phases), plus optional CoreDNS.
+// Owns, in the API server (label app.kubernetes.io/managed-by=nodeup, annotation nodeup.dev/hash):
+//  - Secret kube-system/bootstrap-token-<id> from secrets/bootstrap-token in the state store (a
+//    rotated token's old Secret is deleted);
+//  - ClusterRoleBindings nodeup:kubelet-bootstrap, nodeup:node-autoapprove-bootstrap,
+//    nodeup:node-autoapprove-certificate-rotation, nodeup:apiserver-kubelet-client and (default)
+//    nodeup:node-proxier;
+//  - with spec.addons.coredns.enabled: ServiceAccount, ClusterRole(Binding) system:coredns,
+//    ConfigMap and Deployment coredns, Service kube-dns.
+// Nothing on disk. Credentials: the admin kubeconfig the control-plane component writes; the local
+// API server (https://127.0.0.1:<port>), never the load balancer.
+// Runs after: the kube-apiserver static pod manifest, the admin kubeconfig, the bootstrap token in
+// the store (each when in the run). Only on live control planes: not in a bake, not on an offline root.
+import type { Component } from '../agent/component.ts';
+import type { NodeModel } from '../agent/model.ts';
+import type { TaskKey } from '../agent/task.ts';
+import { adminKubeconfig, manifestDir } from '../controlplane/render-manifests.ts';
+import { bootstrapTokenKey } from '../pki/cluster-pki.ts';
+import { bootstrapTokenTaskKey } from '../pki/tasks.ts';
+import type { StateStore } from '../statestore/store.ts';
+import type { ApiTarget } from './kube-api.ts';
+import type { KubeObject } from './kube-object.ts';
+import { ManifestTask, manifestKey, type Desired } from './manifest-task.ts';
+import { renderBootstrapRbac, renderBootstrapTokenSecret, tokenSelector } from './render-bootstrap.ts';
+import { renderCoredns, tenthServiceIp, type CorednsInput } from './render-coredns.ts';
+
+export const apiServerManifestKey: TaskKey = `file:${manifestDir}/kube-apiserver.yaml`;
+export const adminKubeconfigKey: TaskKey = 'cert:kubeconfig-admin';
+export const bootstrapTokenSecretId = 'kube-system/secret/bootstrap-token';
+
+/** `kube-system/deployment/coredns`, `clusterrolebinding/nodeup:kubelet-bootstrap`. */
+export function objectId(o: KubeObject): string {
+  return `${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.kind.toLowerCase()}/${o.metadata.name}`;
+}
+
+/** Where the addons talk to: the API server on this node, with the admin kubeconfig. Pure. */
+export function apiTarget(model: NodeModel): ApiTarget {
+  return { server: `https://127.0.0.1:${model.spec.controlPlane.apiServer.port}`, kubeconfigPath: adminKubeconfig };
+}
+
+/** CoreDNS's inputs for this cluster. Pure. */
+export function corednsInput(model: NodeModel): CorednsInput {
+  const c = model.spec.addons.coredns;
+  return {
+    imageRegistry: c.imageRegistry ?? model.spec.controlPlane.imageRegistry,
+    version: c.version ?? model.versions.coredns,
+    replicas: c.replicas,
+    clusterDomain: model.spec.kubelet.clusterDomain,
+    clusterIP: model.spec.kubelet.clusterDNS?.[0] ?? tenthServiceIp(model.spec.networking.serviceCIDR),
+  };
+}
+
+/** The token Secret, rendered from the state store when observed (the builder does no I/O). */
+export function tokenSecretLoader(store: StateStore): () => Promise<Desired> {
+  return async () => {
+    const raw = await store.read(bootstrapTokenKey);
+    if (!raw) return { pending: `${bootstrapTokenKey} exists in the state store` };
+    return renderBootstrapTokenSecret(raw.toString('utf8').trim(), bootstrapTokenKey);
+  };
+}
+
+export const addonsComponent: Component = {
+  name: 'addons',
+  enabled: (m) => m.role === 'control-plane' && !m.bake && m.live,
+  build(model, graph) {
+    const api = apiTarget(model);
+    const present = (keys: readonly TaskKey[]): TaskKey[] => keys.filter((k) => graph.has(k));
+    const base = present([apiServerManifestKey, adminKubeconfigKey]);
+
+    graph.add(
+      new ManifestTask({
+        id: bootstrapTokenSecretId,
+        api,
+        object: tokenSecretLoader(model.store),
+        prune: { labelSelector: tokenSelector },
+        after: [...base, ...present([bootstrapTokenTaskKey])],
+      }),
+    );
+    for (const o of renderBootstrapRbac({ nodeProxierForNodes: model.spec.addons.nodeProxierForNodes })) {
+      graph.add(new ManifestTask({ id: objectId(o), api, object: o, after: base }));
+    }
+
+    if (!model.spec.addons.coredns.enabled) return;
+    let previous: TaskKey[] = [];
+    for (const o of renderCoredns(corednsInput(model))) {
+      const id = objectId(o);
+      graph.add(new ManifestTask({ id, api, object: o, after: [...base, ...previous] }));
+      previous = [manifestKey(id)];
+    }
+  },
+};
