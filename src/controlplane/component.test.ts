@@ -159,3 +159,34 @@ describe('a worker never receives a CA key', () => {
     ]);
   });
 });
+
+describe('control-plane apply on a test root', () => {
+  it('converges, then restarts the pods whose certificates were renewed, then is converged again', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'nodeup-cp-'));
+    const store = new FileStore(pathToFileURL(dir).toString());
+    const host = await createTestHost();
+    try {
+      const g = new Graph();
+      g.setOwner('control-plane');
+      controlPlaneComponent.build(cpModel({ store }), g);
+      const graph = g.finish();
+      const run = () => execute(graph, host, { mode: 'apply', log: silentLogger, owner: g.owner });
+      const first = await run();
+      expect(first.ok).toBe(true);
+      expect(first.changed).toBe(graph.order.length);
+      expect((await run()).changed).toBe(0);
+      // 250 of 365 days later a third of the life is left: certificates renew, pods restart.
+      host.virtualTime = 250 * 86400_000;
+      const renewal = await run();
+      const changed = renewal.results.filter((r) => r.status === 'changed').map((r) => r.key);
+      expect(changed).toEqual(expect.arrayContaining(['cert:apiserver', 'cert:kubeconfig-scheduler', 'file:/etc/kubernetes/manifests/kube-apiserver.yaml', 'file:/etc/kubernetes/manifests/kube-scheduler.yaml']));
+      const apiserver = renewal.results.find((r) => r.key === 'file:/etc/kubernetes/manifests/kube-apiserver.yaml');
+      expect(apiserver?.changes[0]?.field).toBe('restart');
+      expect(((await host.fs.read('/etc/kubernetes/manifests/kube-scheduler.yaml')) as Buffer).toString()).toContain('nodeup.dev/restarted-at:');
+      expect((await run()).changed).toBe(0);
+    } finally {
+      await host.dispose();
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+});

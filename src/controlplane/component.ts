@@ -13,6 +13,7 @@ import type { NodeModel } from '../agent/model.ts';
 import type { GraphBuilder } from '../agent/graph.ts';
 import type { TaskKey } from '../agent/task.ts';
 import { DirTask, FileTask } from '../agent/tasks/file.ts';
+import { StaticPodTask } from './static-pod-task.ts';
 import { BootstrapTokenTask, CertTask, ClusterPkiTask, StoreFileTask, clusterPkiKey } from '../pki/tasks.ts';
 import { storeLayout } from '../statestore/store.ts';
 import {
@@ -114,31 +115,43 @@ export const controlPlaneComponent: Component = {
     ];
     for (const [p, key, mode] of copies) addOnce(graph, new StoreFileTask(store, { path: p, storeKey: storeLayout.pki(key), mode, after: afterPki }));
 
-    const pem = (id: string, ca: 'ca' | 'etcd-ca' | 'front-proxy-ca', commonName: string, usages: ('server' | 'client')[], more: { organizations?: string[]; dnsNames?: string[]; ips?: string[] } = {}): CertTask =>
+    // A renewed certificate restarts the pod that reads it (kubelet restarts a changed manifest).
+    const pod = (name: string): TaskKey[] => [`file:${manifestDir}/${name}.yaml`];
+    const pem = (
+      id: string,
+      ca: 'ca' | 'etcd-ca' | 'front-proxy-ca',
+      commonName: string,
+      usages: ('server' | 'client')[],
+      more: { organizations?: string[]; dnsNames?: string[]; ips?: string[] } = {},
+      notify: TaskKey[] = [],
+    ): CertTask =>
       new CertTask(store, {
         id,
         ca,
         request: { commonName, usages, validityDays: days, ...more },
         output: { kind: 'pem', certPath: `${pkiDir}/${id}.crt`, keyPath: `${pkiDir}/${id}.key` },
         after: afterPki,
+        notify,
       });
-    graph.add(pem('apiserver', 'ca', 'kube-apiserver', ['server'], apiServerSans(model)));
-    graph.add(pem('apiserver-kubelet-client', 'ca', 'kube-apiserver-kubelet-client', ['client'], { organizations: ['system:masters'] }));
-    graph.add(pem('apiserver-etcd-client', 'etcd-ca', 'kube-apiserver-etcd-client', ['client']));
-    graph.add(pem('front-proxy-client', 'front-proxy-ca', 'front-proxy-client', ['client']));
+    const api = pod('kube-apiserver');
+    graph.add(pem('apiserver', 'ca', 'kube-apiserver', ['server'], apiServerSans(model), api));
+    graph.add(pem('apiserver-kubelet-client', 'ca', 'kube-apiserver-kubelet-client', ['client'], { organizations: ['system:masters'] }, api));
+    graph.add(pem('apiserver-etcd-client', 'etcd-ca', 'kube-apiserver-etcd-client', ['client'], {}, api));
+    graph.add(pem('front-proxy-client', 'front-proxy-ca', 'front-proxy-client', ['client'], {}, api));
     // Client pairs the kubelet and kube-proxy components reference on control planes.
     graph.add(pem('kubelet-client', 'ca', `system:node:${model.nodeName}`, ['client'], { organizations: ['system:nodes'] }));
     graph.add(pem('kube-proxy', 'ca', 'system:kube-proxy', ['client']));
-    const kubeconfig = (id: string, path: string, user: string, server: string, organizations: string[] = []): CertTask =>
+    const kubeconfig = (id: string, path: string, user: string, server: string, organizations: string[] = [], notify: TaskKey[] = []): CertTask =>
       new CertTask(store, {
         id: `kubeconfig-${id}`,
         ca: 'ca',
         request: { commonName: user, usages: ['client'], validityDays: days, organizations },
         output: { kind: 'kubeconfig', path, server, clusterName: cluster, user },
         after: afterPki,
+        notify,
       });
-    graph.add(kubeconfig('controller-manager', controllerManagerKubeconfig, 'system:kube-controller-manager', localServer));
-    graph.add(kubeconfig('scheduler', schedulerKubeconfig, 'system:kube-scheduler', localServer));
+    graph.add(kubeconfig('controller-manager', controllerManagerKubeconfig, 'system:kube-controller-manager', localServer, [], pod('kube-controller-manager')));
+    graph.add(kubeconfig('scheduler', schedulerKubeconfig, 'system:kube-scheduler', localServer, [], pod('kube-scheduler')));
     graph.add(kubeconfig('admin', adminKubeconfig, 'kubernetes-admin', model.spec.apiServerEndpoint, ['system:masters']));
 
     const input = controlPlaneInput(model);
@@ -149,15 +162,14 @@ export const controlPlaneComponent: Component = {
       graph.ensure(new DirTask({ path: auditLogDir, mode: 0o700 }));
       apiAfter.push(`file:${auditPolicyPath}`, `dir:${auditLogDir}`);
     }
-    graph.add(new FileTask({ path: `${manifestDir}/kube-apiserver.yaml`, content: renderApiServerManifest(input), mode: 0o600, after: apiAfter }));
+    graph.add(new StaticPodTask({ path: `${manifestDir}/kube-apiserver.yaml`, content: renderApiServerManifest(input), after: apiAfter }));
     graph.add(
-      new FileTask({
+      new StaticPodTask({
         path: `${manifestDir}/kube-controller-manager.yaml`,
         content: renderControllerManagerManifest(input),
-        mode: 0o600,
         after: ['cert:kubeconfig-controller-manager', `pki:${paths.caKey}`, `pki:${paths.saKey}`],
       }),
     );
-    graph.add(new FileTask({ path: `${manifestDir}/kube-scheduler.yaml`, content: renderSchedulerManifest(input), mode: 0o600, after: ['cert:kubeconfig-scheduler'] }));
+    graph.add(new StaticPodTask({ path: `${manifestDir}/kube-scheduler.yaml`, content: renderSchedulerManifest(input), after: ['cert:kubeconfig-scheduler'] }));
   },
 };
