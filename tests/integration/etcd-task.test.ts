@@ -1,0 +1,130 @@
+// The etcd component as a node runs it: for three "nodes" (temp roots sharing one file:// state
+// store), the PKI tasks issue the etcd certificates and the etcd-member task creates or joins the
+// cluster by writing its static pod manifest. A stand-in kubelet starts the manifest's own command
+// with real etcd 3.6 (paths mapped into the node's root). Then a second apply changes nothing.
+// Needs scripts/setup-etcd.sh.
+import { spawn } from 'node:child_process';
+import { openSync, closeSync, readFileSync, existsSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as yaml from 'js-yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execute } from '../../src/agent/executor.ts';
+import { Graph } from '../../src/agent/graph.ts';
+import { NodeHost } from '../../src/agent/host/node-host.ts';
+import { silentLogger } from '../../src/agent/log.ts';
+import { cpModel } from '../../src/controlplane/test-model.ts';
+import { EtcdClient } from '../../src/etcd/client.ts';
+import { etcdComponent } from '../../src/etcd/component.ts';
+import { clusterHealth } from '../../src/etcd/membership.ts';
+import { FileStore } from '../../src/statestore/file-store.ts';
+import { etcd36, EtcdProcess, freePort, type EtcdBinaries } from './etcd-harness.ts';
+
+/** A real host whose files live under a temp root but which reports itself live (root "/"). */
+class LiveRootHost extends NodeHost {
+  override readonly root = '/';
+}
+
+interface FakeNode {
+  readonly name: string;
+  readonly dir: string;
+  readonly host: LiveRootHost;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  proc?: EtcdProcess;
+  lastManifest?: string;
+}
+
+describe('etcd component on three nodes (etcd 3.6 as static pods)', () => {
+  let bin: EtcdBinaries;
+  let storeDir: string;
+  let store: FileStore;
+  const nodes: FakeNode[] = [];
+  let kubelet: NodeJS.Timeout | undefined;
+
+  // The stand-in kubelet: (re)starts etcd when a node's manifest appears or changes.
+  const syncPods = (): void => {
+    for (const n of nodes) {
+      const manifest = path.join(n.dir, 'etc/kubernetes/manifests/etcd-main.yaml');
+      if (!existsSync(manifest)) continue;
+      const text = readFileSync(manifest, 'utf8');
+      if (text === n.lastManifest) continue;
+      n.lastManifest = text;
+      const pod = yaml.load(text) as { spec: { containers: { command: string[] }[] } };
+      const args = (pod.spec.containers[0]?.command ?? []).slice(1).map((a) => a.replace(/=(\/etc\/kubernetes\/|\/var\/lib\/etcd)/, (_m, p: string) => `=${n.dir}${p}`));
+      const old = n.proc;
+      const start = (): void => {
+        const fd = openSync(path.join(n.dir, 'etcd.log'), 'a');
+        n.proc = new EtcdProcess(spawn(bin.etcd, args, { stdio: ['ignore', fd, fd] }), path.join(n.dir, 'etcd.log'));
+        closeSync(fd);
+      };
+      if (old) void old.stop().then(start);
+      else start();
+    }
+  };
+
+  beforeAll(async () => {
+    bin = etcd36();
+    storeDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'nodeup-etcd-task-store-'));
+    store = new FileStore(pathToFileURL(storeDir).toString());
+    for (const name of ['cp-1', 'cp-2', 'cp-3']) {
+      const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `nodeup-etcd-task-${name}-`));
+      nodes.push({ name, dir, host: new LiveRootHost({ root: dir }), clientPort: await freePort(), peerPort: await freePort() });
+    }
+    kubelet = setInterval(syncPods, 100);
+  });
+
+  afterAll(async () => {
+    if (kubelet) clearInterval(kubelet);
+    await Promise.all(nodes.map((n) => n.proc?.stop() ?? Promise.resolve()));
+    for (const d of [storeDir, ...nodes.map((n) => n.dir)]) if (d) await fsp.rm(d, { recursive: true, force: true });
+  });
+
+  function graphFor(n: FakeNode) {
+    const model = cpModel({
+      store,
+      nodeName: n.name,
+      facts: { ipv4: ['127.0.0.1'] },
+      spec: { etcd: { clusters: [{ name: 'main', clientPort: n.clientPort, peerPort: n.peerPort }], backup: { schedule: '' } } },
+    });
+    const g = new Graph();
+    g.setOwner('etcd');
+    etcdComponent.build(model, g);
+    return { graph: g.finish(), owner: g.owner };
+  }
+
+  it('the first node creates the cluster, the others join as learners and are promoted; re-runs change nothing', async () => {
+    for (const n of nodes) {
+      const { graph, owner } = graphFor(n);
+      const report = await execute(graph, n.host, { mode: 'apply', log: silentLogger, owner, notReadyDeadlineMs: 0 });
+      const failed = report.results.filter((r) => r.status !== 'changed' && r.status !== 'unchanged');
+      expect(failed, `${n.name}: ${JSON.stringify(failed)}\n${await fsp.readFile(path.join(n.dir, 'etcd.log'), 'utf8').catch(() => '')}`).toEqual([]);
+      expect(report.results.find((r) => r.key === 'etcd-member:main')?.status).toBe('changed');
+    }
+    // nodeup's own client certificate, issued by the PKI tasks, talks to the cluster.
+    const n1 = nodes[0] as FakeNode;
+    const read = (p: string): string => readFileSync(path.join(n1.dir, p), 'utf8');
+    const client = new EtcdClient(new NodeHost(), nodes.map((n) => `https://127.0.0.1:${n.clientPort}`), {
+      ca: read('etc/kubernetes/pki/etcd/ca.crt'),
+      cert: read('etc/kubernetes/pki/etcd/nodeup-client.crt'),
+      key: read('etc/kubernetes/pki/etcd/nodeup-client.key'),
+    });
+    const h = await clusterHealth(client);
+    expect(h.members.map((m) => [m.member.name, m.member.isLearner, m.healthy]).sort()).toEqual([
+      ['cp-1', false, true],
+      ['cp-2', false, true],
+      ['cp-3', false, true],
+    ]);
+    const manifest2 = readFileSync(path.join((nodes[1] as FakeNode).dir, 'etc/kubernetes/manifests/etcd-main.yaml'), 'utf8');
+    expect(manifest2).toContain('--initial-cluster-state=existing');
+    expect(manifest2).toContain('image: registry.k8s.io/etcd:3.6.4-0');
+    for (const n of nodes) {
+      const { graph, owner } = graphFor(n);
+      const again = await execute(graph, n.host, { mode: 'apply', log: silentLogger, owner });
+      expect(again.results.filter((r) => r.status !== 'unchanged').map((r) => r.key)).toEqual([]);
+    }
+    expect((await fsp.stat(path.join(n1.dir, 'etc/kubernetes/pki/etcd/main/server.key'))).mode & 0o777).toBe(0o600);
+  });
+});
