@@ -10,7 +10,7 @@
 // NODEUP_BENCH_ONLY / NODEUP_BENCH_PLAN_SKIP. The printed figures say exactly what ran.
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -124,10 +124,10 @@ try {
   progress(`first apply (converging the temp root): --only ${only}`);
   const first = timed(applyArgs);
   if (first.status !== 0) throw new Error(`first apply failed (exit ${first.status}): ${first.stdout}${first.stderr}`);
-  const firstReport = JSON.parse(first.stdout) as { changed: number; tasks: unknown[] };
-  const second = JSON.parse(timed(applyArgs).stdout) as { changed: number; tasks: unknown[] };
+  const firstReport = JSON.parse(first.stdout) as { changed: number; results: unknown[] };
+  const second = JSON.parse(timed(applyArgs).stdout) as { changed: number; results: unknown[] };
   if (second.changed !== 0) throw new Error(`the second apply changed ${second.changed} tasks: not converged`);
-  progress(`converged: ${second.tasks.length} tasks, first apply changed ${firstReport.changed}; timing ${runs} converged applies`);
+  progress(`converged: ${second.results.length} tasks, first apply changed ${firstReport.changed}; timing ${runs} converged applies`);
   const applies = Array.from({ length: runs }, () => timed(applyArgs));
   for (const a of applies) if (a.status !== 0) throw new Error(`a converged apply exited ${a.status}: ${a.stderr}`);
   const applyWall = stats(Array.from({ length: runs }, () => wallMs(applyArgs).ms));
@@ -138,7 +138,7 @@ try {
   writeFileSync(join(work, 'empty-root/etc/os-release'), readFileSync(join(root, 'etc/os-release')));
   progress(`timing plan of the whole example on an empty root (--skip ${planSkip})`);
   const planRuns = Array.from({ length: Math.min(runs, 10) }, () => timed(planArgs));
-  const planTasks = (JSON.parse(planRuns[0]?.stdout ?? '{"tasks":[]}') as { tasks: unknown[] }).tasks.length;
+  const planTasks = (JSON.parse(planRuns[0]?.stdout ?? '{"results":[]}') as { results: unknown[] }).results.length;
   const planWall = stats(planRuns.map((p) => p.seconds * 1000));
   const planRss = stats(planRuns.map((p) => p.maxRssKb / 1024));
 
@@ -146,12 +146,12 @@ try {
   const version = spawnSync(binary, ['version'], { encoding: 'utf8' }).stdout.trim();
   const lines = [
     `nodeup foundation benchmark — ${version}`,
-    `machine: ${cpus().length} cpus (nproc), ${model}`,
+    `machine: ${cpus().length} cpus (nproc), ${model}; load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')} (other work on the machine inflates times)`,
     `binary:                 ${binary.replace(repo + '/', '')}`,
     `size raw:               ${mb(rawBytes)} MB (${rawBytes} bytes)`,
     `size xz -6:             ${mb(xzBytes)} MB (${xzBytes} bytes)   goal < 40 MB: ${xzBytes < 40e6 ? 'met' : 'MISSED'}`,
     `version start (${versionMs.tool}): mean ${versionMs.mean.toFixed(1)} ms, min ${versionMs.min.toFixed(1)}, max ${versionMs.max.toFixed(1)}; peak RSS ${(versionRss / 1024).toFixed(1)} MB`,
-    `converged apply (${second.tasks.length} tasks, --only ${only}, ${runs} runs): median ${applyWall.median.toFixed(0)} ms, min ${applyWall.min.toFixed(0)}, max ${applyWall.max.toFixed(0)}   goal < 300 ms: ${applyWall.median < 300 ? 'met' : 'MISSED'}`,
+    `converged apply (${second.results.length} tasks, --only ${only}, ${runs} runs): median ${applyWall.median.toFixed(0)} ms, min ${applyWall.min.toFixed(0)}, max ${applyWall.max.toFixed(0)}   goal < 300 ms: ${applyWall.median < 300 ? 'met' : 'MISSED'}`,
     `converged apply peak RSS: max ${applyRss.max.toFixed(1)} MB, median ${applyRss.median.toFixed(1)} MB   goal < 150 MB: ${applyRss.max < 150 ? 'met' : 'MISSED'}`,
     `plan, whole example on an empty root (${planTasks} tasks, --skip ${planSkip}, ${planRuns.length} runs): median ${planWall.median.toFixed(0)} ms; peak RSS max ${planRss.max.toFixed(1)} MB`,
   ];
@@ -160,7 +160,7 @@ try {
   if (values.record) {
     const file = join(repo, 'bench/RESULTS.md');
     const date = new Date().toISOString().slice(0, 10);
-    const row = `| ${date} | ${version.replace(/^nodeup /, '')} | ${cpus().length} × ${model} | ${mb(rawBytes)} | ${mb(xzBytes)} | ${versionMs.mean.toFixed(1)} | ${applyWall.median.toFixed(0)} (${second.tasks.length} tasks) | ${applyRss.max.toFixed(1)} | ${planWall.median.toFixed(0)} (${planTasks} tasks) / ${planRss.max.toFixed(1)} |\n`;
+    const row = `| ${date} | ${version.replace(/^nodeup /, '')} | ${cpus().length} × ${model} | ${mb(rawBytes)} | ${mb(xzBytes)} | ${versionMs.mean.toFixed(1)} | ${applyWall.median.toFixed(0)} (${second.results.length} tasks) | ${applyRss.max.toFixed(1)} | ${planWall.median.toFixed(0)} (${planTasks} tasks) / ${planRss.max.toFixed(1)} | ${loadavg()[0]?.toFixed(1)} |\n`;
     appendFileSync(file, row);
     progress(`recorded a row in ${file}`);
   }

@@ -202,7 +202,7 @@ async function main(): Promise<void> {
     options: { arch: { type: 'string', multiple: true }, 'no-xz': { type: 'boolean' }, 'bundle-only': { type: 'boolean' } },
   });
   const arches = (values.arch ?? ['amd64', 'arm64']).flatMap((a) => a.split(',')) as BuildArch[];
-  for (const a of arches) if (a !== 'amd64' && a !== 'arm64') fail(`--arch must be amd64 or arm64, got ${a}`);
+  for (const a of arches) if (a !== 'amd64' && a !== 'arm64') fail(`--arch must be amd64 or arm64, got ${String(a)}`);
   const major = Number(process.versions.node.split('.')[0]);
   if (major < 22) fail(`Node ${process.versions.node} is too old for the build: source scripts/node-env.sh first`);
 

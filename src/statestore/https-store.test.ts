@@ -12,7 +12,7 @@ import { AgentError } from '../agent/errors.ts';
 import { createLogger } from '../agent/log.ts';
 import { HttpsStore } from './https-store.ts';
 import { openStateStore } from './open.ts';
-import './backends.ts';
+import { LazyStore } from './backends.ts';
 
 const fast = { attempts: 3, baseMs: 20, maxMs: 50 };
 
@@ -75,9 +75,11 @@ describe('https state store over http on loopback', () => {
     await store.close();
   });
 
-  it('is what openStateStore returns for http:// URLs', async () => {
+  it('is what openStateStore returns (lazily) for http:// URLs', async () => {
     const store = openStateStore(base, { retry: fast });
-    expect(store).toBeInstanceOf(HttpsStore);
+    expect(store).toBeInstanceOf(LazyStore);
+    expect(store.writable).toBe(false);
+    expect(await (store as LazyStore).backend()).toBeInstanceOf(HttpsStore);
     expect((await store.read('igconfig/nodes/node.yaml'))?.toString()).toBe('kind: NodeConfig\n');
   });
 
@@ -125,7 +127,8 @@ describe('https state store over http on loopback', () => {
     await expect(store.read('../etc/passwd')).rejects.toThrow(/key is not valid/);
   });
 
-  it('rejects URLs with credentials or a query', () => {
+  it('rejects URLs with credentials or a query, also at open time', () => {
+    expect(() => openStateStore('https://user:pw@example.invalid/x')).toThrow(/takes no query, fragment or credentials/);
     expect(() => new HttpsStore('https://user:pw@example.invalid/x')).toThrow(/takes no query, fragment or credentials/);
     expect(() => new HttpsStore('https://example.invalid/x?a=b')).toThrow(/takes no query/);
   });

@@ -8,6 +8,7 @@ import { Agent, request } from 'undici';
 import { AgentError, errorMessage } from '../agent/errors.ts';
 import type { Logger } from '../agent/log.ts';
 import { silentLogger } from '../agent/log.ts';
+import { checkHttpStoreUrl } from './store-urls.ts';
 import { defaultRetry, withRetry, type RetryPolicy, type StateStore, type WriteStoreOptions } from './store.ts';
 
 export interface HttpsStoreOptions {
@@ -55,21 +56,7 @@ export class HttpsStore implements StateStore {
   private readonly log: Logger;
 
   constructor(url: string, opts: HttpsStoreOptions = {}) {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new AgentError('CONFIG_INVALID', `stateStore: not a URL: ${url}`, { details: { field: 'stateStore' } });
-    }
-    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
-      throw new AgentError('CONFIG_INVALID', `stateStore: expected an https:// URL, got ${url}`, { details: { field: 'stateStore', url } });
-    }
-    if (parsed.search || parsed.hash || parsed.username || parsed.password) {
-      throw new AgentError('CONFIG_INVALID', 'stateStore: an https:// state store URL takes no query, fragment or credentials', {
-        details: { field: 'stateStore' },
-      });
-    }
-    this.url = url.replace(/\/+$/, '');
+    this.url = checkHttpStoreUrl(url);
     this.retry = opts.retry ?? defaultRetry;
     this.log = opts.log ?? silentLogger;
     const ca = opts.ca === undefined ? undefined : typeof opts.ca === 'string' ? [opts.ca] : [...opts.ca];

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { AgentError } from '../agent/errors.ts';
 import { openStateStore } from './open.ts';
 import { classifyS3Error, parseS3Url, S3Store, s3Hint } from './s3-store.ts';
-import './backends.ts';
+import { LazyStore } from './backends.ts';
 
 describe('parseS3Url', () => {
   it.each([
@@ -59,14 +59,26 @@ describe('s3Hint', () => {
 });
 
 describe('S3Store', () => {
-  it('is what openStateStore returns for s3:// URLs, with keys under the prefix', () => {
-    const store = openStateStore('s3://state-bucket/clusters/prod/', { s3: { endpoint: 'http://127.0.0.1:1', region: 'us-east-1', forcePathStyle: true } });
-    expect(store).toBeInstanceOf(S3Store);
-    const s3 = store as S3Store;
+  it('keeps keys under the prefix and refuses keys that climb out', () => {
+    const s3 = new S3Store('s3://state-bucket/clusters/prod/', { s3: { endpoint: 'http://127.0.0.1:1', region: 'us-east-1', forcePathStyle: true } });
     expect(s3.url).toBe('s3://state-bucket/clusters/prod');
     expect(s3.writable).toBe(true);
     expect(s3.objectKey('igconfig/nodes/node.yaml')).toBe('clusters/prod/igconfig/nodes/node.yaml');
     expect(() => s3.objectKey('../other/secret')).toThrow(/key is not valid/);
     s3.close();
+  });
+});
+
+describe('openStateStore for s3://', () => {
+  it('returns a lazily loaded S3Store, and refuses a bad URL at once', async () => {
+    const store = openStateStore('s3://state-bucket/clusters/prod/', { s3: { endpoint: 'http://127.0.0.1:1', region: 'us-east-1', forcePathStyle: true } });
+    expect(store).toBeInstanceOf(LazyStore);
+    expect(store.url).toBe('s3://state-bucket/clusters/prod');
+    expect(store.writable).toBe(true);
+    const backend = await (store as LazyStore).backend();
+    expect(backend).toBeInstanceOf(S3Store);
+    expect((backend as S3Store).objectKey('pki/ca.crt')).toBe('clusters/prod/pki/ca.crt');
+    (backend as S3Store).close();
+    expect(() => openStateStore('s3://Bad_Bucket/x')).toThrow(/not a valid S3 bucket name/);
   });
 });

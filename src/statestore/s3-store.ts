@@ -18,7 +18,10 @@ import { AgentError, errorMessage } from '../agent/errors.ts';
 import type { Logger } from '../agent/log.ts';
 import { silentLogger } from '../agent/log.ts';
 import type { S3Settings } from '../agent/config.ts';
+import { parseS3Url } from './store-urls.ts';
 import { defaultRetry, withRetry, type RetryPolicy, type StateStore, type WriteStoreOptions } from './store.ts';
+
+export { parseS3Url };
 
 export interface S3StoreOptions {
   readonly s3?: S3Settings | undefined;
@@ -27,22 +30,6 @@ export interface S3StoreOptions {
   /** Per-request timeouts (ms). */
   readonly connectTimeoutMs?: number;
   readonly requestTimeoutMs?: number;
-}
-
-/** s3://bucket/some/prefix -> { bucket, prefix: "some/prefix" }. Pure. */
-export function parseS3Url(url: string): { bucket: string; prefix: string } {
-  const m = /^s3:\/\/([^/?#]+)(\/[^?#]*)?$/.exec(url);
-  const bucket = m?.[1];
-  if (!m || !bucket) {
-    throw new AgentError('CONFIG_INVALID', `stateStore: expected s3://<bucket>/<prefix>, got ${url}`, { details: { field: 'stateStore', url } });
-  }
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-    throw new AgentError('CONFIG_INVALID', `stateStore: ${bucket} is not a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)`, {
-      details: { field: 'stateStore', url, bucket },
-    });
-  }
-  const prefix = (m[2] ?? '').replace(/^\/+|\/+$/g, '').replace(/\/{2,}/g, '/');
-  return { bucket, prefix };
 }
 
 interface SdkError {

@@ -177,8 +177,7 @@ describe('s3:// state store against a real MinIO on 127.0.0.1', () => {
   });
 
   it('openStateStore builds the s3 backend from the boot config settings', async () => {
-    const store = openStateStore(`s3://${bucket}/clusters/alpha`, { s3: s3Settings(), retry: fast }) as S3Store;
-    stores.push(store);
+    const store = openStateStore(`s3://${bucket}/clusters/alpha`, { s3: s3Settings(), retry: fast });
     expect((await store.read('igconfig/nodes/node.yaml'))?.toString()).toBe('kind: NodeConfig # v2\n');
   });
 
