@@ -171,7 +171,12 @@ describe('addons component', () => {
       'manifest:kube-system/service/kube-dns',
       'manifest:kube-system/serviceaccount/coredns',
     ]);
-    for (const k of mine) expect(graph.deps.get(k)).toEqual(expect.arrayContaining([apiServerManifestKey, 'cert:kubeconfig-admin']));
+    const gate = 'manifest:clusterrolebinding/nodeup:kubelet-bootstrap';
+    expect(graph.deps.get(gate)).toEqual(expect.arrayContaining([apiServerManifestKey, 'cert:kubeconfig-admin']));
+    // Only the gate waits for the API server; everything else runs after it (directly or in a chain).
+    const reaches = (k: string, target: string): boolean => k === target || (graph.deps.get(k as never) ?? []).some((d) => reaches(d, target));
+    for (const k of mine) expect(reaches(k, gate), k).toBe(true);
+    for (const k of mine.filter((k) => k !== gate)) expect(graph.deps.get(k)?.some((d) => d.startsWith('manifest:')), k).toBe(true);
     expect(graph.deps.get(manifestKey(bootstrapTokenSecretId))).toContain('pki:bootstrap-token');
     expect(graph.deps.get('manifest:kube-system/deployment/coredns')).toContain('manifest:kube-system/configmap/coredns');
   });
@@ -181,7 +186,7 @@ describe('addons component', () => {
     addonsComponent.build(liveModel({ spec: { addons: { coredns: { enabled: false } } } }), g);
     const graph = g.finish();
     expect([...graph.tasks.keys()]).toHaveLength(6);
-    for (const deps of graph.deps.values()) expect(deps).toEqual([]);
+    for (const deps of graph.deps.values()) expect(deps.every((d) => d.startsWith('manifest:'))).toBe(true);
   });
 
   it('object ids are stable task keys', () => {

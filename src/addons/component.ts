@@ -10,12 +10,14 @@
 //    ConfigMap and Deployment coredns, Service kube-dns.
 // Nothing on disk. Credentials: the admin kubeconfig the control-plane component writes; the local
 // API server (https://127.0.0.1:<port>), never the load balancer.
-// Runs after: the kube-apiserver static pod manifest, the admin kubeconfig, the bootstrap token in
-// the store (each when in the run). Only on live control planes: not in a bake, not on an offline root.
+// Runs after: the kube-apiserver static pod manifest, the admin kubeconfig, kubelet's unit, the
+// bootstrap token in the store (each when in the run); every other object after the first binding,
+// so only one task waits for the API server. Only on live control planes: not in a bake, not on an offline root.
 import type { Component } from '../agent/component.ts';
 import type { NodeModel } from '../agent/model.ts';
 import type { TaskKey } from '../agent/task.ts';
 import { adminKubeconfig, manifestDir } from '../controlplane/render-manifests.ts';
+import { kubeletUnitKey } from '../kubelet/paths.ts';
 import { bootstrapTokenKey } from '../pki/cluster-pki.ts';
 import { bootstrapTokenTaskKey } from '../pki/tasks.ts';
 import type { StateStore } from '../statestore/store.ts';
@@ -66,26 +68,29 @@ export const addonsComponent: Component = {
   build(model, graph) {
     const api = apiTarget(model);
     const present = (keys: readonly TaskKey[]): TaskKey[] => keys.filter((k) => graph.has(k));
-    const base = present([apiServerManifestKey, adminKubeconfigKey]);
-
+    const base = present([apiServerManifestKey, adminKubeconfigKey, kubeletUnitKey]);
+    // The first binding is the gate: only it waits for the API server (NotReady retries hold an
+    // executor slot), the others start once it has been applied.
+    const [gate, ...bindings] = renderBootstrapRbac({ nodeProxierForNodes: model.spec.addons.nodeProxierForNodes });
+    if (!gate) return;
+    const gateKey = manifestKey(objectId(gate));
+    graph.add(new ManifestTask({ id: objectId(gate), api, object: gate, after: base }));
+    for (const o of bindings) graph.add(new ManifestTask({ id: objectId(o), api, object: o, after: [gateKey] }));
     graph.add(
       new ManifestTask({
         id: bootstrapTokenSecretId,
         api,
         object: tokenSecretLoader(model.store),
         prune: { labelSelector: tokenSelector },
-        after: [...base, ...present([bootstrapTokenTaskKey])],
+        after: [gateKey, ...present([bootstrapTokenTaskKey])],
       }),
     );
-    for (const o of renderBootstrapRbac({ nodeProxierForNodes: model.spec.addons.nodeProxierForNodes })) {
-      graph.add(new ManifestTask({ id: objectId(o), api, object: o, after: base }));
-    }
 
     if (!model.spec.addons.coredns.enabled) return;
-    let previous: TaskKey[] = [];
+    let previous: TaskKey[] = [gateKey];
     for (const o of renderCoredns(corednsInput(model))) {
       const id = objectId(o);
-      graph.add(new ManifestTask({ id, api, object: o, after: [...base, ...previous] }));
+      graph.add(new ManifestTask({ id, api, object: o, after: previous }));
       previous = [manifestKey(id)];
     }
   },
