@@ -43,6 +43,7 @@ beforeEach(async () => {
   await fsp.writeFile(self, '#!/bin/sh\necho nodeup\n');
   // what a build VM leaves behind
   await put('/etc/machine-id', '0123456789abcdef0123456789abcdef\n', 0o444);
+  await put('/etc/hostname', 'packer-build-vm\n');
   await fsp.mkdir(path.join(host.root, 'var/lib/dbus'), { recursive: true });
   await fsp.symlink('/etc/machine-id', path.join(host.root, 'var/lib/dbus/machine-id'));
   await put('/etc/ssh/ssh_host_ed25519_key', 'PRIVATE', 0o600);
@@ -125,7 +126,8 @@ describe('bakeNode', () => {
       units: ['hook.service'],
     });
     expect(manifest.sealed.removed).toContain('/etc/ssh/ssh_host_ed25519_key');
-    expect(manifest.sealed.truncated).toEqual(['/etc/machine-id', '/var/log/apt/history.log', '/var/log/syslog']);
+    expect(manifest.sealed.truncated).toEqual(['/etc/hostname', '/etc/machine-id', '/var/log/apt/history.log', '/var/log/syslog']);
+    expect(await read('/etc/hostname')).toBe('localhost\n');
     expect(out.manifest).toEqual(manifest);
   });
 
@@ -164,6 +166,7 @@ describe('bakeNode', () => {
         "run-live journalctl --relinquish-var",
         "run-live systemctl stop systemd-random-seed.service systemd-update-utmp.service",
         "truncate /etc/machine-id",
+        "reset /etc/hostname",
         "remove /var/lib/dbus/machine-id",
         "remove-children /var/lib/cloud",
         "remove-children /var/log",

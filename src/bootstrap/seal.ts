@@ -11,6 +11,8 @@ export type SealStep =
   /** Empty the file, keeping it and its mode (systemd regenerates an empty machine-id at boot). */
   | { readonly action: 'truncate'; readonly path: string; readonly why: string }
   | { readonly action: 'remove'; readonly path: string; readonly why: string }
+  /** Replace an existing file's content (mode and owner kept). */
+  | { readonly action: 'reset'; readonly path: string; readonly content: string; readonly why: string }
   /** Remove the entries of a directory whose names match, except `keep`. */
   | { readonly action: 'remove-children'; readonly dir: string; readonly match: RegExp; readonly keep?: readonly string[]; readonly why: string }
   /** Every file under the tree: rotated ones (`rotated`) are removed, the others truncated. */
@@ -31,6 +33,7 @@ export function sealSteps(opts: SealOptions = {}): readonly SealStep[] {
     { action: 'run-live', argv: ['journalctl', '--relinquish-var'], why: 'journald writes to /run from now on, not into the image' },
     { action: 'run-live', argv: ['systemctl', 'stop', 'systemd-random-seed.service', 'systemd-update-utmp.service'], why: 'they save a random seed and a wtmp record at shutdown: do it now, then remove them' },
     { action: 'truncate', path: '/etc/machine-id', why: 'machine-id is per machine: systemd makes a new one at first boot' },
+    { action: 'reset', path: '/etc/hostname', content: 'localhost\n', why: 'the build machine name: the cloud (cloud-init) names each node' },
     { action: 'remove', path: '/var/lib/dbus/machine-id', why: 'a copy of the machine-id (a symlink to /etc/machine-id is kept)' },
     { action: 'remove-children', dir: '/var/lib/cloud', match: /.*/, keep: ['seed'], why: 'cloud-init state: the next boot is a new instance (cloud-init clean)' },
     { action: 'remove-children', dir: '/var/log', match: /^cloud-init(-output)?\.log$/, why: 'cloud-init logs of the build' },
@@ -47,6 +50,7 @@ export function sealSteps(opts: SealOptions = {}): readonly SealStep[] {
 
 export interface SealResult {
   readonly removed: readonly string[];
+  /** Emptied or reset to a neutral content. */
   readonly truncated: readonly string[];
 }
 
@@ -91,6 +95,15 @@ export async function applySeal(host: Host, steps: readonly SealStep[], log: Log
       case 'truncate': {
         const st = await host.fs.stat(step.path);
         if (st?.kind === 'file') await truncate(step.path);
+        break;
+      }
+      case 'reset': {
+        const st = await host.fs.stat(step.path);
+        const now = await host.fs.read(step.path);
+        if (st?.kind === 'file' && now !== undefined && now.toString('utf8') !== step.content) {
+          await host.fs.writeAtomic(step.path, step.content, { mode: st.mode, uid: st.uid, gid: st.gid });
+          truncated.push(step.path);
+        }
         break;
       }
       case 'remove': {

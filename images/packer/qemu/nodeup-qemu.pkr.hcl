@@ -62,10 +62,11 @@ variable "ssh_username" {
   description = "Build login; with root, commands run without sudo."
 }
 
+# Not marked sensitive: it is a published build-only password, and Packer would mask the word
+# "packer" in every log line.
 variable "ssh_password" {
-  type      = string
-  default   = "packer"
-  sensitive = true
+  type    = string
+  default = "packer"
 }
 
 variable "build_cleanup" {
