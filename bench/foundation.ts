@@ -9,7 +9,7 @@
 // (--only node-files,prereqs) and plan runs every component except packages. Override with
 // NODEUP_BENCH_ONLY / NODEUP_BENCH_PLAN_SKIP. The printed figures say exactly what ran.
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -72,6 +72,32 @@ function stats(xs: readonly number[]): { median: number; min: number; max: numbe
   const mid = Math.floor(s.length / 2);
   const median = s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
   return { median, min: s[0] ?? 0, max: s[s.length - 1] ?? 0, mean: s.reduce((a, b) => a + b, 0) / (s.length || 1) };
+}
+
+const section = '## Foundation (bench/foundation.sh)';
+const tableHead = [
+  '| date | nodeup | machine | raw MB | xz MB | version start ms (mean) | converged apply ms (median) | apply peak RSS MB | plan ms / RSS MB | load avg |',
+  '|---|---|---|---|---|---|---|---|---|---|',
+];
+
+/** Adds a row at the end of this benchmark's table in RESULTS.md (other benchmarks keep theirs). */
+function recordRow(file: string, row: string): void {
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmark results\n\nFigures printed by the bench/ scripts, one row per recorded run.\n';
+  const lines = text.split('\n');
+  const at = lines.indexOf(section);
+  if (at < 0) {
+    while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+    lines.push('', section, '', ...tableHead, row.trimEnd(), '');
+  } else {
+    // The section ends at the next heading; the row goes after its last table row.
+    let end = lines.findIndex((l, i) => i > at && l.startsWith('#'));
+    if (end < 0) end = lines.length;
+    let last = at;
+    for (let i = at + 1; i < end; i++) if (lines[i]?.startsWith('|')) last = i;
+    if (last === at) lines.splice(at + 1, 0, '', ...tableHead, row.trimEnd());
+    else lines.splice(last + 1, 0, row.trimEnd());
+  }
+  writeFileSync(file, lines.join('\n'));
 }
 
 const mb = (bytes: number): string => (bytes / 1e6).toFixed(1);
@@ -161,7 +187,7 @@ try {
     const file = join(repo, 'bench/RESULTS.md');
     const date = new Date().toISOString().slice(0, 10);
     const row = `| ${date} | ${version.replace(/^nodeup /, '')} | ${cpus().length} × ${model} | ${mb(rawBytes)} | ${mb(xzBytes)} | ${versionMs.mean.toFixed(1)} | ${applyWall.median.toFixed(0)} (${second.results.length} tasks) | ${applyRss.max.toFixed(1)} | ${planWall.median.toFixed(0)} (${planTasks} tasks) / ${planRss.max.toFixed(1)} | ${loadavg()[0]?.toFixed(1)} |\n`;
-    appendFileSync(file, row);
+    recordRow(file, row);
     progress(`recorded a row in ${file}`);
   }
 } finally {
