@@ -12,7 +12,10 @@ cd "$(dirname "$0")/.."
 source scripts/node-env.sh >/dev/null
 RUNS="${1:-1}"
 CACHE="${NODEUP_CACHE:-$HOME/.cache/nodeup}"
-[ -f "$CACHE/vm/base-current/.ok" ] && [ -x dist/nodeup-linux-amd64 ] || { echo "missing fixtures: run bash scripts/vm/setup.sh" >&2; exit 1; }
+if [ ! -f "$CACHE/vm/base-current/.ok" ] || [ ! -x dist/nodeup-linux-amd64 ]; then
+  echo "missing fixtures: run bash scripts/vm/setup.sh" >&2
+  exit 1
+fi
 WORK="$(mktemp -d /tmp/nodeup-bench-vm-XXXXXX)"
 trap 'node src/agent/main.ts launch --state-dir "$WORK/instances" --delete bench-1 >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 cat >"$WORK/node.yaml" <<'YAML'

@@ -85,7 +85,9 @@ install -m 0755 "${BIN[runc]}/runc" "$(place runc "$RUNC")/runc.amd64"
 log "cni-plugins $CNI"
 mkdir -p "$WORK/cni"
 for b in "${BIN[cni]}"/*; do install -m 0755 "$b" "$WORK/cni/"; done
-(cd "$WORK/cni" && tgz "$(place cni-plugins "$CNI")/cni-plugins-linux-amd64-v$CNI.tgz" "$WORK/cni" $(ls | sed 's|^|./|'))
+cni_files=()
+for f in "$WORK/cni"/*; do cni_files+=("./${f##*/}"); done
+tgz "$(place cni-plugins "$CNI")/cni-plugins-linux-amd64-v$CNI.tgz" "$WORK/cni" "${cni_files[@]}"
 
 log "crictl $CRICTL"
 need "${BIN[crictl]}/crictl"
