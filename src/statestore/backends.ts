@@ -53,6 +53,10 @@ export function openS3Store(url: string, opts: OpenStoreOptions): StateStore {
 
 export function openHttpsStore(url: string, opts: OpenStoreOptions): StateStore {
   const clean = checkHttpStoreUrl(url);
+  const { protocol, hostname } = new URL(clean);
+  if (protocol === 'http:' && !/^(127\.|localhost$|\[::1\]$)/.test(hostname)) {
+    opts.log?.warn({ store: clean }, 'state store over plain http: secrets read from it travel unencrypted, use https');
+  }
   return new LazyStore(clean, false, async () => {
     const { HttpsStore } = await import('./https-store.ts');
     return new HttpsStore(url, { log: opts.log, retry: opts.retry });

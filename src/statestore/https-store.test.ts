@@ -134,6 +134,19 @@ describe('https state store over http on loopback', () => {
   });
 });
 
+describe('opening an http:// store', () => {
+  it('warns when plain http leaves loopback, and not on loopback', () => {
+    const lines: string[] = [];
+    const log = createLogger({ format: 'json', stream: { write: (l: string) => void lines.push(l) } });
+    openStateStore('http://10.1.2.3/cluster', { log });
+    openStateStore('http://127.0.0.1:8080/cluster', { log });
+    openStateStore('https://10.1.2.3/cluster', { log });
+    const warns = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(warns).toHaveLength(1);
+    expect(warns[0]).toMatchObject({ level: 40, store: 'http://10.1.2.3/cluster' });
+  });
+});
+
 describe('https state store, unreachable', () => {
   it('retries a refused connection, then fails with STATE_STORE naming the URL', async () => {
     // A port that was free a moment ago: nothing listens there.
