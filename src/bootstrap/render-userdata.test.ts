@@ -1,9 +1,7 @@
-import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { apiVersion, type BootConfig } from '../agent/config.ts';
 import { AgentError } from '../agent/errors.ts';
-import { assertNoSecrets, renderBootstrapScript, renderUserData, userDataLimitBytes, type UserDataInput } from './render-userdata.ts';
-import { parseSha256File } from './userdata-command.ts';
+import { assertNoSecrets, assertUserDataSize, renderBootstrapScript, userDataLimitBytes, type UserDataInput } from './render-userdata.ts';
 
 const boot: BootConfig = {
   apiVersion,
@@ -37,13 +35,11 @@ describe('renderBootstrapScript', () => {
     await expect(renderBootstrapScript(input)).toMatchFileSnapshot('testdata/worker/expected/user-data.sh');
   });
 
-  it('stays far under the 16 KB user-data limit, gzip smaller still', () => {
-    const plain = renderUserData(input);
-    const gz = renderUserData(input, { gzip: true });
-    expect(plain.length).toBeLessThan(6 * 1024);
-    expect(gz.length).toBeLessThan(plain.length);
-    expect(gunzipSync(gz).toString()).toBe(plain.toString());
+  it('stays far under the 16 KB user-data limit, which is enforced', () => {
+    expect(Buffer.byteLength(renderBootstrapScript(input))).toBeLessThan(6 * 1024);
     expect(userDataLimitBytes).toBe(16384);
+    expect(codeOf(() => assertUserDataSize(16384))).toBeUndefined();
+    expect(codeOf(() => assertUserDataSize(16385))).toBe('CONFIG_INVALID');
   });
 
   it('pins the hash of the full node config and the binary hashes', () => {
@@ -80,17 +76,5 @@ describe('assertNoSecrets', () => {
   });
   it('accepts a plain boot config', () => {
     expect(codeOf(() => assertNoSecrets('clusterName: prod\nnodeConfigHash: sha256:abc\n', 'x'))).toBeUndefined();
-  });
-});
-
-describe('parseSha256File', () => {
-  it.each([
-    [`${'a'.repeat(64)}  nodeup-linux-amd64\n`, 'a'.repeat(64)],
-    [`${'B'.repeat(64)}\n`, 'b'.repeat(64)],
-  ])('reads %j', (text, want) => {
-    expect(parseSha256File(text, 'f')).toBe(want);
-  });
-  it('refuses garbage', () => {
-    expect(codeOf(() => parseSha256File('nope', 'f'))).toBe('CONFIG_INVALID');
   });
 });

@@ -7,12 +7,13 @@
 // run under cloud-init (as an x-shellscript part), under `bash` in our tests, over SSH and from any
 // launcher that can run a script — one payload for every boot path, tested as shipped. A
 // cloud-config would nest the boot config's YAML inside YAML and still need a script for the
-// download loop. cloud-init unpacks gzip user-data by itself, so `gzip` output stays a single part.
-import { gzipSync } from 'node:zlib';
+// download loop. cloud-init unpacks gzip user-data by itself, so `--gzip` output stays a single part.
 import * as yaml from 'js-yaml';
 import type { BootConfig } from '../agent/config.ts';
 import { AgentError } from '../agent/errors.ts';
-import type { Arch } from '../agent/host/facts.ts';
+
+/** The architectures a nodeup binary is built for. */
+export type BinaryArch = 'amd64' | 'arm64';
 
 export const defaultInstallPath = '/usr/local/bin/nodeup';
 export const defaultBootConfigPath = '/etc/nodeup/boot.yaml';
@@ -24,20 +25,15 @@ export interface UserDataInput {
   /** Base URLs tried in order; the script fetches `<mirror>/nodeup-linux-<arch>.xz`. */
   readonly mirrors: readonly string[];
   /** SHA-256 (hex) of the decompressed binary per architecture; an architecture left out is refused at boot. */
-  readonly sha256: Partial<Readonly<Record<Arch, string>>>;
+  readonly sha256: Partial<Readonly<Record<BinaryArch, string>>>;
   /** The nodeup version the hashes belong to (shown in logs only). */
   readonly version?: string;
   readonly installPath?: string;
   readonly bootConfigPath?: string;
 }
 
-export interface UserDataOptions {
-  /** gzip the whole script (cloud-init detects and unpacks it). */
-  readonly gzip?: boolean;
-}
-
 const heredocEnd = 'NODEUP_BOOT_CONFIG_EOF';
-const archs: readonly Arch[] = ['amd64', 'arm64'];
+const archs: readonly BinaryArch[] = ['amd64', 'arm64'];
 
 /** The boot config as the node reads it: stable key order, no line folding. Pure. */
 export function renderBootConfigYaml(boot: BootConfig): string {
@@ -196,14 +192,11 @@ exec "$install_path" install-unit --config "$config_path" --binary "$install_pat
 `;
 }
 
-/** The user-data as handed to the cloud: the script, or its gzip (cloud-init unpacks it). Pure. */
-export function renderUserData(input: UserDataInput, opts: UserDataOptions = {}): Buffer {
-  const script = Buffer.from(renderBootstrapScript(input), 'utf8');
-  const out = opts.gzip ? gzipSync(script, { level: 9 }) : script;
-  if (out.length > userDataLimitBytes) {
-    throw new AgentError('CONFIG_INVALID', `user-data is ${out.length} bytes, over the ${userDataLimitBytes}-byte limit of EC2; use fewer mirrors or --gzip`, {
-      details: { bytes: out.length, limit: userDataLimitBytes },
+/** Refuses user-data over EC2's limit (pass the bytes as handed to the cloud, gzip or not). Pure. */
+export function assertUserDataSize(bytes: number): void {
+  if (bytes > userDataLimitBytes) {
+    throw new AgentError('CONFIG_INVALID', `user-data is ${bytes} bytes, over the ${userDataLimitBytes}-byte limit of EC2; use fewer mirrors or --gzip`, {
+      details: { bytes, limit: userDataLimitBytes },
     });
   }
-  return out;
 }

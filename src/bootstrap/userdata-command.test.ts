@@ -3,6 +3,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseCommandLine } from '../agent/cli.ts';
 import { configHash } from '../agent/config.ts';
@@ -10,7 +11,8 @@ import { AgentError } from '../agent/errors.ts';
 import { exampleNodeConfig, publishNodeConfig } from '../agent/example.ts';
 import { silentLogger } from '../agent/log.ts';
 import { FileStore } from '../statestore/file-store.ts';
-import { userdataCommand } from './userdata-command.ts';
+import { renderBootstrapScript } from './render-userdata.ts';
+import { parseSha256File, renderUserData, userdataCommand } from './userdata-command.ts';
 
 let dir: string;
 let storeUrl: string;
@@ -48,7 +50,31 @@ describe('nodeup userdata', () => {
     await run(['--state-store', storeUrl, '--cluster', 'example', '--instance-group', 'nodes', '--mirror', 'https://r.example.com', '--sha256-amd64', h, '--gzip', '--out', path.join(dir, 'ud.gz')]);
     const gz = await fsp.readFile(path.join(dir, 'ud.gz'));
     expect([gz[0], gz[1]]).toEqual([0x1f, 0x8b]);
+    const plain = gunzipSync(gz).toString();
+    expect(plain.startsWith('#!/bin/bash\n')).toBe(true);
+    expect(gz.length).toBeLessThan(plain.length / 2);
     const { values, positionals } = parseCommandLine(userdataCommand, ['--state-store', storeUrl, '--cluster', 'other', '--instance-group', 'nodes', '--mirror', 'https://r.example.com', '--sha256-amd64', h]);
     await expect(userdataCommand.run({ values, positionals, log: silentLogger, out: () => undefined })).rejects.toThrow(AgentError);
+  });
+});
+
+describe('parseSha256File', () => {
+  it.each([
+    [`${'a'.repeat(64)}  nodeup-linux-amd64\n`, 'a'.repeat(64)],
+    [`${'B'.repeat(64)}\n`, 'b'.repeat(64)],
+  ])('reads %j', (text, want) => {
+    expect(parseSha256File(text, 'f')).toBe(want);
+  });
+  it('refuses garbage', () => {
+    expect(() => parseSha256File('nope', 'f')).toThrow(AgentError);
+  });
+});
+
+describe('renderUserData', () => {
+  it('gzip is the same script, smaller', () => {
+    const input = { bootConfig: { apiVersion: 'nodeup.dev/v1alpha1' as const, kind: 'BootConfig' as const, stateStore: 's3://b/p', clusterName: 'c', instanceGroup: 'g', nodeConfigHash: `sha256:${'a'.repeat(64)}`, assetMirrors: [] }, mirrors: ['https://m.example.com'], sha256: { amd64: h } };
+    const gz = renderUserData(input, { gzip: true });
+    expect(gunzipSync(gz).toString()).toBe(renderBootstrapScript(input));
+    expect(renderUserData(input).toString()).toBe(renderBootstrapScript(input));
   });
 });

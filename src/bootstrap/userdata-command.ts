@@ -3,16 +3,24 @@
 // which is how a launch template tells that its nodes need replacing.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { stringList, type Command, type CommandContext } from '../agent/cli.ts';
 import { BootConfig, apiVersion, configHash, formatIssues, parseBootConfig, parseNodeConfig } from '../agent/config.ts';
 import { AgentError } from '../agent/errors.ts';
-import type { Arch } from '../agent/host/facts.ts';
 import { readLocalFile } from '../agent/host/local.ts';
 import { nodeupVersion } from '../agent/version.ts';
 import { openStateStore } from '../statestore/open.ts';
 import { storeLayout } from '../statestore/store.ts';
 import '../statestore/backends.ts';
-import { defaultBootConfigPath, defaultInstallPath, renderUserData, userDataLimitBytes } from './render-userdata.ts';
+import { assertUserDataSize, defaultBootConfigPath, defaultInstallPath, renderBootstrapScript, userDataLimitBytes, type BinaryArch, type UserDataInput } from './render-userdata.ts';
+
+/** The user-data as handed to the cloud: the script, or its gzip (cloud-init unpacks it). */
+export function renderUserData(input: UserDataInput, opts: { readonly gzip?: boolean } = {}): Buffer {
+  const script = Buffer.from(renderBootstrapScript(input), 'utf8');
+  const out = opts.gzip ? gzipSync(script, { level: 9 }) : script;
+  assertUserDataSize(out.length);
+  return out;
+}
 
 /** Reads the hash from a `sha256sum`-style file (`<hex>  <name>`) or a bare hex line. Pure. */
 export function parseSha256File(text: string, source: string): string {
@@ -21,8 +29,8 @@ export function parseSha256File(text: string, source: string): string {
   return m[1].toLowerCase();
 }
 
-async function readDistHashes(dir: string): Promise<Partial<Record<Arch, string>>> {
-  const out: Partial<Record<Arch, string>> = {};
+async function readDistHashes(dir: string): Promise<Partial<Record<BinaryArch, string>>> {
+  const out: Partial<Record<BinaryArch, string>> = {};
   for (const arch of ['amd64', 'arm64'] as const) {
     const file = path.join(dir, `nodeup-linux-${arch}.sha256`);
     const text = await fsp.readFile(file, 'utf8').catch(() => undefined);
@@ -121,7 +129,7 @@ export const userdataCommand: Command = {
   async run(ctx) {
     const boot = await bootConfigFrom(ctx);
     const dist = str(ctx, 'dist');
-    const sha256: Partial<Record<Arch, string>> = dist ? await readDistHashes(dist) : {};
+    const sha256: Partial<Record<BinaryArch, string>> = dist ? await readDistHashes(dist) : {};
     for (const a of ['amd64', 'arm64'] as const) {
       const v = str(ctx, `sha256-${a}`);
       if (v) sha256[a] = v.toLowerCase();
