@@ -3,6 +3,7 @@
 #   1. QEMU, qemu-img, mmdebstrap (Debian packages)
 #   2. the base guest image (scripts/vm/base-image.sh)
 #   3. the nodeup binary guests run (npm run build -> dist/nodeup-linux-amd64), when missing
+#   4. the local registry's images (scripts/vm/images.sh: pause, etcd, control plane when built)
 # Usage: bash scripts/vm/setup.sh [--rebuild-binary]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,6 +15,8 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v qemu-img >/dev/null || need+=(qemu-utils)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v curl >/dev/null || need+=(curl)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v docker-registry >/dev/null || need+=(docker-registry)
 if [ "${#need[@]}" -gt 0 ]; then
   log "installing ${need[*]}"
   apt-get update -qq >&2
@@ -29,4 +32,6 @@ if [ ! -x dist/nodeup-linux-amd64 ] || [ "${1:-}" = "--rebuild-binary" ]; then
   source scripts/node-env.sh
   nice -n 10 node scripts/build.ts --arch amd64 >&2
 fi
+log "registry images"
+bash scripts/vm/images.sh >/dev/null
 log "ready: $(readlink -f "${NODEUP_CACHE:-$HOME/.cache/nodeup}/vm/base-current"), dist/nodeup-linux-amd64"

@@ -86,3 +86,50 @@ export async function readTimings(stateDir: string, name: string): Promise<Timin
 export async function tempDir(prefix: string): Promise<string> {
   return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
 }
+
+/** The docker-registry storage scripts/vm/images.sh fills (images.env beside storage/). */
+export const registryStorage = path.join(cacheDir, 'vm', 'registry-current');
+
+export interface RunningRegistry {
+  readonly url: string;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/** Serves a registry storage with Debian's docker-registry on 127.0.0.1 (guests: 10.0.2.2:<port>). */
+export async function serveRegistry(storage: string): Promise<RunningRegistry> {
+  if (!existsSync('/usr/bin/docker-registry')) throw new Error('docker-registry is missing: run scripts/fixtures/apt-deps.sh (or bash scripts/vm/setup.sh)');
+  const net = await import('node:net');
+  const port = await new Promise<number>((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as import('node:net').AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const dir = await tempDir('nodeup-registry-');
+  const config = path.join(dir, 'registry.yml');
+  await fsp.writeFile(config, `version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: ${storage}}, maintenance: {readonly: {enabled: true}}}\nhttp: {addr: 127.0.0.1:${port}}\n`);
+  const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    if (await fetch(`${url}/v2/`).then((r) => r.ok, () => false)) break;
+    if (child.exitCode !== null) throw new Error(`docker-registry exited: ${stderr.slice(-500)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!(await fetch(`${url}/v2/`).then((r) => r.ok, () => false))) throw new Error(`docker-registry did not answer on ${url}: ${stderr.slice(-500)}`);
+  return {
+    url,
+    port,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
