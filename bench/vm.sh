@@ -49,5 +49,5 @@ for i in $(seq 1 "$RUNS"); do
     const s = (ms) => (ms / 1000).toFixed(1);
     console.log(`run ${process.argv[2]}: accelerator ${t.accel}; guest start -> nodeup start ${s(t.startedAtMs - t.launchedAtMs)} s (guest uptime ${t.startedUptimeS} s); nodeup wall ${s(t.nodeupMs)} s; guest start -> receipt (converged) ${s(t.receiptAtMs - t.launchedAtMs)} s; whole launch command ${(Number(process.argv[3])).toFixed(1)} s`);
   ' "$WORK/instances/bench-1/timings.json" "$i" "$(echo "$t1 - $t0" | bc)"
-  node src/agent/main.ts launch --state-dir "$WORK/instances" --delete bench-1 >/dev/null
+  node src/agent/main.ts launch --state-dir "$WORK/instances" --delete bench-1 --log-level warn >/dev/null
 done

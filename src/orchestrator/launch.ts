@@ -8,6 +8,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import * as yaml from 'js-yaml';
 import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { apiVersion, configHash, parseNodeConfig, type BootConfig } from '../agent/config.ts';
 import { AgentError } from '../agent/errors.ts';
 import type { Logger } from '../agent/log.ts';
@@ -168,6 +169,32 @@ async function embeddedStoreFiles(cfg: NodeConfigInput, stateStore: string | und
   return files;
 }
 
+/**
+ * The store keys a node of this role may read over HTTP: workers get their NodeConfig, the CA
+ * certificate and the bootstrap token, never a key; control-plane nodes get the whole store. Pure.
+ */
+export function storeAllowFor(cfg: Pick<NodeConfigInput, 'role' | 'instanceGroup'>): (key: string) => boolean {
+  if (cfg.role === 'control-plane') return () => true;
+  const allowed = new Set([storeLayout.nodeConfig(cfg.instanceGroup), storeLayout.pki('ca.crt'), storeLayout.secret('bootstrap-token')]);
+  return (key) => allowed.has(key);
+}
+
+/** The directory of a file:// store to serve; its NodeConfig must be the file's bytes (published). */
+export async function servedStoreDir(stateStore: string, cfg: NodeConfigInput): Promise<string> {
+  if (!stateStore.startsWith('file://')) {
+    throw new AgentError('USAGE', `--state-store: the qemu provider serves a file:// store to its guests, got ${stateStore}`, { details: { field: '--state-store' } });
+  }
+  const dir = fileURLToPath(stateStore);
+  const key = storeLayout.nodeConfig(cfg.instanceGroup);
+  const stored = await fsp.readFile(path.join(dir, key)).catch(() => undefined);
+  if (!stored || configHash(stored) !== cfg.hash) {
+    throw new AgentError('USAGE', `--state-store ${stateStore}: ${key} ${stored ? 'differs from' : 'is missing, not'} --node-config; publish the NodeConfig to the store first`, {
+      details: { field: '--state-store', key },
+    });
+  }
+  return dir;
+}
+
 /** Writes `<outDir>/<name>.user-data` (mode 0600) for each node and returns the paths: for Vagrant and other tools. */
 export async function renderOnly(o: RenderOnlyOptions): Promise<string[]> {
   const cfg = await readNodeConfigFile(o.nodeConfigPath);
@@ -213,8 +240,10 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
   const t0 = Date.now();
   const provider0 = new QemuProvider({ stateDir: o.stateDir, baseImage: o.baseImage, log: o.log });
 
-  // Secrets a node of this role needs from a host-side file:// store (embedded 0600 in the guest).
-  const storeFiles = await embeddedStoreFiles(cfg, o.stateStore, o.log);
+  // A host-side file:// store is served to the guests over HTTP (they read their config, PKI and
+  // secrets there, as cloud nodes read s3://); without one, the NodeConfig travels in the user-data.
+  const storeDir = o.stateStore ? await servedStoreDir(o.stateStore, cfg) : undefined;
+  const storeFiles = storeDir ? [] : await embeddedStoreFiles(cfg, undefined, o.log);
 
   // Serve a private copy: the build may replace dist/ while guests download, and they check the hash.
   const binaryCopy = o.binary ? await snapshotFile(o.binary, path.join(o.stateDir, '.files')) : undefined;
@@ -222,6 +251,8 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
     log: o.log,
     ...(binaryCopy ? { files: { nodeup: binaryCopy } } : {}),
     assetsDir: o.assetsDir,
+    storeDir,
+    storeAllow: storeAllowFor(cfg),
     onReport: (r) => void onReport(r),
   });
   const onReport = async (r: GuestReport): Promise<void> => {
@@ -281,7 +312,7 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
       const att = attachments.get(name);
       const netFiles = att ? [{ path: '/etc/systemd/network/05-nodeup-private.network', content: renderPrivateNetwork(att), mode: '0644' }] : [];
       const boot = renderBootConfig({
-        stateStore: `file://${embeddedStoreDir}`,
+        stateStore: storeDir ? `${baseUrl}/store` : `file://${embeddedStoreDir}`,
         clusterName: cfg.cluster,
         instanceGroup: cfg.instanceGroup,
         nodeConfigHash: cfg.hash,

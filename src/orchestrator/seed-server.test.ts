@@ -141,3 +141,36 @@ describe('private link', async () => {
     await expect(joinNetwork(dir, 'Bad Name', 'x', isAlive)).rejects.toThrow(/--network Bad Name/);
   });
 });
+
+describe('state store over HTTP (qemu guests read a host file:// store as http://)', async () => {
+  const { HttpsStore } = await import('../statestore/https-store.ts');
+  const { storeAllowFor, servedStoreDir } = await import('./launch.ts');
+  const { configHash } = await import('../agent/config.ts');
+
+  it('serves what a worker may read through the real http store backend, and refuses CA keys', async () => {
+    const dir = await tmp();
+    const files: Record<string, string> = {
+      'igconfig/workers/node.yaml': 'kind: NodeConfig\n',
+      'pki/ca.crt': 'CERT',
+      'pki/ca.key': 'KEY',
+      'secrets/bootstrap-token': 'abcdef.0123456789abcdef',
+    };
+    for (const [k, v] of Object.entries(files)) {
+      await fsp.mkdir(path.dirname(path.join(dir, k)), { recursive: true });
+      await fsp.writeFile(path.join(dir, k), v);
+    }
+    server = new SeedServer({ log: silentLogger, storeDir: dir, storeAllow: storeAllowFor({ role: 'worker', instanceGroup: 'workers' }) });
+    const port = await server.listen();
+    const store = new HttpsStore(`http://127.0.0.1:${port}/store`);
+    expect((await store.read('igconfig/workers/node.yaml'))?.toString()).toBe('kind: NodeConfig\n');
+    expect((await store.read('pki/ca.crt'))?.toString()).toBe('CERT');
+    expect((await store.read('secrets/bootstrap-token'))?.toString()).toBe('abcdef.0123456789abcdef');
+    await expect(store.read('pki/ca.key')).rejects.toThrow(/HTTP 403/);
+    expect(storeAllowFor({ role: 'control-plane', instanceGroup: 'cp' })('pki/ca.key')).toBe(true);
+
+    const cfg = { raw: Buffer.from(files['igconfig/workers/node.yaml']!), hash: configHash(files['igconfig/workers/node.yaml']!), cluster: 'c', instanceGroup: 'workers', role: 'worker' as const };
+    expect(await servedStoreDir(`file://${dir}`, cfg)).toBe(dir);
+    await expect(servedStoreDir(`file://${dir}`, { ...cfg, hash: configHash('other') })).rejects.toThrow(/differs from --node-config; publish the NodeConfig/);
+    await expect(servedStoreDir('s3://b/c', cfg)).rejects.toThrow(/serves a file:\/\/ store/);
+  });
+});

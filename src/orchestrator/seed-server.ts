@@ -2,6 +2,7 @@
 //   GET  /i/<name>/meta-data | user-data | vendor-data   the NoCloud seed (cloud-init nocloud-net)
 //   GET  /files/<file>                                  files handed to guests (the nodeup binary)
 //   GET  /assets/<path>                                 an asset mirror directory, read-only
+//   GET  /store/<key>                                   a file:// state store, read-only (nodes open it as http://)
 //   POST /event/<name>/<phase>                          progress reports from the guest's launch script
 //   POST /receipt/<name>                                nodeup's receipt (status.json)
 // QEMU user networking maps 10.0.2.2 in the guest to the host's loopback, so guests reach it there.
@@ -33,6 +34,10 @@ export interface SeedServerOptions {
   readonly files?: Readonly<Record<string, string>>;
   /** A directory served read-only under /assets/. */
   readonly assetsDir?: string | undefined;
+  /** A file:// state store's directory served read-only under /store/. */
+  readonly storeDir?: string | undefined;
+  /** Which store keys guests may read (default: none but what `storeDir` holds, all of it). */
+  readonly storeAllow?: ((key: string) => boolean) | undefined;
   readonly onReport?: (r: GuestReport) => void;
   /** Largest POST body accepted (receipts are small). */
   readonly maxBodyBytes?: number;
@@ -106,10 +111,15 @@ export class SeedServer {
       if (!file) return void res.writeHead(404).end();
       return this.sendFile(req, res, file);
     }
-    if (top === 'assets' && this.opts.assetsDir && parts.length > 1) {
-      const root = path.resolve(this.opts.assetsDir);
+    const dir = top === 'assets' ? this.opts.assetsDir : top === 'store' ? this.opts.storeDir : undefined;
+    if (dir && parts.length > 1) {
+      const root = path.resolve(dir);
       const full = path.resolve(root, ...parts.slice(1));
-      if (path.relative(root, full).startsWith('..')) return void res.writeHead(403).end();
+      if (path.relative(root, full).startsWith('..') || parts.some((p) => p.startsWith('.'))) return void res.writeHead(403).end();
+      if (top === 'store' && this.opts.storeAllow && !this.opts.storeAllow(parts.slice(1).join('/'))) {
+        this.opts.log.warn({ key: parts.slice(1).join('/') }, 'refused a state store key to a guest');
+        return void res.writeHead(403).end();
+      }
       return this.sendFile(req, res, full);
     }
     res.writeHead(404).end();
@@ -118,7 +128,7 @@ export class SeedServer {
   private async sendFile(req: http.IncomingMessage, res: http.ServerResponse, file: string): Promise<void> {
     const st = await fsp.stat(file).catch(() => undefined);
     if (!st?.isFile()) return void res.writeHead(404).end();
-    this.opts.log.info({ file: path.basename(file), bytes: st.size }, 'serving file to a guest');
+    this.opts.log.debug({ file: path.basename(file), bytes: st.size }, 'serving file to a guest');
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': st.size });
     if (req.method === 'HEAD') return void res.end();
     await new Promise<void>((resolve, reject) => {
