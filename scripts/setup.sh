@@ -4,7 +4,7 @@
 #   1. Node 24 from the npm registry (scripts/node-env.sh) and the npm dependencies (npm ci)
 #   2. the Debian packages the integration tests drive (etcd, containerd, registry, apt/dnf tools, QEMU...)
 #   3. real binaries built from source through the Go module proxy (MinIO, etcd 3.6, containerd 2.x...)
-# Usage: bash scripts/setup.sh [--no-fixtures]
+# Usage: bash scripts/setup.sh [--no-fixtures]   (--no-fixtures: only steps 1; no root needed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
@@ -25,16 +25,28 @@ elif [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
 fi
 echo "$lock_hash" >"$stamp"
 
-if [ "$(id -u)" -eq 0 ]; then
-  log "Debian packages"
-  bash scripts/fixtures/apt-deps.sh
-else
-  log "not root: skipping Debian packages (integration tests will say what is missing)"
+if [ "${1:-}" = "--no-fixtures" ]; then
+  log "ready (no test fixtures)"
+  exit 0
 fi
 
-if [ "${1:-}" != "--no-fixtures" ]; then
-  log "binaries from source (cached): ${NODEUP_FIXTURES:-minio etcd36 containerd2 runc cni crictl}"
-  # shellcheck disable=SC2086
-  bash scripts/fixtures/build.sh ${NODEUP_FIXTURES:-minio etcd36 containerd2 runc cni crictl}
+if [ "$(id -u)" -ne 0 ]; then
+  log "the integration tests need root (apt-get, mounts, chroot): run as root"
+  exit 1
 fi
+log "Debian packages"
+bash scripts/fixtures/apt-deps.sh
+bash scripts/boot-paths-deps.sh
+bash scripts/setup-foundation.sh
+
+fixtures="${NODEUP_FIXTURES:-minio etcd36 containerd2 runc cni crictl kubernetes}"
+log "binaries built from source through the Go module proxy (cached by version): $fixtures"
+# shellcheck disable=SC2086
+bash scripts/fixtures/build.sh $fixtures
+bash scripts/setup-etcd.sh
+bash scripts/setup-addons.sh
+log "the Debian bookworm root for the apt tests (cached)"
+bash scripts/fixtures/debian-root.sh
+log "upstream type checker for rendered kubelet/kube-proxy configs (cached)"
+bash scripts/setup-kube-config-check.sh
 log "ready"
