@@ -3,7 +3,8 @@
 // cluster by writing its static pod manifest. A stand-in kubelet starts the manifest's own command
 // with real etcd 3.6 (paths mapped into the node's root). Then a second apply changes nothing.
 // Needs scripts/setup-etcd.sh.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { openSync, closeSync, readFileSync, existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
@@ -19,6 +20,8 @@ import { cpModel } from '../../src/controlplane/test-model.ts';
 import { EtcdClient } from '../../src/etcd/client.ts';
 import { etcdComponent } from '../../src/etcd/component.ts';
 import { clusterHealth } from '../../src/etcd/membership.ts';
+import { listBackups } from '../../src/etcd/backup.ts';
+import { configHash } from '../../src/agent/config.ts';
 import { FileStore } from '../../src/statestore/file-store.ts';
 import { etcd36, EtcdProcess, freePort, type EtcdBinaries } from './etcd-harness.ts';
 
@@ -126,5 +129,39 @@ describe('etcd component on three nodes (etcd 3.6 as static pods)', () => {
       expect(again.results.filter((r) => r.status !== 'unchanged').map((r) => r.key)).toEqual([]);
     }
     expect((await fsp.stat(path.join(n1.dir, 'etc/kubernetes/pki/etcd/main/server.key'))).mode & 0o777).toBe(0o600);
+  });
+
+  it('the scheduled backup command (what the timer runs) backs up through the node config and keeps the retention', async () => {
+    const n1 = nodes[0] as FakeNode;
+    const nodeConfig = yaml.dump({
+      apiVersion: 'nodeup.dev/v1alpha1',
+      kind: 'NodeConfig',
+      metadata: { cluster: 'test', instanceGroup: 'control-plane' },
+      spec: {
+        role: 'control-plane',
+        apiServerEndpoint: 'https://api.test.example:6443',
+        etcd: { clusters: [{ name: 'main', clientPort: n1.clientPort, peerPort: n1.peerPort }], backup: { schedule: '', retention: 3 } },
+      },
+    });
+    await store.write('igconfig/control-plane/node.yaml', nodeConfig);
+    const boot = path.join(n1.dir, 'boot.yaml');
+    await fsp.writeFile(path.join(n1.dir, 'etc/os-release'), 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n');
+    await fsp.writeFile(
+      boot,
+      yaml.dump({ apiVersion: 'nodeup.dev/v1alpha1', kind: 'BootConfig', stateStore: store.url, clusterName: 'test', instanceGroup: 'control-plane', nodeConfigHash: configHash(nodeConfig), nodeName: 'cp-1' }),
+    );
+    const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/agent/main.ts');
+    const run = (...args: string[]) => spawnSync(process.execPath, [main, 'etcd', ...args, '--config', boot, '--root', n1.dir, '--log-format', 'json'], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, NODEUP_LOG_LEVEL: 'warn' } });
+    expect((await listBackups(store, 'main')).length).toBeGreaterThan(3); // the joins took 4
+    const r = run('backup', '--all', '--scheduled');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^main\t\d{8}T\d{9}Z-scheduled\t\d+ bytes\n$/);
+    const left = await listBackups(store, 'main');
+    expect(left).toHaveLength(3);
+    expect(left[2]).toMatch(/-scheduled$/);
+    const members = run('members');
+    expect(members.status).toBe(0);
+    expect(members.stdout).toContain('3 of 3 voting members healthy; quorum needs 2.');
   });
 });
