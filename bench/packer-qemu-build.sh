@@ -49,7 +49,7 @@ else
   PACKER_LOG="${PACKER_LOG:-0}" CHECKPOINT_DISABLE=1 nice -n 5 packer build -color=false \
     -var "accelerator=$ACCEL" \
     -var "base_image_url=$BASE/rootfs.img" -var base_image_checksum=none -var disk_size=8G \
-    -var "extra_qemuargs=[[\"-kernel\",\"$BASE/vmlinuz\"],[\"-initrd\",\"$BASE/initrd.img\"],[\"-append\",\"root=/dev/vda rw console=ttyS0\"]]" \
+    -var "extra_qemuargs=[[\"-kernel\",\"$BASE/vmlinuz\"],[\"-initrd\",\"$BASE/initrd.img\"],[\"-append\",\"root=/dev/vda rw console=ttyS0 net.ifnames=0\"]]" \
     -var "cloud_init_dir=$REPO/images/packer/qemu/cloud-init-root" -var ssh_username=root \
     -var 'build_cleanup=rm -f /etc/ssh/sshd_config.d/90-packer-build.conf; usermod -p \* root; echo PasswordAuthentication no >/etc/ssh/sshd_config.d/50-cloud-init.conf' \
     -var "kubernetes_version=$K8S" -var "bake_config=$WORK/bake.yaml" -var "state_store_dir=$WORK/example/state" \
@@ -99,7 +99,7 @@ if [ "${NODEUP_BOOT_CHECK:-1}" = 1 ]; then
   qemu-img create -q -f qcow2 -F qcow2 -b "$IMG" "$WORK/boot.qcow2"
   V0=$(date +%s)
   qemu-system-x86_64 -machine accel="$ACCEL" -cpu max -smp 2 -m 2048 -display none \
-    -kernel "$BASE/vmlinuz" -initrd "$BASE/initrd.img" -append "root=/dev/vda rw console=ttyS0" \
+    -kernel "$BASE/vmlinuz" -initrd "$BASE/initrd.img" -append "root=/dev/vda rw console=ttyS0 net.ifnames=0" \
     -drive "file=$WORK/boot.qcow2,if=virtio,format=qcow2" -netdev user,id=n0 -device virtio-net,netdev=n0 \
     -smbios "type=1,serial=ds=nocloud-net;s=http://10.0.2.2:$PORT/seed/" -serial "file:$WORK/console.log" &
   VM_PID=$!
