@@ -2,6 +2,8 @@
 // starts a unit that must reach sshd on both guests' private addresses, so both receipts say
 // converged only when the link between the two QEMU processes (UDP over 127.0.0.1) carries
 // traffic both ways. This is the network the cluster scenario's control plane and worker use.
+// The guests read their NodeConfig from a host file:// store that nodeup launch serves over HTTP
+// (--state-store), as cluster nodes will read their PKI.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,6 +40,8 @@ describe('nodeup launch --network (a private link between two guests)', () => {
     workDir = await tempDir('nodeup-vm-net-');
     stateDir = path.join(workDir, 'instances');
     await fsp.writeFile(path.join(workDir, 'node.yaml'), nodeConfig);
+    await fsp.mkdir(path.join(workDir, 'store', 'igconfig', 'vmnet'), { recursive: true });
+    await fsp.writeFile(path.join(workDir, 'store', 'igconfig', 'vmnet', 'node.yaml'), nodeConfig);
   });
 
   afterAll(async () => {
@@ -51,12 +55,14 @@ describe('nodeup launch --network (a private link between two guests)', () => {
       'launch', '--node-config', path.join(workDir, 'node.yaml'),
       '--name', names[0]!, '--name', names[1]!,
       '--network', 'lab',
+      '--state-store', `file://${path.join(workDir, 'store')}`,
       '--binary', binary, '--base-image', baseImage, '--state-dir', stateDir,
       '--only', 'node-files', '--timeout', process.env.NODEUP_VM_TIMEOUT ?? '2400', '--log-format', 'json',
     ]);
     try {
       expect(res.code, 'nodeup launch exit code').toBe(0);
       for (const n of names) {
+        expect(await fsp.readFile(path.join(stateDir, n, 'user-data'), 'utf8')).toMatch(/stateStore: http:\/\/10\.0\.2\.2:\d+\/store\n/);
         const receipt = JSON.parse(await fsp.readFile(path.join(stateDir, n, 'receipt.json'), 'utf8')) as { result: string; tasks: { key: string; status: string }[] };
         expect(receipt.result, `${n} receipt`).toBe('converged');
         expect(receipt.tasks.find((t) => t.key === 'unit:nodeup-peer-check.service')?.status).toBe('changed');
