@@ -8,7 +8,7 @@
 # xz binary < 40 MB.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=../scripts/node-env.sh
+# shellcheck source=scripts/node-env.sh
 . "$REPO/scripts/node-env.sh"
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time (GNU time) is missing: run scripts/setup-foundation.sh" >&2; exit 1; }
 exec node "$REPO/bench/foundation.ts" "$@"

@@ -63,7 +63,7 @@ echo "$bad" | grep -q "cannot read boot config $WORK/nope.yaml: no such file" ||
 ok "amd64 names a missing boot config"
 
 QEMU="$(command -v qemu-aarch64-static || true)"
-[ -n "$QEMU" ] && [ -d /usr/aarch64-linux-gnu ] || die "qemu-aarch64-static or /usr/aarch64-linux-gnu missing: run scripts/setup-foundation.sh"
+if [ -z "$QEMU" ] || [ ! -d /usr/aarch64-linux-gnu ]; then die "qemu-aarch64-static or /usr/aarch64-linux-gnu missing: run scripts/setup-foundation.sh"; fi
 out="$(bare "$QEMU" -L /usr/aarch64-linux-gnu "$DIST/nodeup-linux-arm64" version)"
 case "$out" in
   *"node v$NODE_VERSION"*"linux/arm64"*) ok "arm64 version under qemu: $out" ;;

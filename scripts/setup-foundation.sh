@@ -43,7 +43,7 @@ log "MinIO (scripts/fixtures/build.sh minio; cached, takes a lock)"
 "$REPO/scripts/fixtures/build.sh" minio
 log "MinIO binary: $("$REPO/scripts/fixtures/build.sh" --bin minio)/minio"
 
-# shellcheck source=node-env.sh
+# shellcheck source=scripts/node-env.sh
 . "$REPO/scripts/node-env.sh"
 log "Node for the dev toolchain: $(node --version) ($NODEUP_NODE_BIN)"
 log "done"
