@@ -3,6 +3,7 @@
 // machines it exists but guests hang before their first message.
 import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
 import type { Logger } from '../agent/log.ts';
 
 export type Accel = 'kvm' | 'tcg';
@@ -54,8 +55,24 @@ export async function probeKvm(opts: ProbeOptions): Promise<boolean> {
   return ok;
 }
 
-/** NODEUP_QEMU_ACCEL=kvm|tcg forces a choice; otherwise probe. */
-export async function chooseAccel(opts: ProbeOptions & { readonly forced?: string | undefined }): Promise<Accel> {
+/**
+ * NODEUP_QEMU_ACCEL=kvm|tcg forces a choice; otherwise probe, once per host boot when `cacheFile`
+ * is given (the answer is kept with the kernel's boot id, so a reboot or a new machine probes again).
+ */
+export async function chooseAccel(opts: ProbeOptions & { readonly forced?: string | undefined; readonly cacheFile?: string }): Promise<Accel> {
   if (opts.forced === 'kvm' || opts.forced === 'tcg') return opts.forced;
-  return (await probeKvm(opts)) ? 'kvm' : 'tcg';
+  const bootId = (await fsp.readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '')).trim();
+  if (opts.cacheFile && bootId) {
+    const cached = await fsp.readFile(opts.cacheFile, 'utf8').then((t) => JSON.parse(t) as { bootId?: string; accel?: string }, () => undefined);
+    if (cached?.bootId === bootId && (cached.accel === 'kvm' || cached.accel === 'tcg')) {
+      opts.log.debug({ accel: cached.accel }, 'accelerator from this boot\'s probe');
+      return cached.accel;
+    }
+  }
+  const accel: Accel = (await probeKvm(opts)) ? 'kvm' : 'tcg';
+  if (opts.cacheFile && bootId) {
+    await fsp.mkdir(path.dirname(opts.cacheFile), { recursive: true });
+    await fsp.writeFile(opts.cacheFile, JSON.stringify({ bootId, accel }) + '\n').catch(() => undefined);
+  }
+  return accel;
 }

@@ -300,7 +300,7 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
   try {
     const baseUrl = `http://${hostFromGuest}:${server.port}`;
     const kernel = path.join(o.baseImage, 'vmlinuz');
-    const accel = await chooseAccel({ kernel, log: o.log, forced: o.accel ?? process.env.NODEUP_QEMU_ACCEL });
+    const accel = await chooseAccel({ kernel, log: o.log, forced: o.accel ?? process.env.NODEUP_QEMU_ACCEL, cacheFile: path.join(o.stateDir, 'accel.json') });
     o.progress(`accelerator: ${accel}\n`);
     const binary = o.binary ? { url: `${baseUrl}/files/nodeup`, sha256: await sha256File(binaryCopy!) } : undefined;
     const attachments = new Map<string, Attachment>();

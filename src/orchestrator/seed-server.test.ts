@@ -174,3 +174,16 @@ describe('state store over HTTP (qemu guests read a host file:// store as http:/
     await expect(servedStoreDir('s3://b/c', cfg)).rejects.toThrow(/serves a file:\/\/ store/);
   });
 });
+
+describe('chooseAccel', async () => {
+  const { chooseAccel, accelArgs } = await import('./accel.ts');
+  it('honours a forced choice and reuses this boot\'s probe result', async () => {
+    expect(await chooseAccel({ kernel: '/nonexistent', log: silentLogger, forced: 'tcg' })).toBe('tcg');
+    const dir = await tmp();
+    const cacheFile = path.join(dir, 'accel.json');
+    const bootId = (await fsp.readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+    await fsp.writeFile(cacheFile, JSON.stringify({ bootId, accel: 'kvm' }));
+    expect(await chooseAccel({ kernel: '/nonexistent', log: silentLogger, cacheFile })).toBe('kvm');
+    expect(accelArgs('tcg')).toEqual(['-accel', 'tcg,thread=multi', '-cpu', 'max']);
+  });
+});
