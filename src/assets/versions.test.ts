@@ -26,11 +26,20 @@ describe('versions table', () => {
   });
 
   const rows = supportedMinors.flatMap((minor) => assetNames.flatMap((name) => (['amd64', 'arm64'] as const).map((arch) => ({ minor, name, arch }))));
-  it.each(rows)('$minor: $name has a pinned SHA-256 for $arch', ({ minor, name, arch }) => {
+  const hashed = rows.filter((r) => !(r.name === 'etcd' && versionFor('etcd', r.minor).startsWith('3.6.')));
+  it.each(hashed)('$minor: $name has a pinned SHA-256 for $arch', ({ minor, name, arch }) => {
     const a = resolveAsset({ name, version: versionFor(name, minor), arch, mirrors: [] });
     expect(a.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(a.urls).toHaveLength(1);
     expect(a.urls[0]).toMatch(/^https:\/\//);
+  });
+
+  it('runs etcd 3.6 from Kubernetes 1.34 on and 3.5 before; a 3.6 tarball without a verified hash asks for an override', () => {
+    expect(supportedMinors.map((m) => `${m}:${versionFor('etcd', m)}`)).toEqual(['1.33:3.5.21', '1.34:3.6.4', '1.35:3.6.4']);
+    expect(resolveAsset({ name: 'etcd', version: '3.5.21', arch: 'arm64', mirrors: [] }).sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(() => resolveAsset({ name: 'etcd', version: '3.6.4', arch: 'amd64', mirrors: [] })).toThrow(
+      'no known SHA-256 for etcd 3.6.4 linux/amd64: set spec.assets.overrides.etcd with urls and sha256',
+    );
   });
 
   it('keeps every table entry well formed and hashes unique', () => {

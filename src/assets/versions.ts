@@ -28,12 +28,14 @@ export interface ReleaseDefaults {
 // Every version here has SHA-256s for amd64 and arm64 in checksums.ts (a test checks it). Choices:
 // containerd 1.7 on 1.33 (1.x is still supported there), 2.x from 1.34 on (1.36 requires 2.x); runc
 // 1.3.4 (newest 1.3 patch); CNI plugins 1.7.1 / 1.8.0 (kOps pairs them by minor the same way); crictl
-// of the same minor; etcd 3.5 for every minor, as kubespray's table pairs them (its hash table
-// stops at 3.5.27, so 3.6 has no verified hash here yet: override spec.assets.overrides.etcd to use it).
+// of the same minor; etcd as kubeadm pins it: 3.6 from Kubernetes 1.34 on, 3.5 before. etcd runs from
+// its registry.k8s.io image by default; the release tarball (systemd mode, bakes) has a verified
+// hash for 3.5 only (kubespray's table stops at 3.5.27), so etcd 3.6 tarballs need
+// spec.assets.overrides.etcd with urls and sha256.
 export const releaseDefaults: Readonly<Record<KubeMinor, ReleaseDefaults>> = {
   '1.33': { kubernetes: 'v1.33.8', containerd: '1.7.30', runc: '1.3.4', cniPlugins: '1.7.1', crictl: '1.33.0', etcd: '3.5.21', pause: '3.10', coredns: 'v1.12.0' },
-  '1.34': { kubernetes: 'v1.34.4', containerd: '2.1.6', runc: '1.3.4', cniPlugins: '1.8.0', crictl: '1.34.0', etcd: '3.5.27', pause: '3.10.1', coredns: 'v1.12.1' },
-  '1.35': { kubernetes: 'v1.35.1', containerd: '2.2.1', runc: '1.3.4', cniPlugins: '1.8.0', crictl: '1.35.0', etcd: '3.5.27', pause: '3.10.1', coredns: 'v1.12.1' },
+  '1.34': { kubernetes: 'v1.34.4', containerd: '2.1.6', runc: '1.3.4', cniPlugins: '1.8.0', crictl: '1.34.0', etcd: '3.6.4', pause: '3.10.1', coredns: 'v1.12.1' },
+  '1.35': { kubernetes: 'v1.35.1', containerd: '2.2.1', runc: '1.3.4', cniPlugins: '1.8.0', crictl: '1.35.0', etcd: '3.6.4', pause: '3.10.1', coredns: 'v1.12.1' },
 };
 
 /** The default spec.kubernetesVersion: the newest supported minor's pinned patch. */

@@ -5,10 +5,9 @@
 // <dataDirRoot>/<cluster>, /var/lib/nodeup/etcd-<cluster>.json, nodeup-etcd-backup.{service,timer};
 // in the state store: etcd/<cluster>/ (created marker, member registrations) and backups/etcd/<cluster>/.
 // Runs after: the PKI tasks (pki:cluster); kubelet runs the static pods.
-// Version: etcdImageVersions (etcd 3.6 for Kubernetes >= 1.34, 3.5 before) unless spec.etcd.version.
+// Version: the versions table's etcd (3.6 for Kubernetes >= 1.34, 3.5 before) unless spec.etcd.version.
 import type { Component } from '../agent/component.ts';
 import type { NodeModel } from '../agent/model.ts';
-import type { KubeMinor } from '../assets/versions.ts';
 import type { TaskKey } from '../agent/task.ts';
 import { DirTask } from '../agent/tasks/file.ts';
 import { CertTask, ClusterPkiTask, StoreFileTask, clusterPkiKey } from '../pki/tasks.ts';
@@ -27,16 +26,9 @@ export const backupUnitName = 'nodeup-etcd-backup.service';
 export const backupTimerName = 'nodeup-etcd-backup.timer';
 const kubeletUnit: TaskKey = 'unit:kubelet.service';
 
-/**
- * The etcd image version per Kubernetes minor, as kubeadm pins them: 3.6 from 1.34 on, 3.5 before.
- * (The download table in src/assets pins etcd 3.5 tarballs for every minor because it has verified
- * hashes only up to 3.5; images are verified by the runtime's digest check instead.)
- */
-export const etcdImageVersions: Readonly<Record<KubeMinor, string>> = { '1.33': '3.5.21', '1.34': '3.6.4', '1.35': '3.6.4' };
-
-/** The etcd version this node runs: spec.etcd.version, else the table. Pure. */
+/** The etcd version this node runs: spec.etcd.version, else the versions table's (3.6 from Kubernetes 1.34 on, 3.5 before). Pure. */
 export function etcdVersion(model: NodeModel): string {
-  return model.spec.etcd.version ?? etcdImageVersions[model.versions.minor];
+  return model.spec.etcd.version ?? model.versions.etcd;
 }
 
 /** registry.k8s.io/etcd publishes "<version>-0" tags. Pure. */
