@@ -31,6 +31,7 @@ function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
         ignorePreflight: stringList(ctx.values['ignore-preflight']),
       });
       if (outcome.report) ctx.out(ctx.values.json ? JSON.stringify(outcome.report, null, 2) + '\n' : renderPlan(outcome.report));
+      if (!ctx.values.json) for (const note of outcome.notes ?? []) ctx.out(`note: ${note}\n`);
       if (outcome.preflight && mode === 'plan') {
         for (const p of outcome.preflight.filter((r) => !r.ok)) ctx.out(`preflight ${p.ignored ? 'ignored' : 'would fail'}: [${p.name}] ${p.message ?? ''}\n`);
       }

@@ -15,4 +15,6 @@ export interface Component {
   /** Pure: turns the model into tasks. */
   build(model: NodeModel, graph: GraphBuilder): void;
   preflight?(model: NodeModel): readonly PreflightCheck[];
+  /** Pure: what the plan and the log should tell about this node (e.g. "skipped: no package manager"). */
+  notes?(model: NodeModel): readonly string[];
 }

@@ -14,6 +14,7 @@ import { nodeFilesComponent } from './node-files.ts';
 import { capiSentinel, readySentinel, receiptPath } from './receipt.ts';
 import { runNode } from './run.ts';
 import { FileStore } from '../statestore/file-store.ts';
+import { packagesComponent } from '../packages/component.ts';
 
 const only: readonly Component[] = [nodeFilesComponent];
 
@@ -94,6 +95,14 @@ describe('runNode', () => {
     expect((r.error as AgentError).code).toBe('STATE_STORE');
     expect((r.error as Error).message).toMatch(/has no igconfig\/nodes\/node\.yaml: was the instance group nodes published\?/);
     expect(exitCodeFor(r.error)).toBe(1);
+  });
+
+  it('on Flatcar the plan says packages are skipped', async () => {
+    const facts = testFacts({ osRelease: { id: 'flatcar', idLike: [], versionId: '4230.2.3', prettyName: 'Flatcar Container Linux by Kinvolk 4230.2.3' } });
+    const r = await runNode({ mode: 'plan', host, log: silentLogger, bootConfig: boot, facts, components: [packagesComponent, nodeFilesComponent] });
+    expect(r.error).toBeUndefined();
+    expect(r.notes).toEqual(['packages: Flatcar Container Linux has no package manager: packages are skipped']);
+    expect(r.report?.results.some((t) => t.key.startsWith('package:'))).toBe(false);
   });
 
   it('--only with an unknown component is a usage error', async () => {

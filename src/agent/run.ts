@@ -40,6 +40,7 @@ export interface RunOutcome {
   readonly model?: NodeModel;
   readonly preflight?: readonly PreflightResult[];
   readonly receipt?: Receipt;
+  readonly notes?: readonly string[];
   readonly error?: unknown;
 }
 
@@ -92,12 +93,16 @@ export async function runNode(req: RunRequest): Promise<RunOutcome> {
   let store: StateStore | undefined;
   let report: RunReport | undefined;
   let preflight: readonly PreflightResult[] | undefined;
+  let notes: readonly string[] = [];
   let error: unknown;
   try {
     boot = await loadBoot(req.bootConfig);
     ({ model, store } = await loadModel(req, boot));
     req.log.info({ node: model.nodeName, distro: model.distro.id, arch: model.arch, role: model.role, kubernetes: model.versions.kubernetes, mode: req.mode }, 'starting');
     const comps = selectComponents(req.components ?? allComponents, req.only, req.skip);
+    const m = model;
+    notes = comps.flatMap((c) => (c.notes?.(m) ?? []).map((n) => `${c.name}: ${n}`));
+    for (const note of notes) req.log.info({ note }, 'note');
     const builder = buildGraph(model, comps);
     const graph = builder.finish();
     preflight = runPreflight(model, comps, [...(req.ignorePreflight ?? []), ...model.spec.preflight.ignore]);
@@ -129,7 +134,7 @@ export async function runNode(req: RunRequest): Promise<RunOutcome> {
     { mode: req.mode, changed: report?.changed ?? 0, failed: report?.failed ?? 0, blocked: report?.blocked ?? 0, durationMs: finished - started, ok: error === undefined && (report?.ok ?? false) },
     'run finished',
   );
-  return { ...(report ? { report } : {}), ...(model ? { model } : {}), ...(preflight ? { preflight } : {}), ...(receipt ? { receipt } : {}), ...(error !== undefined ? { error } : {}) };
+  return { notes, ...(report ? { report } : {}), ...(model ? { model } : {}), ...(preflight ? { preflight } : {}), ...(receipt ? { receipt } : {}), ...(error !== undefined ? { error } : {}) };
 }
 
 async function writeReceipt(req: RunRequest, receipt: Receipt, store: StateStore | undefined): Promise<void> {

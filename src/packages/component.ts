@@ -60,6 +60,7 @@ export function buildPackageTasks(model: NodeModel, overrides: Partial<ManagerOp
 export const packagesComponent: Component = {
   name: 'packages',
   enabled: (m) => m.distro.packageManager !== 'none',
+  notes: (m) => (m.distro.packageManager === 'none' ? [`${m.distro.name} has no package manager: packages are skipped`] : []),
   build(model, graph) {
     for (const t of buildPackageTasks(model)) graph.add(t);
   },
