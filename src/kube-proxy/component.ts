@@ -5,6 +5,7 @@
 // Credentials: control planes use /etc/kubernetes/pki/kube-proxy.{crt,key} (issued by the control-plane
 // PKI tasks); workers use kubelet's rotating client certificate (see paths.ts for the RBAC it needs).
 // Runs after: nothing explicit; kubelet picks the manifest up whenever it appears.
+// Bake: nothing is written into an image (the pod belongs to a running node with its credentials).
 import type { Component } from '../agent/component.ts';
 import type { NodeModel } from '../agent/model.ts';
 import { DirTask, FileTask, shortHash } from '../agent/tasks/file.ts';
@@ -53,7 +54,7 @@ export function kubeProxyFiles(model: NodeModel): KubeProxyFiles {
 
 export const kubeProxyComponent: Component = {
   name: 'kube-proxy',
-  enabled: () => true,
+  enabled: (m) => !m.bake,
   build(model, graph) {
     if (!model.spec.kubeProxy.enabled) {
       graph.add(new AbsentFileTask(kubeProxyManifestPath));

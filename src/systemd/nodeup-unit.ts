@@ -13,6 +13,8 @@ export function renderNodeupUnit(i: NodeupUnitInput): string {
       Description: 'nodeup: converge this machine into a Kubernetes node',
       Wants: 'network-online.target',
       After: 'network-online.target',
+      // An image baked with the unit enabled boots quietly until user-data writes the boot config.
+      ConditionPathExists: i.config,
     },
     Service: {
       Type: 'oneshot',
