@@ -6,19 +6,15 @@
 // package installs; its user-data finds the pinned binary already in place.
 import { isSea } from 'node:sea';
 import { stringList, type Command } from '../agent/cli.ts';
-import type { Component } from '../agent/component.ts';
-import type { BootConfig } from '../agent/config.ts';
 import { AgentError, errorMessage, exitCodeFor } from '../agent/errors.ts';
 import { execute, type RunReport } from '../agent/executor.ts';
 import { Graph } from '../agent/graph.ts';
-import type { HostFacts } from '../agent/host/facts.ts';
 import { assetCacheDir, type Host } from '../agent/host/host.ts';
 import { NodeHost } from '../agent/host/node-host.ts';
-import type { Logger } from '../agent/log.ts';
 import { modelAsset, type NodeModel } from '../agent/model.ts';
 import { renderPlan } from '../agent/plan-printer.ts';
 import { receiptPath } from '../agent/receipt.ts';
-import { runNode, type RunOutcome } from '../agent/run.ts';
+import { runNode, type RunOutcome, type RunRequest } from '../agent/run.ts';
 import { nodeupVersion } from '../agent/version.ts';
 import { assetNames } from '../assets/versions.ts';
 import { renderNodeupUnit } from '../systemd/nodeup-unit.ts';
@@ -27,15 +23,8 @@ import { bakeManifestPath, buildBakeManifest, renderBakeManifest, type BakeManif
 import { defaultBootConfigPath, defaultInstallPath } from './render-userdata.ts';
 import { applySeal, sealSteps } from './seal.ts';
 
-export interface BakeRequest {
-  readonly host: Host;
-  readonly log: Logger;
-  readonly bootConfig: string | BootConfig;
-  readonly only?: readonly string[];
-  readonly skip?: readonly string[];
-  readonly ignorePreflight?: readonly string[];
-  readonly facts?: HostFacts;
-  readonly components?: readonly Component[];
+/** A bake is a run in bake mode (same inputs) plus what goes into the image around it. */
+export interface BakeRequest extends Omit<RunRequest, 'mode' | 'publishReceipt'> {
   /** Host path of the nodeup binary to install into the image (default: none, keep what is there). */
   readonly selfBinary?: string;
   /** Node path of the binary nodeup.service runs. */
