@@ -25,6 +25,7 @@ export default tseslint.config(
       'src/ssh/**',
       'src/agent/main.ts',
       'src/**/*.test.ts',
+      'src/**/test-*.ts',
       'src/**/cli.ts',
       'src/bootstrap/**',
     ],
