@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { type Command, type CommandContext, stringList } from '../agent/cli.ts';
 import { AgentError } from '../agent/errors.ts';
-import { AwsProvider } from './aws.ts';
+import type { AwsProvider } from './aws.ts';
 import { launchCloud, launchQemu, renderOnly, sha256File, type LaunchResult } from './launch.ts';
 import type { InstanceInfo, Provider } from './provider.ts';
 import { QemuProvider } from './qemu.ts';
@@ -30,7 +30,9 @@ export function renderInstances(list: readonly InstanceInfo[]): string {
   return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ')).join('\n') + '\n';
 }
 
-function awsProvider(ctx: CommandContext, needLaunch: boolean): AwsProvider {
+/** The AWS SDK loads only when the aws provider is used: every other command starts without it. */
+async function awsProvider(ctx: CommandContext, needLaunch: boolean): Promise<AwsProvider> {
+  const { AwsProvider } = await import('./aws.ts');
   const v = ctx.values;
   const region = str(v['aws-region']) ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
   if (!region) throw new AgentError('USAGE', 'aws: set --aws-region (or AWS_REGION)', { details: { field: '--aws-region' } });
@@ -107,16 +109,16 @@ export const launchCommand: Command = {
     }
     const stateDir = str(v['state-dir']) ?? path.join(cacheDir(), 'instances');
     const baseImage = str(v['base-image']) ?? path.join(cacheDir(), 'vm', 'base-current');
-    const lister = (): Provider => (providerName === 'aws' ? awsProvider(ctx, false) : new QemuProvider({ stateDir, baseImage, log: ctx.log }));
+    const lister = async (): Promise<Provider> => (providerName === 'aws' ? awsProvider(ctx, false) : new QemuProvider({ stateDir, baseImage, log: ctx.log }));
 
     if (v.list) {
-      const list = await lister().list(str(v.cluster));
+      const list = await (await lister()).list(str(v.cluster));
       ctx.out(v.json ? JSON.stringify(list, null, 2) + '\n' : renderInstances(list));
       return 0;
     }
     const toDelete = stringList(v.delete);
     if (toDelete.length > 0) {
-      await lister().delete(toDelete);
+      await (await lister()).delete(toDelete);
       ctx.out(`deleted ${toDelete.join(', ')}\n`);
       return 0;
     }
@@ -180,7 +182,7 @@ export const launchCommand: Command = {
       if (!stateStore) throw new AgentError('USAGE', 'aws: --state-store s3://bucket/cluster is required (nodes read their config there)', { details: { field: '--state-store' } });
       res = await launchCloud({
         ...common,
-        provider: awsProvider(ctx, true),
+        provider: await awsProvider(ctx, true),
         stateStore,
         binaryUrl: str(v['binary-url']),
         binarySha256: str(v['binary-sha256']),

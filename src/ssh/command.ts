@@ -12,7 +12,7 @@ import { stringList, type Command, type CommandContext } from '../agent/cli.ts';
 import { parseBootConfig } from '../agent/config.ts';
 import { AgentError } from '../agent/errors.ts';
 import { readLocalFile } from '../agent/host/local.ts';
-import { SshSession, type SshAuth } from './client.ts';
+import type { SshAuth } from './client.ts';
 import { reprovisionHost, type HostReport } from './reprovision.ts';
 import { runRollout } from './rollout.ts';
 import { parseTarget, targetName } from './target.ts';
@@ -114,6 +114,7 @@ export const sshCommand: Command = {
     const byName = new Map(targets.map((t) => [targetName(t), t]));
     const outcomes = await runRollout<HostReport>(names, { parallel, continueOnError: Boolean(ctx.values['continue-on-error']) }, async (name) => {
       const target = byName.get(name)!;
+      const { SshSession } = await import('./client.ts'); // ssh2 loads only when a rollout runs
       const session = await SshSession.connect({
         target,
         ...(bastion ? { bastion } : {}),
