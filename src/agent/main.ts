@@ -11,20 +11,21 @@ import { bakeCommand } from '../bootstrap/bake.ts';
 import { etcdCommand } from '../etcd/cli.ts';
 import { exampleCommand, publishCommand } from './example-command.ts';
 
+/** In the order `nodeup --help` lists them: the node's own commands, then the operator's. */
 export const commands: readonly Command[] = [
   applyCommand,
   planCommand,
   statusCommand,
   installUnitCommand,
-  schemaCommand,
+  bakeCommand,
+  userdataCommand,
+  launchCommand,
+  sshCommand,
+  etcdCommand,
   publishCommand,
   exampleCommand,
+  schemaCommand,
   versionCommand,
-  launchCommand,
-  userdataCommand,
-  sshCommand,
-  bakeCommand,
-  etcdCommand,
 ];
 
 export async function main(argv: readonly string[]): Promise<number> {
