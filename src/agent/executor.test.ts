@@ -100,6 +100,18 @@ describe('executor', () => {
     expect(r.results[0]?.status).toBe('changed');
   });
 
+  it('a task waiting out a NotReady backoff gives its slot to others', async () => {
+    const ev: string[] = [];
+    const g = new Graph();
+    g.add(fake('file:/a', { changes: change, notReadyTimes: 2 }, ev));
+    g.add(fake('file:/b', { changes: change }, ev));
+    const host = await createTestHost();
+    const r = await execute(g.finish(), host, { mode: 'apply', log: silentLogger, concurrency: 1 });
+    await host.dispose();
+    expect(r.ok).toBe(true);
+    expect(ev).toEqual(['start file:/b', 'end file:/b', 'start file:/a', 'end file:/a']);
+  });
+
   it('fails a task that stays not ready past the deadline', async () => {
     const g = new Graph();
     g.add(fake('file:/a', { changes: change, notReadyTimes: 1000 }));

@@ -1,10 +1,12 @@
 // Walks the task graph: observe, diff, and (in apply mode) apply. Ready tasks run concurrently
-// (limit 4), package tasks one at a time; NotReadyError is retried with backoff until a deadline;
-// any other failure fails that task and blocks its dependents while independent branches finish.
+// (limit 4), package tasks one at a time; NotReadyError is retried with backoff until a deadline,
+// and a task waiting out its backoff gives its slot to others; any other failure fails that task
+// and blocks its dependents while independent branches finish.
 import { AgentError, NotReadyError, summarizeError, type ErrorSummary } from './errors.ts';
 import type { TaskGraph } from './graph.ts';
 import type { Host } from './host/host.ts';
 import type { Logger } from './log.ts';
+import { Semaphore } from './semaphore.ts';
 import type { AnyTask, Change, TaskKey } from './task.ts';
 
 export type Mode = 'plan' | 'apply';
@@ -47,8 +49,17 @@ export async function execute(graph: TaskGraph, host: Host, opts: ExecutorOption
   const notified = new Map<TaskKey, TaskKey[]>();
   const pending = new Set(graph.order);
   const running = new Set<TaskKey>();
-  const exclusiveBusy = new Set<string>();
+  const slots = new Semaphore(limit);
+  const groups = new Map<string, Semaphore>();
   let wake: () => void = () => undefined;
+
+  /** One observe/diff/apply attempt holds a slot (and its exclusive group); backoff sleeps hold none. */
+  const attempt = <T>(task: AnyTask, fn: () => Promise<T>): Promise<T> => {
+    if (!task.exclusive) return slots.use(fn);
+    let group = groups.get(task.exclusive);
+    if (!group) groups.set(task.exclusive, (group = new Semaphore(1)));
+    return group.use(() => slots.use(fn));
+  };
 
   const component = (k: TaskKey): string => opts.owner?.get(k) ?? '';
 
@@ -56,7 +67,6 @@ export async function execute(graph: TaskGraph, host: Host, opts: ExecutorOption
     results.set(r.key, r);
     running.delete(r.key);
     const task = graph.tasks.get(r.key);
-    if (task?.exclusive) exclusiveBusy.delete(task.exclusive);
     if ((r.status === 'changed' || r.status === 'planned') && task?.notify) {
       for (const t of task.notify) notified.set(t, [...(notified.get(t) ?? []), r.key]);
     }
@@ -70,25 +80,27 @@ export async function execute(graph: TaskGraph, host: Host, opts: ExecutorOption
     const ctx = { log, notifiedBy };
     try {
       let changes: readonly Change[] = [];
-      for (let attempt = 1; ; attempt++) {
+      for (let n = 1; ; n++) {
         try {
-          const actual = await task.observe(host);
-          changes = task.diff(actual);
-          log.debug({ changes }, 'observed');
-          if (opts.mode === 'apply') {
-            if (changes.length > 0) {
-              log.info({ changes: changes.map(describeChange) }, 'applying');
-              await task.apply(host, changes, ctx);
-            } else if (notifiedBy.length > 0 && task.react) {
-              log.info({ notifiedBy, reaction: task.reaction }, 'reacting');
-              await task.react(host, ctx);
+          changes = await attempt(task, async () => {
+            const found = task.diff(await task.observe(host));
+            log.debug({ changes: found }, 'observed');
+            if (opts.mode === 'apply') {
+              if (found.length > 0) {
+                log.info({ changes: found.map(describeChange) }, 'applying');
+                await task.apply(host, found, ctx);
+              } else if (notifiedBy.length > 0 && task.react) {
+                log.info({ notifiedBy, reaction: task.reaction }, 'reacting');
+                await task.react(host, ctx);
+              }
             }
-          }
+            return found;
+          });
           break;
         } catch (err: unknown) {
           if (err instanceof NotReadyError && host.now() - started < deadline) {
-            const wait = Math.min(1000 * 2 ** Math.min(attempt - 1, 4), 15_000);
-            log.info({ reason: err.message, waitMs: wait, attempt }, 'not ready, waiting');
+            const wait = Math.min(1000 * 2 ** Math.min(n - 1, 4), 15_000);
+            log.info({ reason: err.message, waitMs: wait, attempt: n }, 'not ready, waiting');
             await host.sleep(wait);
             continue;
           }
@@ -139,18 +151,13 @@ export async function execute(graph: TaskGraph, host: Host, opts: ExecutorOption
         continue;
       }
       if (!deps.every((d) => results.has(d))) continue;
-      if (running.size >= limit) break;
       const task = graph.tasks.get(key) as AnyTask;
-      if (task.exclusive) {
-        if (exclusiveBusy.has(task.exclusive)) continue;
-        exclusiveBusy.add(task.exclusive);
-      }
       pending.delete(key);
       running.add(key);
       progressed = true;
       void runTask(task);
     }
-    if (!progressed || running.size >= limit || pending.size === 0) {
+    if (!progressed || pending.size === 0) {
       if (running.size === 0 && pending.size > 0 && !progressed) {
         throw new AgentError('TASK_FAILED', 'executor stalled: tasks pending with nothing running', {
           details: { pending: [...pending] },

@@ -11,6 +11,7 @@ import { Agent, request } from 'undici';
 import * as tar from 'tar';
 import * as os from 'node:os';
 import { AgentError } from '../errors.ts';
+import { Semaphore } from '../semaphore.ts';
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
 import {
@@ -187,25 +188,6 @@ export interface NodeHostOptions {
   readonly downloadConcurrency?: number;
   readonly downloadAttempts?: number;
   readonly retryBaseMs?: number;
-}
-
-class Semaphore {
-  private active = 0;
-  private readonly waiters: (() => void)[] = [];
-  private readonly limit: number;
-  constructor(limit: number) {
-    this.limit = limit;
-  }
-  async use<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((r) => this.waiters.push(r));
-    this.active++;
-    try {
-      return await fn();
-    } finally {
-      this.active--;
-      this.waiters.shift()?.();
-    }
-  }
 }
 
 export class NodeHost implements Host {
