@@ -41,6 +41,13 @@ describe('graph', () => {
     g.add(t('file:/b', ['file:/a']));
     expect(() => g.finish()).toThrow(/cycle among: file:\/a, file:\/b/);
   });
+  it('a task owning several paths (an archive) waits for the dir task of each', () => {
+    const g = new Graph();
+    g.add(new DirTask({ path: '/opt/cni/bin', mode: 0o755 }));
+    g.add(new DirTask({ path: '/usr/local/bin', mode: 0o755 }));
+    g.add({ ...t('archive:x'), ownedPaths: ['/opt/cni/bin/bridge', '/usr/local/bin/ctr'] });
+    expect(g.finish().deps.get('archive:x')).toEqual(['dir:/opt/cni/bin', 'dir:/usr/local/bin']);
+  });
   it('a path waits for the dir task of its nearest parent; a notified task waits for its notifier', () => {
     const g = new Graph();
     g.add(new DirTask({ path: '/etc/app', mode: 0o755 }));

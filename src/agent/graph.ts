@@ -1,5 +1,5 @@
-// The task graph: explicit edges, plus two generic rules: a path waits for the `dir:` task of its
-// nearest parent, and a notified task runs after the task that notifies it.
+// The task graph: explicit edges, plus two generic rules: a path (or each of several) waits for the
+// `dir:` task of its nearest parent, and a notified task runs after the task that notifies it.
 import * as path from 'node:path/posix';
 import { GraphError } from './errors.ts';
 import type { AnyTask, Task, TaskKey } from './task.ts';
@@ -64,8 +64,8 @@ export class Graph implements GraphBuilder {
         if (!this.tasks.has(dep)) throw new GraphError(`task ${key} waits for unknown task ${dep}`);
         set.add(dep);
       }
-      if (task.path) {
-        for (let dir = path.dirname(task.path); ; dir = path.dirname(dir)) {
+      for (const owned of [...(task.path ? [task.path] : []), ...(task.ownedPaths ?? [])]) {
+        for (let dir = path.dirname(owned); ; dir = path.dirname(dir)) {
           const dk: TaskKey = `dir:${dir}`;
           if (dk !== key && this.tasks.has(dk)) {
             set.add(dk);

@@ -43,6 +43,8 @@ export interface Task<Actual = unknown> {
   readonly notify?: readonly TaskKey[];
   /** The node path this task owns, if any: it then also waits for the `dir:` task of its nearest parent. */
   readonly path?: string;
+  /** Several owned paths (an archive's members): each waits for its nearest parent `dir:` task too. */
+  readonly ownedPaths?: readonly string[];
   /** Tasks sharing a group run one at a time (apt/dnf hold a lock). */
   readonly exclusive?: 'package-manager';
   observe(host: Host): Promise<Actual | undefined>;

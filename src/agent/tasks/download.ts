@@ -97,10 +97,12 @@ export class ArchiveTask implements Task<ArchiveActual> {
   readonly key: TaskKey;
   readonly after: readonly TaskKey[];
   readonly notify: readonly TaskKey[];
+  readonly ownedPaths: readonly string[];
   readonly spec: ArchiveSpec;
   constructor(spec: ArchiveSpec) {
     this.spec = spec;
     this.key = `archive:${spec.name}`;
+    this.ownedPaths = spec.members.map((m) => m.path);
     this.after = spec.after ?? [];
     this.notify = spec.notify ?? [];
   }
