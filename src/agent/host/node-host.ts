@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { execa, ExecaError } from 'execa';
-import { Agent, request } from 'undici';
+import { Agent, getGlobalDispatcher, interceptors, request, type Dispatcher } from 'undici';
 import * as tar from 'tar';
 import * as os from 'node:os';
 import { AgentError } from '../errors.ts';
@@ -188,6 +188,13 @@ export interface NodeHostOptions {
   readonly downloadConcurrency?: number;
   readonly downloadAttempts?: number;
   readonly retryBaseMs?: number;
+}
+
+// undici 7+ refuses the old `maxRedirections` request option (InvalidArgumentError): redirects
+// (release hosts answer 302 to their CDN) follow through the redirect interceptor, composed on the
+// global dispatcher at call time (tests install undici's MockAgent there).
+function downloadDispatcher(): Dispatcher {
+  return getGlobalDispatcher().compose(interceptors.redirect({ maxRedirections: 5 }));
 }
 
 export class NodeHost implements Host {
@@ -372,7 +379,7 @@ export class NodeHost implements Host {
         total = (await fsp.stat(src)).size;
         await pipeline(createReadStream(src), meter, createWriteStream(tmp, { mode: 0o600 }));
       } else {
-        const res = await request(url, { method: 'GET', maxRedirections: 5, headersTimeout: 30000, bodyTimeout: 60000 } as Parameters<typeof request>[1]);
+        const res = await request(url, { method: 'GET', dispatcher: downloadDispatcher(), headersTimeout: 30000, bodyTimeout: 60000 });
         if (res.statusCode !== 200) {
           await res.body.dump();
           throw new AgentError('DOWNLOAD_FAILED', `cannot download ${asset.name}: HTTP ${res.statusCode}`, {
