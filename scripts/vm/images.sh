@@ -7,6 +7,8 @@
 #   pause:3.10.1                        a static Go pause (scripts/vm/pause/main.go)
 #   etcd:<etcd>-0                       etcd, etcdctl, etcdutl            (fixture etcd36)
 #   kube-apiserver, kube-controller-manager, kube-scheduler :v<k8s>   (fixture kubernetes, when built)
+#   nodeup-hello:1.0                    a static Go HTTP server on :8080 (scripts/vm/hello/main.go),
+#                                       the cluster scenario's workload pod
 #
 # Each image is one reproducible layer (sorted, mtime 0, root-owned, gzip -n) with the binaries in
 # /usr/local/bin and no shell; image names are repository paths without the registry.k8s.io host.
@@ -17,6 +19,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 CACHE="${NODEUP_CACHE:-$HOME/.cache/nodeup}/vm"
 PAUSE_TAG=3.10.1
+HELLO_TAG=1.0
 T0=$(date +%s)
 log() { printf '[images +%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -32,7 +35,7 @@ HAVE_K8S=no
 case " ${BUILT:-} " in *" kubernetes "*) HAVE_K8S=yes ;; esac
 ETCD="${VER[etcd36]#v}" K8S="${VER[kubernetes]}"
 
-KEY="$( (echo "etcd $ETCD k8s $K8S have-k8s $HAVE_K8S pause $PAUSE_TAG"; sha256sum "${BASH_SOURCE[0]}" "$HERE/pause/main.go") | sha256sum | cut -c1-12)"
+KEY="$( (echo "etcd $ETCD k8s $K8S have-k8s $HAVE_K8S pause $PAUSE_TAG"; sha256sum "${BASH_SOURCE[0]}" "$HERE/pause/main.go" "$HERE/hello/main.go") | sha256sum | cut -c1-12)"
 OUT="$CACHE/registry-$KEY"
 if [ -f "$OUT/.ok" ]; then
   log "reusing $OUT"
@@ -51,6 +54,11 @@ mkdir -p "$WORK/pause-src" "$WORK/bin"
 cp "$HERE/pause/main.go" "$WORK/pause-src/"
 printf 'module nodeup.dev/pause\n\ngo 1.22\n' >"$WORK/pause-src/go.mod"
 (cd "$WORK/pause-src" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod nice -n 10 go build -trimpath -ldflags='-s -w' -o "$WORK/bin/pause" .)
+log "hello (static Go HTTP server)"
+mkdir -p "$WORK/hello-src"
+cp "$HERE/hello/main.go" "$WORK/hello-src/"
+printf 'module nodeup.dev/hello\n\ngo 1.22\n' >"$WORK/hello-src/go.mod"
+(cd "$WORK/hello-src" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod nice -n 10 go build -trimpath -ldflags='-s -w' -o "$WORK/bin/nodeup-hello" .)
 
 sha_hex() { sha256sum "$1" | cut -d' ' -f1; }
 # image NAME TAG ENTRYPOINT_JSON BINARY... -> OCI layout in $WORK/oci/NAME, pushed later
@@ -84,6 +92,7 @@ image() {
 
 log "images"
 image pause "$PAUSE_TAG" '["/usr/local/bin/pause"]' "$WORK/bin/pause"
+image nodeup-hello "$HELLO_TAG" '["/usr/local/bin/nodeup-hello"]' "$WORK/bin/nodeup-hello"
 E="${BIN[etcd36]}"
 image etcd "$ETCD-0" '["/usr/local/bin/etcd"]' "$E/etcd" "$E/etcdctl" "$E/etcdutl"
 if [ "$HAVE_K8S" = yes ]; then
