@@ -84,6 +84,11 @@ install -m 0755 "${BIN[runc]}/runc" "$(place runc "$RUNC")/runc.amd64"
 
 log "cni-plugins $CNI"
 mkdir -p "$WORK/cni"
+# nodeup installs the plugins every release archive ships (src/containerd/component.ts cniPlugins);
+# a fixture cached before build.sh built all of them lacks some: rebuild it.
+for p in bandwidth bridge dhcp firewall host-device host-local ipvlan loopback macvlan portmap ptp sbr static tuning vlan vrf; do
+  [ -x "${BIN[cni]}/$p" ] || die "fixture cni lacks the $p plugin (cached by an older build.sh): rm -rf ${BIN[cni]%/bin} && scripts/fixtures/build.sh cni"
+done
 for b in "${BIN[cni]}"/*; do install -m 0755 "$b" "$WORK/cni/"; done
 cni_files=()
 for f in "$WORK/cni"/*; do cni_files+=("./${f##*/}"); done

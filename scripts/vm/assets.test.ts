@@ -10,15 +10,18 @@ import { promisify } from 'node:util';
 import * as tar from 'tar';
 import { describe, expect, it } from 'vitest';
 import { mirrorUrl, type AssetName } from '../../src/assets/versions.ts';
+import { cniPlugins as nodeupCniPlugins } from '../../src/containerd/component.ts';
 
 const run = promisify(execFile);
+/** The plugins nodeup installs: a release-style archive must hold every one. */
+const cniPlugins: string[] = [...nodeupCniPlugins].sort();
 const script = path.join(import.meta.dirname, 'assets.sh');
 
 const fixtures: Record<string, [string, string[]]> = {
   kubernetes: ['v1.35.4', ['kubelet', 'kubectl', 'kube-apiserver']],
   containerd2: ['v2.2.9', ['containerd', 'ctr', 'containerd-shim-runc-v2']],
   runc: ['v1.3.6', ['runc']],
-  cni: ['v1.9.1', ['bridge', 'host-local', 'loopback', 'portmap']],
+  cni: ['v1.9.1', cniPlugins],
   crictl: ['v1.34.0', ['crictl']],
   etcd36: ['v3.6.16', ['etcd', 'etcdctl', 'etcdutl']],
   minio: ['v0.0.0-20260212201848-7aac2a2c5b7c', ['minio']],
@@ -67,7 +70,7 @@ describe('scripts/vm/assets.sh', () => {
     }
     expect(await entries(path.join(mirror, 'containerd/2.2.9/linux-amd64/containerd-2.2.9-linux-amd64.tar.gz'))).toEqual(['bin/', 'bin/containerd', 'bin/containerd-shim-runc-v2', 'bin/ctr']);
     expect(await entries(path.join(mirror, 'etcd/3.6.16/linux-amd64/etcd-v3.6.16-linux-amd64.tar.gz'))).toEqual(['etcd-v3.6.16-linux-amd64/', 'etcd-v3.6.16-linux-amd64/etcd', 'etcd-v3.6.16-linux-amd64/etcdctl', 'etcd-v3.6.16-linux-amd64/etcdutl']);
-    expect(await entries(path.join(mirror, 'cni-plugins/1.9.1/linux-amd64/cni-plugins-linux-amd64-v1.9.1.tgz'))).toEqual(['./bridge', './host-local', './loopback', './portmap']);
+    expect(await entries(path.join(mirror, 'cni-plugins/1.9.1/linux-amd64/cni-plugins-linux-amd64-v1.9.1.tgz'))).toEqual(cniPlugins.map((p) => `./${p}`));
     expect(await entries(path.join(mirror, 'crictl/1.34.0/linux-amd64/crictl-v1.34.0-linux-amd64.tar.gz'))).toEqual(['crictl']);
     const env = await fsp.readFile(path.join(mirror, 'assets.env'), 'utf8');
     expect(env).toContain(`ETCD_SHA256=${sums.get('etcd/3.6.16/linux-amd64/etcd-v3.6.16-linux-amd64.tar.gz')}`);
