@@ -3,7 +3,9 @@
 #   1. QEMU, qemu-img, mmdebstrap (Debian packages)
 #   2. the base guest image (scripts/vm/base-image.sh)
 #   3. the nodeup binary guests run (npm run build -> dist/nodeup-linux-amd64), when missing
-#   4. the local registry's images (scripts/vm/images.sh: pause, etcd, control plane when built)
+#   4. the asset mirror (scripts/vm/assets.sh: kubelet, kubectl, containerd, runc, CNI, crictl, etcd
+#      built from source by scripts/fixtures/build.sh)
+#   5. the local registry's images (scripts/vm/images.sh: pause, etcd, control plane, nodeup-hello)
 # Usage: bash scripts/vm/setup.sh [--rebuild-binary]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,6 +19,10 @@ command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v curl >/dev/null || need+=(curl)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+# the cluster scenario's fixtures are built from source (runc links libseccomp with cgo)
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
+dpkg -s libseccomp-dev >/dev/null 2>&1 || need+=(libseccomp-dev pkg-config)
 if [ "${#need[@]}" -gt 0 ]; then
   log "installing ${need[*]}"
   apt-get update -qq >&2
@@ -32,6 +38,8 @@ if [ ! -x dist/nodeup-linux-amd64 ] || [ "${1:-}" = "--rebuild-binary" ]; then
   source scripts/node-env.sh
   nice -n 10 node scripts/build.ts --arch amd64 >&2
 fi
+log "asset mirror (builds the missing fixtures first; kubernetes takes ~30 min cold, then cached)"
+bash scripts/vm/assets.sh >/dev/null
 log "registry images"
 bash scripts/vm/images.sh >/dev/null
 log "ready: $(readlink -f "${NODEUP_CACHE:-$HOME/.cache/nodeup}/vm/base-current"), dist/nodeup-linux-amd64"
