@@ -4,6 +4,7 @@
 // store, and the flags the control-plane component renders (node paths moved under a temp root,
 // etcd over loopback HTTP). Every process is stopped by pid: SIGTERM, then SIGKILL after a timeout.
 import 'reflect-metadata';
+import { stopChild } from './process-util.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { webcrypto } from 'node:crypto';
 import { existsSync, openSync, closeSync, readdirSync, readFileSync } from 'node:fs';
@@ -77,13 +78,7 @@ export class Proc {
     return readFileSync(this.logFile, 'utf8').split('\n').slice(-25).join('\n');
   }
   async stop(timeoutMs = 10_000): Promise<void> {
-    if (!this.running) return;
-    this.child.kill('SIGTERM');
-    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs));
-    if ((await Promise.race([this.exited.then(() => 'exited' as const), timer])) === 'timeout') {
-      this.child.kill('SIGKILL');
-      await this.exited;
-    }
+    await stopChild(this.child, this.exited, timeoutMs);
   }
 }
 

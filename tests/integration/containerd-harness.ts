@@ -5,10 +5,10 @@
 // SIGKILL after a timeout. Also: a tiny image written by hand (OCI layout, OCI and docker archives)
 // and a real registry (Debian's docker-registry) on 127.0.0.1.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { freePort } from './process-util.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, openSync, closeSync, readdirSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -252,17 +252,7 @@ export async function makeTinyImage(dir: string, ref: string, text = 'hello from
 
 // ---- a real registry on loopback ----
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface RegistryInstance {
   readonly url: string;

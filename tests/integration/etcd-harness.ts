@@ -2,9 +2,10 @@
 // PKI code, flags from nodeup's own renderer (etcdArgs), membership from nodeup's own join code.
 // Every process started here is stopped by pid: SIGTERM, then SIGKILL after a timeout.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { freePort } from './process-util.ts';
+import { stopChild } from './process-util.ts';
 import { existsSync, openSync, closeSync, readdirSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -42,17 +43,7 @@ export function etcd36(): EtcdBinaries {
   return { label: `etcd 3.6 (${dir})`, etcd: path.join(bin, 'etcd'), restoreTool: path.join(bin, 'etcdutl') };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface TestPki {
   readonly tlsPaths: EtcdTlsPaths;
@@ -104,13 +95,7 @@ export class EtcdProcess {
   }
   /** SIGTERM, then SIGKILL after timeoutMs (a member without quorum may ignore SIGTERM). */
   async stop(timeoutMs = 5000): Promise<void> {
-    if (!this.running) return;
-    this.child.kill('SIGTERM');
-    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs));
-    if ((await Promise.race([this.exited.then(() => 'exited' as const), timer])) === 'timeout') {
-      this.child.kill('SIGKILL');
-      await this.exited;
-    }
+    await stopChild(this.child, this.exited, timeoutMs);
   }
   /** Abrupt death, as a crashed node. */
   async kill(): Promise<void> {
