@@ -10,14 +10,17 @@ import type { TaskKey } from '../agent/task.ts';
 import { containerdSocket, containerdUnitKey, hostsFileKeys, runtimeTools, sandboxImage } from '../containerd/keys.ts';
 import { ImageTask } from './image-task.ts';
 
-/** The images a node of this role runs: what a bake pre-pulls. Pure. */
+/** The images a node of this role runs, with the same registries its manifests name: what a bake pre-pulls. Pure. */
 export function roleImages(model: NodeModel): string[] {
   const v = model.versions;
+  const s = model.spec;
   const out = [sandboxImage(model)];
-  if (model.spec.kubeProxy.enabled) out.push(`registry.k8s.io/kube-proxy:${v.kubernetes}`);
+  if (s.kubeProxy.enabled) out.push(`registry.k8s.io/kube-proxy:${v.kubernetes}`);
   if (model.role === 'control-plane') {
-    for (const c of ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler']) out.push(`registry.k8s.io/${c}:${v.kubernetes}`);
-    out.push(`registry.k8s.io/etcd:${v.etcd.replace(/^v/, '')}-0`, `registry.k8s.io/coredns/coredns:${v.coredns}`);
+    for (const c of ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler']) out.push(`${s.controlPlane.imageRegistry}/${c}:${v.kubernetes}`);
+    if (s.etcd.mode === 'static-pod') out.push(`${s.etcd.image}:${(s.etcd.version ?? v.etcd).replace(/^v/, '')}-0`);
+    const dns = s.addons.coredns;
+    if (dns.enabled) out.push(`${dns.imageRegistry ?? s.controlPlane.imageRegistry}/coredns/coredns:${dns.version ?? v.coredns}`);
   }
   return out;
 }

@@ -158,6 +158,27 @@ describe('pre-pull lists', () => {
     const w = model({ role: 'worker', kubeProxy: { enabled: false } }, { bake: true });
     expect(roleImages(w)).toEqual([expect.stringMatching(/pause/)]);
   });
+  it('a bake pulls what the manifests name: the registries, etcd mode and CoreDNS settings count', () => {
+    const cp = model(
+      {
+        role: 'control-plane',
+        kubernetesVersion: 'v1.35.4',
+        kubeProxy: { enabled: false },
+        controlPlane: { imageRegistry: 'mirror.example.com:5000/k8s' },
+        etcd: { version: '3.6.16', image: 'mirror.example.com:5000/k8s/etcd' },
+        addons: { coredns: { enabled: false } },
+      },
+      { bake: true },
+    );
+    expect(roleImages(cp).slice(1)).toEqual([
+      'mirror.example.com:5000/k8s/kube-apiserver:v1.35.4',
+      'mirror.example.com:5000/k8s/kube-controller-manager:v1.35.4',
+      'mirror.example.com:5000/k8s/kube-scheduler:v1.35.4',
+      'mirror.example.com:5000/k8s/etcd:3.6.16-0',
+    ]);
+    const systemdEtcd = model({ role: 'control-plane', kubeProxy: { enabled: false }, etcd: { mode: 'systemd' }, addons: { coredns: { imageRegistry: 'r.example.com', version: 'v1.12.9' } } }, { bake: true });
+    expect(roleImages(systemdEtcd).filter((i) => /etcd|coredns/.test(i))).toEqual(['r.example.com/coredns/coredns:v1.12.9']);
+  });
   it('role images only in a bake; archived images are never pulled', () => {
     expect(prePullList(model({ role: 'worker', images: { prePull: ['docker.io/library/busybox:1.36'] } }))).toEqual(['docker.io/library/busybox:1.36']);
     const baked = model({ role: 'worker', containerd: { sandboxImage: 'registry.k8s.io/pause:3.10.1' }, images: { archives: [{ name: 'registry.k8s.io/pause:3.10.1', urls: ['https://x/p.tar'], sha256: 'a'.repeat(64) }] } }, { bake: true });
