@@ -1,0 +1,163 @@
+// Issue 7, scenario 2 (and issue 6's proof of `nodeup bake`): the same cluster as cluster.test.ts,
+// from an image baked by a real `packer build` of images/packer/qemu under QEMU. The bake runs the
+// control-plane NodeConfig in bake mode inside the build VM: apt installs the packages, every asset
+// comes from the local asset mirror into nodeup's cache and into place, and containerd pulls the
+// control-plane, pause and workload images through the registry mirror; then the image is sealed.
+// Before any guest boots from it, the asset mirror and the registry are STOPPED: a control plane and
+// a worker launched from the baked image must converge with no asset server, no registry and no
+// package install. Checked: each first-boot receipt has no download, archive, package or image task
+// that changed, user-data found the pinned nodeup binary in place (no `fetching` event), both nodes
+// Ready, the hello pod (its image baked) runs on the worker and answers the control plane, and a
+// second `nodeup apply` changes nothing.
+import { spawn } from 'node:child_process';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configHash } from '../../src/agent/config.ts';
+import { storeLayout } from '../../src/statestore/store.ts';
+import { baseImage, binary, repo } from './harness.ts';
+import { Lab, routeUnit, type Receipt } from './lab.ts';
+
+const lab = new Lab('vmbk');
+const cpName = 'vmbk-cp-1';
+const wkName = 'vmbk-node-1';
+const cpIp = '192.168.77.11';
+const wkIp = '192.168.77.12';
+const workerPodCidr = '10.244.1.0/24';
+const prePull = '  images: {prePull: ["registry.k8s.io/nodeup-hello:1.0"]}\n';
+
+/** Tasks that fetch or install something: none may change on a node booted from the baked image. */
+const fetchingKinds = /^(download|archive|package|image):/;
+
+function run(cmd: string, args: readonly string[], prefix: string, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; tail: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let tail = '';
+    const onData = (d: Buffer): void => {
+      const text = d.toString();
+      tail = (tail + text).slice(-8000);
+      for (const line of text.split('\n')) if (line.trim()) process.stdout.write(`${prefix}${line}\n`);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('close', (code) => resolve({ code: code ?? 1, tail }));
+    child.on('error', (err) => resolve({ code: 127, tail: err.message }));
+  });
+}
+
+/** A real `packer build` of images/packer/qemu (TCG) on the local base image; returns a launchable image folder. */
+async function bakeImage(bakeNodeConfig: string): Promise<string> {
+  const storeDir = path.join(lab.workDir, 'bake-store');
+  const nodeConfigFile = path.join(storeDir, storeLayout.nodeConfig('control-plane'));
+  await fsp.mkdir(path.dirname(nodeConfigFile), { recursive: true });
+  await fsp.writeFile(nodeConfigFile, bakeNodeConfig);
+  const bootConfig = await lab.writeFile(
+    'bake-boot.yaml',
+    `apiVersion: nodeup.dev/v1alpha1\nkind: BootConfig\nstateStore: file:///tmp/nodeup-store\nclusterName: ${lab.cluster}\ninstanceGroup: control-plane\nnodeConfigHash: "${configHash(bakeNodeConfig)}"\n`,
+  );
+  const base = await fsp.realpath(baseImage);
+  const out = path.join(lab.workDir, 'packer-output');
+  const packer = await run(
+    'nice',
+    [
+      '-n', '5', 'packer', 'build', '-color=false',
+      '-var', 'accelerator=tcg',
+      '-var', `base_image_url=${base}/rootfs.img`, '-var', 'base_image_checksum=none', '-var', 'disk_size=8G', '-var', 'memory=2048',
+      '-var', `extra_qemuargs=[["-kernel","${base}/vmlinuz"],["-initrd","${base}/initrd.img"],["-append","root=/dev/vda rw console=ttyS0 net.ifnames=0"]]`,
+      '-var', `cloud_init_dir=${repo}/images/packer/qemu/cloud-init-root`, '-var', 'ssh_username=root',
+      '-var', 'build_cleanup=rm -f /etc/ssh/sshd_config.d/90-packer-build.conf; usermod -p \\* root; echo PasswordAuthentication no >/etc/ssh/sshd_config.d/50-cloud-init.conf',
+      '-var', `kubernetes_version=v${lab.env.KUBELET_VERSION}`, '-var', `bake_config=${bootConfig}`, '-var', `state_store_dir=${storeDir}`,
+      '-var', `nodeup_binary=${binary}`, '-var', `output_directory=${out}`,
+      `${repo}/images/packer/qemu`,
+    ],
+    '  packer| ',
+    { ...process.env, CHECKPOINT_DISABLE: '1', PACKER_LOG: '0' },
+  );
+  if (packer.code !== 0) throw new Error(`packer build failed (exit ${packer.code}):\n${packer.tail}`);
+  const qcow = (await fsp.readdir(out)).find((f) => f.endsWith('.qcow2'));
+  if (!qcow) throw new Error(`packer build left no .qcow2 in ${out}`);
+  // `nodeup launch` boots a raw root with the base image's kernel (the bake leaves the kernel alone).
+  const image = path.join(lab.workDir, 'baked-image');
+  await fsp.mkdir(image);
+  const conv = await run('qemu-img', ['convert', '-O', 'raw', path.join(out, qcow), path.join(image, 'rootfs.img')], '  qemu-img| ');
+  if (conv.code !== 0) throw new Error(`qemu-img convert failed: ${conv.tail}`);
+  await fsp.rm(out, { recursive: true, force: true });
+  for (const f of ['vmlinuz', 'initrd.img']) await fsp.symlink(path.join(base, f), path.join(image, f));
+  return image;
+}
+
+function expectNothingFetched(name: string, receipt: Receipt): void {
+  expect(receipt.result, `${name}: first-boot receipt`).toBe('converged');
+  const fetched = receipt.tasks.filter((t) => fetchingKinds.test(t.key) && t.status !== 'unchanged');
+  expect(fetched, `${name}: download/archive/package/image tasks that changed at first boot`).toEqual([]);
+  const checked = receipt.tasks.filter((t) => fetchingKinds.test(t.key));
+  expect(checked.length, `${name}: download/archive/package/image tasks in the receipt`).toBeGreaterThan(5);
+  const changed = receipt.tasks.filter((t) => t.status === 'changed').map((t) => t.key);
+  process.stdout.write(`${name}: first boot from the baked image: ${receipt.tasks.length} tasks, ${checked.length} download/archive/package/image tasks all unchanged; changed: ${changed.join(', ')}\n`);
+}
+
+describe('cluster from a baked image: zero downloads at boot', () => {
+  let cpConfig = '';
+  let wkConfig = '';
+  let image = '';
+
+  beforeAll(async () => {
+    await lab.setup();
+    cpConfig = await lab.writeFile(
+      'control-plane.yaml',
+      lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', nodeIp: cpIp, cpIp, podCIDR: '10.244.0.0/16', extra: `${prePull}  units:\n${routeUnit('nodeup-test-pod-route.service', workerPodCidr, wkIp)}` }),
+    );
+    const worker = lab.nodeConfig({ role: 'worker', ig: 'nodes', nodeIp: wkIp, cpIp, podCIDR: workerPodCidr, extra: prePull });
+    wkConfig = await lab.writeFile('nodes.yaml', worker);
+    await lab.publishNodeConfig('nodes', worker);
+    lab.mark('fixtures ready');
+  });
+
+  afterAll(() => lab.teardown());
+
+  it('bakes with packer, then a control plane and a worker from the image converge with no mirror, no registry and no package install', async () => {
+    try {
+      // 1. The bake: the control plane's config without its route unit (the worker boots from the
+      // same image and must not route its own pod subnet away).
+      const bakeConfig = lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', nodeIp: cpIp, cpIp, podCIDR: '10.244.0.0/16', extra: prePull });
+      image = await bakeImage(bakeConfig);
+      lab.mark('image baked (packer build + convert)');
+      const assetGets = lab.assets?.requests.filter((r) => r.startsWith('GET ')).length ?? 0;
+      expect(assetGets, 'the bake fetched the assets from the mirror').toBeGreaterThanOrEqual(7);
+
+      // 2. Nothing to download from: the mirror and the registry go away.
+      await lab.stopServers();
+
+      // 3. The control plane, then the worker, from the baked image.
+      const cp = await lab.launch(cpName, { nodeConfig: cpConfig, memoryMiB: 3072, image });
+      lab.mark('control-plane receipt');
+      expect(cp.code, 'nodeup launch (control plane) exit code').toBe(0);
+      expectNothingFetched(cpName, await lab.receiptOf(cpName));
+      expect(await lab.eventsOf(cpName)).not.toContain('fetching');
+
+      await lab.copyJoinMaterial(cpName);
+      const wk = await lab.launch(wkName, { nodeConfig: wkConfig, memoryMiB: 2048, image, stateStore: pathToFileURL(lab.storeDir).href });
+      lab.mark('worker receipt');
+      expect(wk.code, 'nodeup launch (worker) exit code').toBe(0);
+      expectNothingFetched(wkName, await lab.receiptOf(wkName));
+      expect(await lab.eventsOf(wkName)).not.toContain('fetching');
+
+      // 4. A working cluster without a registry: both Ready, the baked workload image runs.
+      await lab.nodesReady(cpName, [cpName, wkName]);
+      lab.mark('both nodes Ready');
+      expect(await lab.helloAnswers(cpName, wkName)).toMatch(/^10\.244\.1\.\d+$/);
+
+      // 5. Converged: a second apply changes nothing.
+      for (const name of [cpName, wkName]) {
+        const again = await lab.applyInGuest(name);
+        expect(again.tasks.filter((t) => t.status !== 'unchanged'), `${name}: second apply`).toEqual([]);
+      }
+      lab.mark('second apply: 0 changes on both');
+      await lab.printTimings();
+    } catch (err: unknown) {
+      await lab.diagnoseAll();
+      throw err;
+    }
+  });
+});

@@ -1,0 +1,425 @@
+// The shared machinery of the cluster scenarios (issue 7): a lab of QEMU guests launched through
+// `nodeup launch` on one private link, with the asset mirror and the registry served on 127.0.0.1
+// (guests reach them as 10.0.2.2), an ssh key for root in every guest, NodeConfigs rendered from the
+// fixtures' real versions and hashes, and the checks every scenario repeats (nodes Ready, a pod
+// answers, a second apply changes nothing). On failure `diagnoseAll` prints per guest the serial
+// log tail, the progress events, the receipt and the kubelet/containerd journal.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as http from 'node:http';
+import type * as net from 'node:net';
+import * as path from 'node:path';
+import { storeLayout } from '../../src/statestore/store.ts';
+import { baseImage, binary, cacheDir, diagnose, keepVms, nodeup, readTimings, registryStorage, requireFixtures, serveRegistry, tempDir, type CliResult, type RunningRegistry } from './harness.ts';
+
+export const assetsDir = path.join(cacheDir, 'vm', 'assets-current');
+export const timeoutS = Number(process.env.NODEUP_VM_TIMEOUT ?? '2700');
+
+export function readEnv(text: string): Record<string, string> {
+  return Object.fromEntries(
+    text.split('\n').filter((l) => /^[A-Z0-9_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+}
+
+export async function loadEnv(file: string, script: string, need: readonly string[]): Promise<Record<string, string>> {
+  const text = await fsp.readFile(file, 'utf8').catch(() => {
+    throw new Error(`VM fixtures missing: ${file}. Run: bash ${script}`);
+  });
+  const env = readEnv(text);
+  const missing = need.filter((k) => !env[k]);
+  if (missing.length > 0) throw new Error(`VM fixtures incomplete: ${file} lacks ${missing.join(', ')}. Run: bash ${script}`);
+  return env;
+}
+
+/** A read-only static file server on 127.0.0.1 (`GET <prefix><relative path>` -> `<dir>/<relative path>`); counts the GETs it answers. */
+export interface DirServer {
+  readonly server: http.Server;
+  readonly port: number;
+  /** Every request path served since start (or since `reset`). */
+  readonly requests: string[];
+  close(): Promise<void>;
+}
+
+export async function serveDir(dir: string, prefix: string, port = 0): Promise<DirServer> {
+  const root = path.resolve(dir);
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const rel = decodeURIComponent(url.pathname);
+    requests.push(`${req.method ?? '?'} ${rel}`);
+    const file = path.resolve(root, '.' + (rel.startsWith(prefix) ? rel.slice(prefix.length - 1) : '/\0'));
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405).end();
+      return;
+    }
+    if (!file.startsWith(root + path.sep)) {
+      res.writeHead(404).end();
+      return;
+    }
+    fsp.readFile(file).then(
+      (data) => res.writeHead(200, { 'content-length': data.length }).end(req.method === 'HEAD' ? undefined : data),
+      () => res.writeHead(404).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  return {
+    server,
+    port: (server.address() as net.AddressInfo).port,
+    requests,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+export interface SshResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface NodeList {
+  items: {
+    metadata: { name: string };
+    spec: { podCIDR?: string };
+    status: { conditions?: { type: string; status: string; message?: string }[]; addresses?: { type: string; address: string }[] };
+  }[];
+}
+
+export interface Receipt {
+  readonly result: string;
+  readonly startedAt?: string;
+  readonly durationMs?: number;
+  readonly tasks: { key: string; status: string; changes?: string[] }[];
+  readonly error?: unknown;
+}
+
+export interface NodeConfigInput {
+  readonly role: 'control-plane' | 'worker';
+  readonly ig: string;
+  readonly nodeIp: string;
+  readonly podCIDR: string;
+  /** The control plane's private address (API server endpoint and extra SAN). */
+  readonly cpIp: string;
+  /** Extra `spec:` lines (two-space indent), e.g. units or images. */
+  readonly extra?: string;
+}
+
+export const kubectl = (args: string): string => `/usr/local/bin/kubectl --kubeconfig /etc/kubernetes/admin.conf ${args}`;
+
+export const isReady = (n: NodeList['items'][number]): boolean => n.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+
+/** A unit that routes a pod subnet via another node over the private link (the bridge CNI does not route between nodes). */
+export function routeUnit(name: string, cidr: string, via: string): string {
+  return `    - name: ${name}
+      content: |
+        [Unit]
+        Description=route to ${cidr} over the private link
+        After=network-online.target
+        Wants=network-online.target
+        [Service]
+        Type=oneshot
+        RemainAfterExit=yes
+        ExecStart=/bin/sh -c 'for i in $(seq 60); do ip route replace ${cidr} via ${via} && exit 0; sleep 2; done; exit 1'
+        [Install]
+        WantedBy=multi-user.target
+`;
+}
+
+export const helloPod = (node: string): object => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name: 'hello', namespace: 'default', labels: { app: 'hello' } },
+  spec: {
+    nodeSelector: { 'kubernetes.io/hostname': node },
+    automountServiceAccountToken: false,
+    containers: [{ name: 'hello', image: 'registry.k8s.io/nodeup-hello:1.0', imagePullPolicy: 'IfNotPresent', ports: [{ containerPort: 8080 }] }],
+  },
+});
+
+export class Lab {
+  readonly cluster: string;
+  readonly t0 = Date.now();
+  readonly marks: Record<string, number> = {};
+  readonly started: string[] = [];
+  readonly launches: Record<string, CliResult> = {};
+  workDir = '';
+  stateDir = '';
+  storeDir = '';
+  keyFile = '';
+  pubKey = '';
+  env: Record<string, string> = {};
+  registry: RunningRegistry | undefined;
+  assets: DirServer | undefined;
+  /** The registry's and the asset mirror's ports stay fixed for the whole lab (a baked image's configs name them). */
+  registryUrl = '';
+  assetBase = '';
+
+  constructor(cluster: string) {
+    this.cluster = cluster;
+  }
+
+  mark(what: string): void {
+    this.marks[what] = (Date.now() - this.t0) / 1000;
+    process.stdout.write(`[${this.cluster} +${this.marks[what].toFixed(0)}s] ${what}\n`);
+  }
+
+  async setup(): Promise<void> {
+    requireFixtures();
+    this.env = await loadEnv(path.join(assetsDir, 'assets.env'), 'scripts/vm/assets.sh', [
+      'KUBELET_VERSION', 'KUBELET_SHA256', 'KUBECTL_SHA256', 'CONTAINERD_VERSION', 'CONTAINERD_SHA256', 'RUNC_VERSION', 'RUNC_SHA256',
+      'CNI_PLUGINS_VERSION', 'CNI_PLUGINS_SHA256', 'CRICTL_VERSION', 'CRICTL_SHA256', 'ETCD_VERSION', 'ETCD_SHA256',
+    ]);
+    await loadEnv(path.join(registryStorage, 'images.env'), 'scripts/vm/images.sh', [
+      'IMAGE_PAUSE', 'IMAGE_ETCD', 'IMAGE_KUBE_APISERVER', 'IMAGE_KUBE_CONTROLLER_MANAGER', 'IMAGE_KUBE_SCHEDULER', 'IMAGE_NODEUP_HELLO',
+    ]);
+    if (!existsSync('/usr/bin/ssh') || !existsSync('/usr/bin/ssh-keygen')) throw new Error('ssh client missing: run scripts/fixtures/apt-deps.sh (openssh-client)');
+    this.workDir = await tempDir(`nodeup-vm-${this.cluster}-`);
+    this.stateDir = path.join(this.workDir, 'instances');
+    this.storeDir = path.join(this.workDir, 'store');
+    this.keyFile = path.join(this.workDir, 'id_ed25519');
+    await new Promise<void>((resolve, reject) =>
+      execFile('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `nodeup-vm-${this.cluster}`, '-f', this.keyFile], (err) =>
+        err ? reject(new Error(`ssh-keygen failed: ${err.message}`)) : resolve(),
+      ),
+    );
+    this.pubKey = (await fsp.readFile(`${this.keyFile}.pub`, 'utf8')).trim();
+    await this.startServers();
+  }
+
+  /** Starts (or restarts on the same ports) the registry and the asset mirror. */
+  async startServers(): Promise<void> {
+    // Resolve the *-current links once: another run of the scripts may repoint them meanwhile.
+    this.registry = await serveRegistry(path.join(await fsp.realpath(registryStorage), 'storage'));
+    this.registryUrl = `http://10.0.2.2:${this.registry.port}`;
+    this.assets = await serveDir(await fsp.realpath(assetsDir), '/');
+    this.assetBase = `http://10.0.2.2:${this.assets.port}`;
+  }
+
+  /** Stops the registry and the asset mirror: what a node does from now on must not need them. */
+  async stopServers(): Promise<void> {
+    await this.registry?.stop();
+    await this.assets?.close();
+    this.registry = undefined;
+    this.assets = undefined;
+  }
+
+  async teardown(): Promise<void> {
+    await this.stopServers();
+    if (!this.stateDir) return;
+    if (keepVms) {
+      process.stdout.write(`NODEUP_KEEP_VMS=1: keeping ${this.started.join(', ')} in ${this.stateDir} (ssh key ${this.keyFile})\n`);
+      return;
+    }
+    if (this.started.length > 0) await nodeup(['launch', '--state-dir', this.stateDir, '--delete', this.started.join(',')], { echo: false });
+    await fsp.rm(this.workDir, { recursive: true, force: true });
+  }
+
+  nodeConfig(o: NodeConfigInput): string {
+    const e = this.env;
+    const ov = (name: string, v: string, sha: string, file: string): string =>
+      `      ${name}: {version: "${v}", sha256: ${sha}, urls: ["${this.assetBase}/${name}/${v}/linux-amd64/${file}"]}`;
+    return `apiVersion: nodeup.dev/v1alpha1
+kind: NodeConfig
+metadata: {cluster: ${this.cluster}, instanceGroup: ${o.ig}}
+spec:
+  role: ${o.role}
+  kubernetesVersion: v${e.KUBELET_VERSION}
+  apiServerEndpoint: https://${o.cpIp}:6443
+  assets:
+    overrides:
+${ov('kubelet', e.KUBELET_VERSION!, e.KUBELET_SHA256!, 'kubelet')}
+${ov('kubectl', e.KUBECTL_VERSION!, e.KUBECTL_SHA256!, 'kubectl')}
+${ov('containerd', e.CONTAINERD_VERSION!, e.CONTAINERD_SHA256!, `containerd-${e.CONTAINERD_VERSION}-linux-amd64.tar.gz`)}
+${ov('runc', e.RUNC_VERSION!, e.RUNC_SHA256!, 'runc.amd64')}
+${ov('cni-plugins', e.CNI_PLUGINS_VERSION!, e.CNI_PLUGINS_SHA256!, `cni-plugins-linux-amd64-v${e.CNI_PLUGINS_VERSION}.tgz`)}
+${ov('crictl', e.CRICTL_VERSION!, e.CRICTL_SHA256!, `crictl-v${e.CRICTL_VERSION}-linux-amd64.tar.gz`)}
+${ov('etcd', e.ETCD_VERSION!, e.ETCD_SHA256!, `etcd-v${e.ETCD_VERSION}-linux-amd64.tar.gz`)}
+  containerd:
+    version: "${e.CONTAINERD_VERSION}"
+    registryMirrors:
+      registry.k8s.io: ["${this.registryUrl}"]
+  kubelet:
+    extraArgs: {node-ip: "${o.nodeIp}"}
+  kubeProxy: {enabled: false}
+  networking: {podCIDR: ${o.podCIDR}}
+  controlPlane:
+    apiServer: {extraSANs: ["${o.cpIp}"]}
+  etcd:
+    version: "${e.ETCD_VERSION}"
+    clusters: [{name: main, clientPort: 2379, peerPort: 2380}]
+  addons:
+    coredns: {enabled: false}
+  files:
+    - path: /root/.ssh/authorized_keys
+      content: "${this.pubKey}\\n"
+      mode: "0600"
+${o.extra ?? ''}`;
+  }
+
+  async writeFile(name: string, content: string): Promise<string> {
+    const file = path.join(this.workDir, name);
+    await fsp.writeFile(file, content);
+    return file;
+  }
+
+  /** Publishes an instance group's NodeConfig in the host store (served to guests by `--state-store`). */
+  async publishNodeConfig(ig: string, content: string): Promise<void> {
+    const file = path.join(this.storeDir, storeLayout.nodeConfig(ig));
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    await fsp.writeFile(file, content);
+  }
+
+  async launch(name: string, o: { nodeConfig: string; memoryMiB: number; stateStore?: string; image?: string }): Promise<CliResult> {
+    this.started.push(name);
+    const res = await nodeup([
+      'launch', '--provider', 'qemu', '--node-config', o.nodeConfig, '--name', name,
+      '--network', 'lab', ...(o.stateStore ? ['--state-store', o.stateStore] : []),
+      '--binary', binary, '--base-image', o.image ?? baseImage, '--state-dir', this.stateDir,
+      '--memory', String(o.memoryMiB), '--disk-size', '12G',
+      '--timeout', String(timeoutS), '--log-format', 'json',
+    ]);
+    this.launches[name] = res;
+    return res;
+  }
+
+  async receiptOf(name: string): Promise<Receipt> {
+    return JSON.parse(await fsp.readFile(path.join(this.stateDir, name, 'receipt.json'), 'utf8')) as Receipt;
+  }
+
+  async eventsOf(name: string): Promise<string[]> {
+    const text = await fsp.readFile(path.join(this.stateDir, name, 'events.jsonl'), 'utf8').catch(() => '');
+    return text.split('\n').filter(Boolean).map((l) => String((JSON.parse(l) as { phase?: string }).phase ?? '?'));
+  }
+
+  async sshPort(name: string): Promise<number> {
+    const inst = JSON.parse(await fsp.readFile(path.join(this.stateDir, name, 'instance.json'), 'utf8')) as { sshPort: number };
+    return inst.sshPort;
+  }
+
+  /** Runs a shell command in a guest as root over ssh (key from the scenario's spec.files). */
+  async ssh(name: string, command: string, timeoutMs = 120_000): Promise<SshResult> {
+    const port = await this.sshPort(name);
+    const args = [
+      '-i', this.keyFile, '-p', String(port),
+      '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+      '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=20',
+      'root@127.0.0.1', command,
+    ];
+    return new Promise((resolve) => {
+      execFile('ssh', args, { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 255) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      });
+    });
+  }
+
+  /** Polls `check` every `everyMs` until it returns a value, or fails with the last state after `timeoutMs`. */
+  async waitFor<T>(what: string, timeoutMs: number, check: () => Promise<{ ok: T } | { last: string }>, everyMs = 10_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let lastPrint = 0;
+    for (;;) {
+      const r = await check();
+      if ('ok' in r) return r.ok;
+      if (Date.now() - lastPrint > 30_000) {
+        process.stdout.write(`[${this.cluster} +${((Date.now() - this.t0) / 1000).toFixed(0)}s] waiting for ${what}: ${r.last.split('\n').slice(0, 6).join(' | ')}\n`);
+        lastPrint = Date.now();
+      }
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}; last: ${r.last}`);
+      await new Promise((res) => setTimeout(res, everyMs));
+    }
+  }
+
+  /** Copies the CA certificate and the bootstrap token the control plane created (in its embedded store) into the host store. */
+  async copyJoinMaterial(cpName: string): Promise<void> {
+    for (const key of [storeLayout.pki('ca.crt'), storeLayout.secret('bootstrap-token')]) {
+      const r = await this.ssh(cpName, `base64 -w0 /var/lib/nodeup/launch-store/${key}`);
+      if (r.code !== 0) throw new Error(`${cpName}: cannot read ${key} from its store: ${r.stderr}`);
+      await fsp.mkdir(path.join(this.storeDir, path.dirname(key)), { recursive: true });
+      await fsp.writeFile(path.join(this.storeDir, key), Buffer.from(r.stdout.trim(), 'base64'), { mode: 0o600 });
+    }
+  }
+
+  /** Waits until exactly `names` are registered and Ready; returns the node list. */
+  async nodesReady(from: string, names: readonly string[], timeoutMs = 900_000): Promise<NodeList> {
+    return this.waitFor(`${names.join(', ')} Ready`, timeoutMs, async () => {
+      const r = await this.ssh(from, kubectl('get nodes -o json'));
+      if (r.code !== 0) return { last: `kubectl exit ${r.code}: ${r.stderr}` };
+      const list = JSON.parse(r.stdout) as NodeList;
+      const state = list.items.map((n) => `${n.metadata.name}=${isReady(n) ? 'Ready' : (n.status.conditions?.find((c) => c.type === 'Ready')?.message ?? 'NotReady')}`);
+      const have = list.items.map((n) => n.metadata.name).sort();
+      if (have.join(',') === [...names].sort().join(',') && list.items.every(isReady)) return { ok: list };
+      return { last: state.join(', ') || 'no nodes' };
+    });
+  }
+
+  /** Creates the hello pod on `node` and waits until it answers HTTP from `from`; returns its IP. */
+  async helloAnswers(from: string, node: string): Promise<string> {
+    await this.waitFor('the hello pod to be created', 300_000, async () => {
+      const r = await this.ssh(from, `${kubectl('apply -f -')} <<'EOF'\n${JSON.stringify(helloPod(node))}\nEOF`);
+      return r.code === 0 ? { ok: true } : { last: r.stderr };
+    });
+    const pod = await this.waitFor(`the hello pod Running on ${node}`, 600_000, async () => {
+      const r = await this.ssh(from, kubectl('get pod hello -o json'));
+      if (r.code !== 0) return { last: r.stderr };
+      const p = JSON.parse(r.stdout) as { spec: { nodeName?: string }; status: { phase?: string; podIP?: string; containerStatuses?: { state?: unknown }[] } };
+      if (p.status.phase === 'Running' && p.status.podIP) return { ok: { ip: p.status.podIP, node: p.spec.nodeName } };
+      return { last: `${p.status.phase ?? '?'} on ${p.spec.nodeName ?? '?'}: ${JSON.stringify(p.status.containerStatuses?.[0]?.state ?? {})}` };
+    });
+    this.mark('pod Running');
+    if (pod.node !== node) throw new Error(`the hello pod runs on ${pod.node ?? '?'}, not ${node}`);
+    const body = await this.waitFor(`the pod to answer from ${from}`, 120_000, async () => {
+      const r = await this.ssh(from, `curl -sS --max-time 5 http://${pod.ip}:8080/`);
+      return r.code === 0 ? { ok: r.stdout } : { last: r.stderr };
+    }, 3000);
+    if (body !== 'hello from hello\n') throw new Error(`the hello pod answered ${JSON.stringify(body)}`);
+    this.mark('pod reached');
+    return pod.ip;
+  }
+
+  /** The port of the store `nodeup launch` served to `name` (0: it runs with its embedded store). */
+  async servedStorePort(name: string): Promise<number> {
+    const ud = await fsp.readFile(path.join(this.stateDir, name, 'user-data'), 'utf8');
+    return Number(/stateStore: http:\/\/10\.0\.2\.2:(\d+)\/store\n/.exec(ud)?.[1] ?? 0);
+  }
+
+  /** Serves the host store again on the port `name`'s boot config names (launch stopped serving it when it exited). */
+  async serveStoreFor(name: string): Promise<DirServer | undefined> {
+    const port = await this.servedStorePort(name);
+    return port > 0 ? serveDir(this.storeDir, '/store/', port) : undefined;
+  }
+
+  /** Runs `nodeup apply` in the guest and returns its receipt; fails unless it exits 0. */
+  async applyInGuest(name: string): Promise<Receipt> {
+    const store = await this.serveStoreFor(name);
+    try {
+      const r = await this.ssh(name, '/usr/local/bin/nodeup apply --config /etc/nodeup/boot.yaml --log-format json >/var/log/nodeup-reapply.log 2>&1; echo "exit $?"; cat /var/lib/nodeup/status.json', 900_000);
+      if (!r.stdout.startsWith('exit 0\n')) throw new Error(`${name}: nodeup apply failed: ${r.stdout.slice(0, 2000)} ${r.stderr}`);
+      return JSON.parse(r.stdout.slice(r.stdout.indexOf('\n') + 1)) as Receipt;
+    } finally {
+      await store?.close();
+    }
+  }
+
+  async printTimings(): Promise<void> {
+    for (const name of this.started) {
+      const t = await readTimings(this.stateDir, name).catch(() => undefined);
+      if (!t) continue;
+      process.stdout.write(
+        `${name}: accel ${t.accel}; launch->nodeup start ${(((t.startedAtMs ?? 0) - t.launchedAtMs) / 1000).toFixed(1)}s, nodeup ${((t.nodeupMs ?? 0) / 1000).toFixed(1)}s, launch->receipt ${(((t.receiptAtMs ?? 0) - t.launchedAtMs) / 1000).toFixed(1)}s\n`,
+      );
+    }
+    process.stdout.write(`${this.cluster} marks (s since start): ${JSON.stringify(this.marks)}\n`);
+  }
+
+  async diagnoseAll(): Promise<void> {
+    for (const n of this.started) {
+      process.stdout.write((await diagnose(this.stateDir, n, this.launches[n])) + '\n');
+      const logs = await this.ssh(n, 'journalctl -u nodeup -u kubelet -u containerd --no-pager | tail -80; crictl ps -a 2>/dev/null | head -20; cat /var/lib/nodeup/status.json 2>/dev/null | head -c 4000', 60_000).catch(() => undefined);
+      if (logs) process.stdout.write(`===== ${n}: nodeup/kubelet/containerd journal tail, receipt in the guest =====\n${logs.stdout}${logs.stderr}\n`);
+    }
+    process.stdout.write(`${this.cluster} marks (s since start): ${JSON.stringify(this.marks)}\n`);
+  }
+}
