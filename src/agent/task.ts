@@ -18,6 +18,7 @@ export type TaskKind =
   | 'cert'
   | 'pki'
   | 'etcd-member'
+  | 'etcd-membership'
   | 'preflight'
   | 'manifest';
 

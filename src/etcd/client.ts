@@ -132,8 +132,13 @@ export class EtcdClient {
     });
   }
 
-  async memberList(): Promise<{ readonly clusterId: string; readonly members: readonly EtcdMember[] }> {
-    const r = await this.call<{ header?: { cluster_id?: string }; members?: RawMember[] }>('/v3/cluster/member/list', { linearizable: true });
+  /**
+   * The member list. Linearizable by default (through the leader); `linearizable: false` is served
+   * by the member asked from its own view, which still answers when the cluster has lost quorum
+   * (etcd 3.4 always answers that way).
+   */
+  async memberList(opts: { readonly linearizable?: boolean } = {}): Promise<{ readonly clusterId: string; readonly members: readonly EtcdMember[] }> {
+    const r = await this.call<{ header?: { cluster_id?: string }; members?: RawMember[] }>('/v3/cluster/member/list', { linearizable: opts.linearizable ?? true });
     return { clusterId: r.header?.cluster_id ?? '', members: (r.members ?? []).map(toMember) };
   }
 

@@ -4,6 +4,7 @@
 // client pair), /etc/kubernetes/manifests/etcd-<cluster>.yaml or etcd-<cluster>.service,
 // <dataDirRoot>/<cluster>, /var/lib/nodeup/etcd-<cluster>.json, nodeup-etcd-backup.{service,timer};
 // in the state store: etcd/<cluster>/ (created marker, member registrations) and backups/etcd/<cluster>/.
+// With spec.etcd.memberCount, etcd-membership:<cluster> removes dead members once a replacement joined.
 // Runs after: the PKI tasks (pki:cluster); kubelet runs the static pods.
 // Version: the versions table's etcd (3.6 for Kubernetes >= 1.34, 3.5 before) unless spec.etcd.version.
 import type { Component } from '../agent/component.ts';
@@ -13,6 +14,7 @@ import { DirTask } from '../agent/tasks/file.ts';
 import { CertTask, ClusterPkiTask, StoreFileTask, clusterPkiKey } from '../pki/tasks.ts';
 import { storeLayout } from '../statestore/store.ts';
 import { UnitTask } from '../systemd/unit-task.ts';
+import { DeadMemberTask } from './dead-member-task.ts';
 import { EtcdMemberTask, etcdStatePath } from './member-task.ts';
 import { clientUrl, peerUrl, renderBackupService, renderBackupTimer, type EtcdTlsPaths } from './render-manifest.ts';
 import type { EtcdClusterSpec } from './schema.ts';
@@ -75,6 +77,24 @@ function memberTask(model: NodeModel, c: EtcdClusterSpec, runner: readonly TaskK
   });
 }
 
+/** Removes members whose node is gone once a replacement has joined (only with spec.etcd.memberCount). */
+function deadMemberTask(model: NodeModel, member: EtcdMemberTask): DeadMemberTask {
+  const e = model.spec.etcd;
+  const m = member.spec;
+  return new DeadMemberTask(model.store, {
+    cluster: m.cluster,
+    self: m.self,
+    memberCount: e.memberCount ?? 1,
+    graceMs: e.deadMemberGraceSeconds * 1000,
+    dataDir: m.dataDir,
+    caPath: m.tls.clientCa,
+    clientCert: m.clientCert,
+    clientKey: m.clientKey,
+    retention: m.retention,
+    after: [member.key],
+  });
+}
+
 export const etcdComponent: Component = {
   name: 'etcd',
   enabled: (m) => m.role === 'control-plane' && !m.bake,
@@ -123,7 +143,9 @@ export const etcdComponent: Component = {
           after: afterPki,
         }),
       );
-      graph.add(memberTask(model, c, runner));
+      const member = memberTask(model, c, runner);
+      graph.add(member);
+      if (e.memberCount !== undefined) graph.add(deadMemberTask(model, member));
     }
     if (e.backup.schedule !== '') {
       const input = { nodeupBinary: '/usr/local/bin/nodeup', bootConfig: '/etc/nodeup/boot.yaml', schedule: e.backup.schedule };

@@ -50,8 +50,8 @@ export interface ClusterHealth {
 }
 
 /** Member list plus each member's own status (a member answering its status endpoint is healthy). */
-export async function clusterHealth(client: EtcdClient): Promise<ClusterHealth> {
-  const { clusterId, members } = await client.memberList();
+export async function clusterHealth(client: EtcdClient, opts: { readonly linearizable?: boolean } = {}): Promise<ClusterHealth> {
+  const { clusterId, members } = await client.memberList(opts);
   const statuses = await Promise.all(
     members.map(async (m) => {
       const ep = m.clientURLs[0];
@@ -142,6 +142,20 @@ export async function readCreated(store: StateStore, cluster: string): Promise<C
 /** Records where a member can be reached, so later nodes find the cluster. */
 export async function registerMember(store: StateStore, cluster: string, self: MemberIdentity): Promise<void> {
   await store.write(memberKey(cluster, self.name), JSON.stringify(self) + '\n');
+}
+
+/**
+ * Forgets a removed member's registration, so later joins never try to reach it: only when the
+ * record still describes that member (a replacement with the same name and a new peer URL keeps its own).
+ */
+export async function forgetRegistration(store: StateStore, cluster: string, name: string, peerUrls: readonly string[]): Promise<boolean> {
+  if (!name) return false;
+  const raw = await store.read(memberKey(cluster, name));
+  if (!raw) return false;
+  const rec = JSON.parse(raw.toString('utf8')) as MemberIdentity;
+  if (!peerUrls.includes(rec.peerUrl)) return false;
+  await store.remove(memberKey(cluster, name));
+  return true;
 }
 
 export async function registeredMembers(store: StateStore, cluster: string): Promise<readonly MemberIdentity[]> {

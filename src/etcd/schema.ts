@@ -36,6 +36,15 @@ export const EtcdSpec = z
     binary: z.string().startsWith('/').default('/usr/local/bin/etcd'),
     dataDirRoot: z.string().startsWith('/').default('/var/lib/etcd'),
     backup: EtcdBackupSpec.prefault({}),
+    /**
+     * How many voting members each etcd cluster should have: the number of control-plane nodes.
+     * When set, a member that stays unreachable for deadMemberGraceSeconds while the cluster has
+     * more voting members than this (its replacement has joined) is removed automatically, after a
+     * backup and only when the healthy members keep quorum. Unset: never removed automatically.
+     */
+    memberCount: z.number().int().min(1).max(9).optional(),
+    /** How long (measured within one run, by repeated probes) a member must stay unreachable before it is removed. */
+    deadMemberGraceSeconds: z.number().int().min(30).max(300).default(60),
   })
   .superRefine((spec, ctx) => {
     const names = new Set<string>();
