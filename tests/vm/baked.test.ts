@@ -10,6 +10,7 @@
 // Ready, the hello pod (its image baked) runs on the worker and answers the control plane, and a
 // second `nodeup apply` changes nothing.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -20,6 +21,7 @@ import { baseImage, binary, repo } from './harness.ts';
 import { Lab, routeUnit, type Receipt } from './lab.ts';
 
 const lab = new Lab('vmbk');
+lab.image = 'baked';
 const cpName = 'vmbk-cp-1';
 const wkName = 'vmbk-node-1';
 const cpIp = '192.168.77.11';
@@ -121,10 +123,22 @@ describe('cluster from a baked image: zero downloads at boot', () => {
       // 1. The bake: the control plane's config without its route unit (the worker boots from the
       // same image and must not route its own pod subnet away).
       const bakeConfig = lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', nodeIp: cpIp, cpIp, podCIDR: '10.244.0.0/16', extra: prePull });
-      image = await bakeImage(bakeConfig);
-      lab.mark('image baked (packer build + convert)');
-      const assetGets = lab.assets?.requests.filter((r) => r.startsWith('GET ')).length ?? 0;
-      expect(assetGets, 'the bake fetched the assets from the mirror').toBeGreaterThanOrEqual(7);
+      // NODEUP_VM_BAKED_IMAGE=<dir> (development only) keeps the baked image there and reuses it.
+      const keep = process.env.NODEUP_VM_BAKED_IMAGE;
+      if (keep && existsSync(path.join(keep, 'rootfs.img'))) {
+        process.stdout.write(`NODEUP_VM_BAKED_IMAGE: reusing ${keep}: NO packer build in this run\n`);
+        image = keep;
+      } else {
+        image = await bakeImage(bakeConfig);
+        lab.mark('image baked (packer build + convert)');
+        // kubelet, kubectl, containerd, runc, CNI plugins, crictl (etcd runs from its image).
+        const assetGets = lab.assets?.requests.filter((r) => r.startsWith('GET ')).length ?? 0;
+        expect(assetGets, 'the bake fetched the assets from the mirror').toBeGreaterThanOrEqual(6);
+        if (keep) {
+          await fsp.cp(image, keep, { recursive: true, verbatimSymlinks: true });
+          image = keep;
+        }
+      }
 
       // 2. Nothing to download from: the mirror and the registry go away.
       await lab.stopServers();

@@ -156,6 +156,12 @@ export class Lab {
   /** The registry's and the asset mirror's ports stay fixed for the whole lab (a baked image's configs name them). */
   registryUrl = '';
   assetBase = '';
+  /** 'stock' or 'baked': which image the guests boot, named in the figures. */
+  image: 'stock' | 'baked' = 'stock';
+  /** Host time (ms) each node was first seen Ready. */
+  readonly readyAtMs: Record<string, number> = {};
+  /** Wall time (ms) of the last `nodeup apply` run in each guest through applyInGuest (a converged run). */
+  readonly convergedMs: Record<string, number> = {};
 
   constructor(cluster: string) {
     this.cluster = cluster;
@@ -349,6 +355,7 @@ ${o.extra ?? ''}`;
       if (r.code !== 0) return { last: `kubectl exit ${r.code}: ${r.stderr}` };
       const list = JSON.parse(r.stdout) as NodeList;
       const state = list.items.map((n) => `${n.metadata.name}=${isReady(n) ? 'Ready' : (n.status.conditions?.find((c) => c.type === 'Ready')?.message ?? 'NotReady')}`);
+      for (const n of list.items) if (isReady(n)) this.readyAtMs[n.metadata.name] ??= Date.now();
       const have = list.items.map((n) => n.metadata.name).sort();
       if (have.join(',') === [...names].sort().join(',') && list.items.every(isReady)) return { ok: list };
       return { last: state.join(', ') || 'no nodes' };
@@ -397,19 +404,38 @@ ${o.extra ?? ''}`;
     try {
       const r = await this.ssh(name, '/usr/local/bin/nodeup apply --config /etc/nodeup/boot.yaml --log-format json >/var/log/nodeup-reapply.log 2>&1; echo "exit $?"; cat /var/lib/nodeup/status.json', 900_000);
       if (!r.stdout.startsWith('exit 0\n')) throw new Error(`${name}: nodeup apply failed: ${r.stdout.slice(0, 2000)} ${r.stderr}`);
-      return JSON.parse(r.stdout.slice(r.stdout.indexOf('\n') + 1)) as Receipt;
+      const receipt = JSON.parse(r.stdout.slice(r.stdout.indexOf('\n') + 1)) as Receipt;
+      if (receipt.durationMs !== undefined) this.convergedMs[name] = receipt.durationMs;
+      return receipt;
     } finally {
       await store?.close();
     }
   }
 
+  /**
+   * Prints each guest's figures and, when NODEUP_VM_FIGURES names a file, appends them there as JSON
+   * lines (bench/vm-cluster.sh reads them): seconds from guest start to nodeup start, nodeup's own
+   * wall time on the first boot (cold from the stock image, or from the baked one) and when
+   * converged, seconds from guest start to node Ready, and the accelerator.
+   */
   async printTimings(): Promise<void> {
+    const s = (ms: number | undefined): number | null => (ms === undefined ? null : Math.round(ms / 100) / 10);
     for (const name of this.started) {
       const t = await readTimings(this.stateDir, name).catch(() => undefined);
       if (!t) continue;
-      process.stdout.write(
-        `${name}: accel ${t.accel}; launch->nodeup start ${(((t.startedAtMs ?? 0) - t.launchedAtMs) / 1000).toFixed(1)}s, nodeup ${((t.nodeupMs ?? 0) / 1000).toFixed(1)}s, launch->receipt ${(((t.receiptAtMs ?? 0) - t.launchedAtMs) / 1000).toFixed(1)}s\n`,
-      );
+      const fig = {
+        scenario: this.cluster,
+        node: name,
+        image: this.image,
+        accel: t.accel ?? 'unknown',
+        guestStartToNodeupStartS: s(t.startedAtMs === undefined ? undefined : t.startedAtMs - t.launchedAtMs),
+        nodeupFirstRunS: s(t.nodeupMs),
+        nodeupConvergedS: s(this.convergedMs[name]),
+        guestStartToReadyS: s(this.readyAtMs[name] === undefined ? undefined : this.readyAtMs[name] - t.launchedAtMs),
+        guestStartToReceiptS: s(t.receiptAtMs === undefined ? undefined : t.receiptAtMs - t.launchedAtMs),
+      };
+      process.stdout.write(`figures ${JSON.stringify(fig)}\n`);
+      if (process.env.NODEUP_VM_FIGURES) await fsp.appendFile(process.env.NODEUP_VM_FIGURES, JSON.stringify(fig) + '\n');
     }
     process.stdout.write(`${this.cluster} marks (s since start): ${JSON.stringify(this.marks)}\n`);
   }
