@@ -4,7 +4,8 @@
 // client pair), /etc/kubernetes/manifests/etcd-<cluster>.yaml or etcd-<cluster>.service,
 // <dataDirRoot>/<cluster>, /var/lib/nodeup/etcd-<cluster>.json, nodeup-etcd-backup.{service,timer};
 // in the state store: etcd/<cluster>/ (created marker, member registrations) and backups/etcd/<cluster>/.
-// With spec.etcd.memberCount, etcd-membership:<cluster> removes dead members once a replacement joined.
+// With spec.etcd.memberCount, a joining replacement removes the dead voter etcd refuses it for, and
+// etcd-membership:<cluster> removes dead voters while the cluster is larger than wanted.
 // Runs after: the PKI tasks (pki:cluster); kubelet runs the static pods.
 // Version: the versions table's etcd (3.6 for Kubernetes >= 1.34, 3.5 before) unless spec.etcd.version.
 import type { Component } from '../agent/component.ts';
@@ -73,6 +74,7 @@ function memberTask(model: NodeModel, c: EtcdClusterSpec, runner: readonly TaskK
         : { mode: 'systemd', unitDir: model.distro.unitDir, binary: e.binary },
     statePath: etcdStatePath(c.name),
     retention: e.backup.retention,
+    ...(e.memberCount !== undefined ? { replaceDead: { memberCount: e.memberCount, graceMs: e.deadMemberGraceSeconds * 1000 } } : {}),
     after: [`cert:etcd-${c.name}-server`, `cert:etcd-${c.name}-peer`, 'cert:etcd-nodeup-client', `pki:${etcdCaPath}`, `pki:${etcdPeerCaPath}`, ...runner],
   });
 }

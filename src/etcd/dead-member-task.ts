@@ -19,7 +19,17 @@ import type { Host } from '../agent/host/host.ts';
 import type { ApplyContext, Change, Task, TaskKey } from '../agent/task.ts';
 import type { StateStore } from '../statestore/store.ts';
 import { EtcdClient, memberHex, type EtcdTls } from './client.ts';
-import { checkRemoval, clusterHealth, forgetRegistration, registeredMembers, removeMember, type ClusterHealth, type MemberIdentity } from './membership.ts';
+import { silentLogger } from '../agent/log.ts';
+import {
+  checkRemoval,
+  clusterHealth,
+  forgetRegistration,
+  registeredMembers,
+  removeMember,
+  type ClusterHealth,
+  type MemberIdentity,
+  type MembershipOptions,
+} from './membership.ts';
 
 /** Probes a member must fail (besides the grace period) before it counts as dead. */
 export const minDeadProbes = 3;
@@ -41,6 +51,12 @@ export interface DeadMember {
 
 export interface RemovalInput {
   readonly health: ClusterHealth;
+  /**
+   * This node is not a member yet and is about to join (it will count as one more voter). Its view
+   * then comes from the registered members only; the join path asks only after etcd itself refused
+   * the learner because a voter is disconnected (its strict reconfig check), a second opinion.
+   */
+  readonly joining?: boolean;
   readonly self: MemberIdentity;
   readonly memberCount: number;
   readonly graceMs: number;
@@ -58,13 +74,14 @@ const label = (m: { readonly name: string; readonly id: string }): string => m.n
 
 /** Which members to remove now, if any. Pure. */
 export function decideRemovals(i: RemovalInput): RemovalDecision {
-  const excess = i.health.voters - i.memberCount;
+  const voters = i.health.voters + (i.joining ? 1 : 0);
+  const excess = voters - i.memberCount;
   if (excess <= 0) return { kind: 'none' };
   const isSelf = (h: ClusterHealth['members'][number]): boolean => h.member.name === i.self.name || h.member.peerURLs.includes(i.self.peerUrl);
   const dead = i.health.members.filter((h) => !h.member.isLearner && !h.healthy && !isSelf(h));
   if (dead.length === 0) return { kind: 'none' };
   const me = i.health.members.find(isSelf);
-  if (!me?.healthy || me.member.isLearner) {
+  if (!i.joining && (!me?.healthy || me.member.isLearner)) {
     return { kind: 'wait', reason: `this node's member ${i.self.name} is not an answering voter, so its view of the other members cannot be trusted` };
   }
   const judged: DeadMember[] = [];
@@ -90,7 +107,7 @@ export function decideRemovals(i: RemovalInput): RemovalDecision {
       if (chosen.length > 0) break;
       return {
         kind: 'refuse',
-        reason: `${label(m)} has been unreachable for ${Math.round(m.unreachableMs / 1000)} s and the cluster has ${i.health.voters} voting members for ${i.memberCount} wanted, but it is kept: ${verdict.reason}`,
+        reason: `${label(m)} has been unreachable for ${Math.round(m.unreachableMs / 1000)} s and the cluster has ${voters} voting members${i.joining ? ' (with this joining node)' : ''} for ${i.memberCount} wanted, but it is kept: ${verdict.reason}`,
       };
     }
     chosen.push(m);
@@ -98,6 +115,59 @@ export function decideRemovals(i: RemovalInput): RemovalDecision {
     h = { ...h, members, voters: h.voters - 1 };
   }
   return { kind: 'remove', members: chosen };
+}
+
+export interface ReplaceDeadOptions {
+  /** spec.etcd.memberCount */
+  readonly memberCount: number;
+  readonly graceMs: number;
+  readonly probeIntervalMs?: number;
+  readonly now?: () => number;
+}
+
+/**
+ * The replacement's side of issue 7. etcd (strict reconfig check) refuses to add even a learner
+ * while fewer than quorum(voters + 1) voters are connected: a 3-member cluster with a dead voter
+ * takes no new member until the dead one leaves. So a joining node whose learner add was refused
+ * as "unhealthy cluster" probes the members over the grace period and, when the cluster with this
+ * node would have more voters than memberCount, removes the voters that stayed unreachable (guarded,
+ * backed up, registration forgotten); the caller then adds itself. Returns the removed labels.
+ */
+export async function makeRoomForJoin(client: EtcdClient, self: MemberIdentity, rd: ReplaceDeadOptions, opts: MembershipOptions): Promise<readonly string[]> {
+  const log = opts.log ?? silentLogger;
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const now = rd.now ?? Date.now;
+  const unreachable = new Map<string, UnreachableRecord>();
+  const deadline = now() + 3 * rd.graceMs;
+  for (let probe = 1; ; probe++) {
+    const health = await clusterHealth(client);
+    const t = now();
+    for (const h of health.members) {
+      const rec = unreachable.get(h.member.id);
+      if (h.healthy) unreachable.delete(h.member.id);
+      else unreachable.set(h.member.id, { since: rec?.since ?? t, probes: (rec?.probes ?? 0) + 1 });
+    }
+    const d = decideRemovals({ health, self, memberCount: rd.memberCount, graceMs: rd.graceMs, unreachable, now: t, joining: true });
+    const details = { cluster: opts.cluster, member: self.name, voters: health.voters, healthyVoters: health.healthyVoters, memberCount: rd.memberCount };
+    if (d.kind === 'none') return [];
+    if (d.kind === 'refuse') throw new AgentError('ETCD_QUORUM', `etcd ${opts.cluster}: ${d.reason}`, { details });
+    if (d.kind === 'wait') {
+      if (t > deadline) throw new AgentError('ETCD_MEMBERSHIP', `etcd ${opts.cluster}: cannot make room for ${self.name}: ${d.reason}`, { details });
+      if (probe === 1) log.info({ ...details, reason: d.reason }, 'etcd refused the new member while a voter is unreachable; probing before removing it');
+      await sleep(rd.probeIntervalMs ?? 5000);
+      continue;
+    }
+    const removed: string[] = [];
+    for (const m of d.members) {
+      log.warn(
+        { ...details, dead: label(m), id: memberHex(m.id), peerUrls: m.peerUrls, unreachableMs: m.unreachableMs, probes: m.probes, lastError: m.error },
+        'removing a dead etcd member to make room for its replacement: unreachable through the grace period, and etcd refuses new members while it stays',
+      );
+      await removeMember(client, m.id, opts);
+      removed.push(label(m));
+    }
+    return removed;
+  }
 }
 
 export interface DeadMemberSpec {

@@ -9,6 +9,7 @@ import type { Logger } from '../agent/log.ts';
 import { silentLogger } from '../agent/log.ts';
 import type { StateStore } from '../statestore/store.ts';
 import { memberHex, type EtcdClient } from './client.ts';
+import { makeRoomForJoin, type ReplaceDeadOptions } from './dead-member-task.ts';
 import {
   addLearner,
   claimCreate,
@@ -41,6 +42,12 @@ export interface EnsureMemberDeps {
   readonly sleep?: (ms: number) => Promise<void>;
   readonly startTimeoutMs?: number;
   readonly promoteTimeoutMs?: number;
+  /**
+   * With spec.etcd.memberCount: when etcd refuses this node's learner because a voter is
+   * disconnected, remove the voters that stay unreachable through the grace period (if the cluster
+   * with this node would be larger than wanted and quorum allows), then add this node.
+   */
+  readonly replaceDead?: ReplaceDeadOptions;
 }
 
 export interface EnsureMemberResult {
@@ -105,7 +112,16 @@ export async function ensureMember(d: EnsureMemberDeps): Promise<EnsureMemberRes
     log.warn({ cluster: d.cluster, member: d.self.name, id: memberHex(former.member.id), healthy: former.healthy }, 'replacing this node\'s former etcd member, whose data is gone');
     await removeMember(client, former.member.id, opts);
   }
-  const join = await addLearner(client, d.self, opts);
+  let join: Awaited<ReturnType<typeof addLearner>>;
+  try {
+    // etcd's "unhealthy cluster" clears within 5 s after a promotion; longer means a voter is down.
+    join = await addLearner(client, d.self, { ...opts, ...(d.replaceDead ? { unhealthyWaitMs: 15_000 } : {}) });
+  } catch (err: unknown) {
+    if (!d.replaceDead || !/unhealthy cluster/i.test(errorMessage(err))) throw err;
+    const removed = await makeRoomForJoin(client, d.self, d.replaceDead, opts);
+    if (removed.length === 0) throw err;
+    join = await addLearner(client, d.self, opts);
+  }
   const start: StartParams = {
     initialCluster: join.initialCluster,
     initialClusterState: 'existing',

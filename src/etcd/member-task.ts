@@ -3,7 +3,9 @@
 //   observe: is there a data dir (<data-dir>/member/snap/db)? which start parameters were used
 //            (/var/lib/nodeup/etcd-<cluster>.json)? does the manifest/unit on disk match them?
 //   diff:    no data dir -> "member: create or join"; data dir -> the manifest/unit only
-//   apply:   create or join (learner add, start, promote), writing the manifest/unit to start etcd;
+//   apply:   create or join (learner add, start, promote), writing the manifest/unit to start etcd
+//            (with replaceDead: when etcd refuses the learner because a voter is down for good, that
+//            voter is removed first, see makeRoomForJoin);
 //            or rewrite the manifest/unit (kubelet/systemd restart the member).
 import * as path from 'node:path/posix';
 import { AgentError } from '../agent/errors.ts';
@@ -34,6 +36,8 @@ export interface EtcdMemberSpec {
   /** Where the start parameters are kept (they only matter before the data dir exists). */
   readonly statePath: string;
   readonly retention: number;
+  /** spec.etcd.memberCount and its grace: a joining replacement may remove the dead voter etcd refuses it for. */
+  readonly replaceDead?: { readonly memberCount: number; readonly graceMs: number };
   readonly after?: readonly TaskKey[];
 }
 
@@ -154,6 +158,7 @@ export class EtcdMemberTask implements Task<EtcdMemberActual> {
       retention: this.spec.retention,
       sleep: (ms) => host.sleep(ms),
       startTimeoutMs: 300_000,
+      ...(this.spec.replaceDead ? { replaceDead: { ...this.spec.replaceDead, now: () => host.now() } } : {}),
     });
     if (res.action === 'existing') {
       const a = await this.observe(host);

@@ -189,7 +189,7 @@ export interface JoinResult {
  * Adds `self` as a learner (after a backup). Idempotent: a member with the same peer URL is reused.
  * The caller then starts etcd with --initial-cluster=<initialCluster> --initial-cluster-state=existing.
  */
-export async function addLearner(client: EtcdClient, self: MemberIdentity, opts: MembershipOptions): Promise<JoinResult> {
+export async function addLearner(client: EtcdClient, self: MemberIdentity, opts: MembershipOptions & { readonly unhealthyWaitMs?: number }): Promise<JoinResult> {
   const log = opts.log ?? silentLogger;
   const health = await clusterHealth(client);
   const existing = health.members.find((h) => h.member.peerURLs.includes(self.peerUrl));
@@ -217,7 +217,7 @@ export async function addLearner(client: EtcdClient, self: MemberIdentity, opts:
       res = await client.memberAdd([self.peerUrl], true);
       break;
     } catch (err: unknown) {
-      if (!/unhealthy cluster|too many learner|leader changed/i.test(errorMessage(err)) || Date.now() - started > 60_000) throw err;
+      if (!/unhealthy cluster|too many learner|leader changed/i.test(errorMessage(err)) || Date.now() - started > (opts.unhealthyWaitMs ?? 60_000)) throw err;
       if (attempt === 1) log.info({ cluster: opts.cluster, member: self.name, reason: errorMessage(err) }, 'etcd not ready to add a member, waiting');
       await sleep(Math.min(250 * attempt, 2000));
     }

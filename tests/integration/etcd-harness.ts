@@ -11,6 +11,8 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { NodeHost } from '../../src/agent/host/node-host.ts';
 import { EtcdClient, type EtcdTls } from '../../src/etcd/client.ts';
+import type { Logger } from '../../src/agent/log.ts';
+import type { ReplaceDeadOptions } from '../../src/etcd/dead-member-task.ts';
 import { ensureMember, type EnsureMemberResult, type StartParams } from '../../src/etcd/join.ts';
 import type { MemberIdentity } from '../../src/etcd/membership.ts';
 import { clientUrl, etcdArgs, peerUrl, type EtcdTlsPaths } from '../../src/etcd/render-manifest.ts';
@@ -183,7 +185,7 @@ export class EtcdWorld {
   }
 
   /** Runs nodeup's join logic for a node, starting etcd as a process. */
-  async join(node: TestNode, opts: { promoteTimeoutMs?: number } = {}): Promise<EnsureMemberResult> {
+  async join(node: TestNode, opts: { promoteTimeoutMs?: number; replaceDead?: ReplaceDeadOptions; log?: Logger } = {}): Promise<EnsureMemberResult> {
     const res = await ensureMember({
       cluster: this.cluster,
       self: node.self,
@@ -195,6 +197,8 @@ export class EtcdWorld {
       },
       startTimeoutMs: 60_000,
       ...(opts.promoteTimeoutMs ? { promoteTimeoutMs: opts.promoteTimeoutMs } : {}),
+      ...(opts.replaceDead ? { replaceDead: opts.replaceDead } : {}),
+      ...(opts.log ? { log: opts.log } : {}),
     });
     if (res.action === 'existing' && node.start) this.spawn(node, node.start);
     return res;
