@@ -77,6 +77,18 @@ describe('decideRemovals', () => {
     expect(d.kind === 'refuse' && d.reason).toMatch(/cp-3 has been unreachable for 60 s and the cluster has 4 voting members for 3 wanted, but it is kept: the cluster has lost quorum \(2 healthy of 4 voting members\)/);
   });
 
+  it('for a joining replacement, counts it as one more voter and needs no answering member of its own', () => {
+    const joiner = { name: 'cp-9', peerUrl: url(9, 2380), clientUrl: url(9, 2379) };
+    const j = (members: MemberHealth[], memberCount: number) =>
+      decideRemovals({ health: health(members), self: joiner, memberCount, graceMs, unreachable: longDead(['2', '3']), now: 1_000_000, joining: true });
+    expect(j([mem(1, true), mem(2, true), mem(3, false)], 3)).toMatchObject({ kind: 'remove', members: [{ name: 'cp-3' }] });
+    expect(j([mem(1, true), mem(2, true)], 3)).toEqual({ kind: 'none' }); // room left: nothing removed
+    expect(j([mem(1, true), mem(2, true), mem(3, true)], 3)).toEqual({ kind: 'none' }); // all healthy: the joiner makes four
+    expect(decide([mem(1, true), mem(2, true), mem(3, false)], 3, longDead(['3'])).kind).toBe('none'); // the same cluster seen by a member
+    const lost = j([mem(1, true), mem(2, false), mem(3, false)], 3);
+    expect(lost.kind === 'refuse' && lost.reason).toContain('(with this joining node)');
+  });
+
   it('removes at most the excess, longest dead first, each checked against quorum', () => {
     const members = [mem(1, true), mem(2, true), mem(3, true), mem(4, false), mem(5, false)];
     const rec = new Map<string, UnreachableRecord>([
