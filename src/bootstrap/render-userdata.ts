@@ -8,6 +8,9 @@
 // launcher that can run a script — one payload for every boot path, tested as shipped. A
 // cloud-config would nest the boot config's YAML inside YAML and still need a script for the
 // download loop. cloud-init unpacks gzip user-data by itself, so `--gzip` output stays a single part.
+// `nodeup launch` hands its machines these same bytes, written by a small cloud-config wrapper that
+// adds only what a lab launcher needs (progress reports, embedded store files, a private link):
+// see src/orchestrator/render-user-data.ts.
 import * as yaml from 'js-yaml';
 import type { BootConfig } from '../agent/config.ts';
 import { AgentError } from '../agent/errors.ts';
@@ -22,7 +25,10 @@ export const userDataLimitBytes = 16_384;
 
 export interface UserDataInput {
   readonly bootConfig: BootConfig;
-  /** Base URLs tried in order; the script fetches `<mirror>/nodeup-linux-<arch>.xz`. */
+  /**
+   * Base URLs tried in order; the script fetches `<mirror>/nodeup-linux-<arch>.xz`, or the plain
+   * `<mirror>/nodeup-linux-<arch>` when the mirror has no .xz (404) or the machine has no xz.
+   */
   readonly mirrors: readonly string[];
   /** SHA-256 (hex) of the decompressed binary per architecture; an architecture left out is refused at boot. */
   readonly sha256: Partial<Readonly<Record<BinaryArch, string>>>;
@@ -64,8 +70,8 @@ function checkMirror(url: string, i: number): string {
   } catch {
     throw new AgentError('CONFIG_INVALID', `mirrors[${i}]: not a URL: ${url}`, { details: { field: `mirrors[${i}]` } });
   }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') {
-    throw new AgentError('CONFIG_INVALID', `mirrors[${i}]: expected an http(s):// URL, got ${u.protocol}`, { details: { field: `mirrors[${i}]` } });
+  if (u.protocol !== 'https:' && u.protocol !== 'http:' && u.protocol !== 'file:') {
+    throw new AgentError('CONFIG_INVALID', `mirrors[${i}]: expected an http(s):// URL (or file:// for a folder on the machine), got ${u.protocol}`, { details: { field: `mirrors[${i}]` } });
   }
   if (u.username || u.password || u.search) {
     throw new AgentError('CONFIG_INVALID', `mirrors[${i}]: credentials or query strings in a mirror URL would be readable in user-data; use a public mirror (the binary's hash is pinned)`, {
@@ -136,27 +142,44 @@ fi
 
 sha256_of() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
 
-# download MIRROR: fetch, unpack and verify the binary; installs it atomically or returns 1.
+# fetch URL FILE: 0 downloaded; 2 not there (HTTP 404, or no such file:// file); 1 any other failure.
+fetch() {
+  local code rc=0
+  code="$(curl -fsSL --connect-timeout 20 --retry "\${NODEUP_CURL_RETRY:-3}" --retry-delay 5 -w '%{http_code}' -o "$2" "$1")" || rc=$?
+  if [ "$rc" -eq 0 ]; then return 0; fi
+  rm -f "$2"
+  if [ "$code" = 404 ] || [ "$rc" -eq 37 ]; then return 2; fi
+  return 1
+}
+
+# download MIRROR: fetch (the .xz, else the plain binary when the mirror has no .xz), unpack and
+# verify the binary; installs it atomically or returns 1.
 download() {
-  local dir tmp url got
+  local dir tmp url got rc=2
   dir="$(dirname "$install_path")"
   mkdir -p "$dir"
   tmp="$(mktemp "$dir/.nodeup-download.XXXXXX")"
   if command -v xz >/dev/null; then
     url="$1/nodeup-linux-$arch.xz"
     log "downloading $url"
-    if ! curl -fsSL --connect-timeout 20 --retry "\${NODEUP_CURL_RETRY:-3}" --retry-delay 5 -o "$tmp.xz" "$url"; then
-      log "download failed: $url"; rm -f "$tmp" "$tmp.xz"; return 1
+    rc=0
+    fetch "$url" "$tmp.xz" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+      if ! xz -dc "$tmp.xz" >"$tmp"; then log "not a valid xz file: $url"; rm -f "$tmp" "$tmp.xz"; return 1; fi
+      rm -f "$tmp.xz"
+    elif [ "$rc" -eq 2 ]; then
+      log "no $url there; trying the uncompressed binary"
     fi
-    if ! xz -dc "$tmp.xz" >"$tmp"; then log "not a valid xz file: $url"; rm -f "$tmp" "$tmp.xz"; return 1; fi
-    rm -f "$tmp.xz"
   else
-    url="$1/nodeup-linux-$arch"
-    log "downloading $url (no xz on this image)"
-    if ! curl -fsSL --connect-timeout 20 --retry "\${NODEUP_CURL_RETRY:-3}" --retry-delay 5 -o "$tmp" "$url"; then
-      log "download failed: $url"; rm -f "$tmp"; return 1
-    fi
+    log "no xz on this image: fetching the uncompressed binary"
   fi
+  if [ "$rc" -eq 2 ]; then
+    url="$1/nodeup-linux-$arch"
+    log "downloading $url"
+    rc=0
+    fetch "$url" "$tmp" || rc=$?
+  fi
+  if [ "$rc" -ne 0 ]; then log "download failed: $url"; rm -f "$tmp"; return 1; fi
   got="$(sha256_of "$tmp")"
   if [ "$got" != "$want" ]; then
     log "sha256 mismatch from $url: got $got, want $want; refusing it"; rm -f "$tmp"; return 1

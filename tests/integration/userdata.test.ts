@@ -54,6 +54,10 @@ beforeAll(async () => {
     const url = req.url ?? '/';
     requests.push(url);
     const name = url.split('/').pop() ?? '';
+    if (url.startsWith('/plain/') && /^nodeup-linux-(amd64|arm64)$/.test(name)) {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(Buffer.byteLength(fakeBinary)) }).end(fakeBinary);
+      return;
+    }
     if (!/^nodeup-linux-(amd64|arm64)\.xz$/.test(name)) {
       res.writeHead(404).end();
       return;
@@ -158,6 +162,25 @@ describe('user-data script (bash, curl, xz against 127.0.0.1 mirrors)', () => {
     expect(res.all).toContain(`download failed: ${deadMirror}/nodeup-linux-`);
     expect(res.all).not.toContain('retrying in'); // the second mirror answered in the same round
     await expectInstalled(c);
+  });
+
+  it('falls back to the plain binary when the mirror has no .xz (404), over http and file://', async () => {
+    const c = await prepare('plain', [`${base}/plain`]);
+    const before = requests.length;
+    const res = await runScript(c);
+    expect(res.exitCode, res.all).toBe(0);
+    expect(requests.slice(before)).toEqual([expect.stringMatching(/^\/plain\/nodeup-linux-(amd64|arm64)\.xz$/), expect.stringMatching(/^\/plain\/nodeup-linux-(amd64|arm64)$/)]);
+    expect(res.all).toMatch(/no http:\/\/127\.0\.0\.1:\d+\/plain\/nodeup-linux-(amd64|arm64)\.xz there; trying the uncompressed binary/);
+    await expectInstalled(c);
+
+    const folder = path.join(dir, 'file-mirror');
+    await fsp.mkdir(folder, { recursive: true });
+    for (const arch of ['amd64', 'arm64']) await fsp.writeFile(path.join(folder, `nodeup-linux-${arch}`), fakeBinary);
+    const f = await prepare('file-mirror-node', [`file://${folder}`]);
+    const res2 = await runScript(f);
+    expect(res2.exitCode, res2.all).toBe(0);
+    expect(res2.all).toContain('trying the uncompressed binary');
+    await expectInstalled(f);
   });
 
   it('never installs a wrong binary: keeps retrying (forever) while every mirror is bad', async () => {

@@ -35,27 +35,44 @@ fi
 
 sha256_of() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
 
-# download MIRROR: fetch, unpack and verify the binary; installs it atomically or returns 1.
+# fetch URL FILE: 0 downloaded; 2 not there (HTTP 404, or no such file:// file); 1 any other failure.
+fetch() {
+  local code rc=0
+  code="$(curl -fsSL --connect-timeout 20 --retry "${NODEUP_CURL_RETRY:-3}" --retry-delay 5 -w '%{http_code}' -o "$2" "$1")" || rc=$?
+  if [ "$rc" -eq 0 ]; then return 0; fi
+  rm -f "$2"
+  if [ "$code" = 404 ] || [ "$rc" -eq 37 ]; then return 2; fi
+  return 1
+}
+
+# download MIRROR: fetch (the .xz, else the plain binary when the mirror has no .xz), unpack and
+# verify the binary; installs it atomically or returns 1.
 download() {
-  local dir tmp url got
+  local dir tmp url got rc=2
   dir="$(dirname "$install_path")"
   mkdir -p "$dir"
   tmp="$(mktemp "$dir/.nodeup-download.XXXXXX")"
   if command -v xz >/dev/null; then
     url="$1/nodeup-linux-$arch.xz"
     log "downloading $url"
-    if ! curl -fsSL --connect-timeout 20 --retry "${NODEUP_CURL_RETRY:-3}" --retry-delay 5 -o "$tmp.xz" "$url"; then
-      log "download failed: $url"; rm -f "$tmp" "$tmp.xz"; return 1
+    rc=0
+    fetch "$url" "$tmp.xz" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+      if ! xz -dc "$tmp.xz" >"$tmp"; then log "not a valid xz file: $url"; rm -f "$tmp" "$tmp.xz"; return 1; fi
+      rm -f "$tmp.xz"
+    elif [ "$rc" -eq 2 ]; then
+      log "no $url there; trying the uncompressed binary"
     fi
-    if ! xz -dc "$tmp.xz" >"$tmp"; then log "not a valid xz file: $url"; rm -f "$tmp" "$tmp.xz"; return 1; fi
-    rm -f "$tmp.xz"
   else
-    url="$1/nodeup-linux-$arch"
-    log "downloading $url (no xz on this image)"
-    if ! curl -fsSL --connect-timeout 20 --retry "${NODEUP_CURL_RETRY:-3}" --retry-delay 5 -o "$tmp" "$url"; then
-      log "download failed: $url"; rm -f "$tmp"; return 1
-    fi
+    log "no xz on this image: fetching the uncompressed binary"
   fi
+  if [ "$rc" -eq 2 ]; then
+    url="$1/nodeup-linux-$arch"
+    log "downloading $url"
+    rc=0
+    fetch "$url" "$tmp" || rc=$?
+  fi
+  if [ "$rc" -ne 0 ]; then log "download failed: $url"; rm -f "$tmp"; return 1; fi
   got="$(sha256_of "$tmp")"
   if [ "$got" != "$want" ]; then
     log "sha256 mismatch from $url: got $got, want $want; refusing it"; rm -f "$tmp"; return 1
