@@ -1,6 +1,14 @@
 // nodeup.service: a oneshot that runs apply at every boot. cloud-init only installs it and returns
 // (kOps' kops-configuration.service does the same); a failed run retries every 30 s.
+//
+// /etc/nodeup/environment (optional, KEY=value lines) is its EnvironmentFile: the AWS SDK's default
+// chain reads AWS_* from it (lab S3 servers; real clouds use instance roles), and
+// NODEUP_APPLY_ARGS holds extra `apply` arguments for every run (e.g. `--only node-files`): the
+// unquoted `$NODEUP_APPLY_ARGS` in ExecStart is split into words by systemd, and is no words at
+// all when the variable is unset.
 import { renderUnit } from './render-unit.ts';
+
+export const nodeupEnvironmentFile = '/etc/nodeup/environment';
 
 export interface NodeupUnitInput {
   readonly binary: string;
@@ -18,8 +26,8 @@ export function renderNodeupUnit(i: NodeupUnitInput): string {
     },
     Service: {
       Type: 'oneshot',
-      EnvironmentFile: '-/etc/nodeup/environment',
-      ExecStart: `${i.binary} apply --config ${i.config} --log-format json`,
+      EnvironmentFile: `-${nodeupEnvironmentFile}`,
+      ExecStart: `${i.binary} apply --config ${i.config} --log-format json $NODEUP_APPLY_ARGS`,
       Restart: 'on-failure',
       RestartSec: '30s',
       TimeoutStartSec: 'infinity',
