@@ -14,6 +14,7 @@ import { listBackups } from './backup.ts';
 import type { EtcdMember } from './client.ts';
 import { etcdComponent } from './component.ts';
 import { decideRemovals, DeadMemberTask, minDeadProbes, type UnreachableRecord } from './dead-member-task.ts';
+import type { EtcdMemberTask } from './member-task.ts';
 import { memberKey, registerMember, registeredMembers, type ClusterHealth, type MemberHealth } from './membership.ts';
 import { EtcdSpec } from './schema.ts';
 
@@ -120,6 +121,8 @@ describe('etcd spec: memberCount and the grace period', () => {
     const graph = g.finish();
     expect(graph.order.filter((k) => k.startsWith('etcd-membership:'))).toEqual(['etcd-membership:events', 'etcd-membership:main']);
     expect(graph.deps.get('etcd-membership:main')).toContain('etcd-member:main');
+    expect((graph.tasks.get('etcd-member:main') as EtcdMemberTask).spec.replaceDead).toEqual({ memberCount: 3, graceMs: 45_000 });
+    expect((without.finish().tasks.get('etcd-member:main') as EtcdMemberTask).spec.replaceDead).toBeUndefined();
     const t = graph.tasks.get('etcd-membership:main') as DeadMemberTask;
     expect(t.spec).toMatchObject({ memberCount: 3, graceMs: 45_000, dataDir: '/var/lib/etcd/main', caPath: '/etc/kubernetes/pki/etcd/ca.crt' });
   });

@@ -2,6 +2,7 @@
 // store), the PKI tasks issue the etcd certificates and the etcd-member task creates or joins the
 // cluster by writing its static pod manifest. A stand-in kubelet starts the manifest's own command
 // with real etcd 3.6 (paths mapped into the node's root). Then a second apply changes nothing.
+// Issue 7: cp-3 dies for good and a fourth node with memberCount 3 replaces it through the same graph.
 // Needs scripts/setup-etcd.sh.
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -85,12 +86,12 @@ describe('etcd component on three nodes (etcd 3.6 as static pods)', () => {
     for (const d of [storeDir, ...nodes.map((n) => n.dir)]) if (d) await fsp.rm(d, { recursive: true, force: true });
   });
 
-  function graphFor(n: FakeNode) {
+  function graphFor(n: FakeNode, etcd: Record<string, unknown> = {}) {
     const model = cpModel({
       store,
       nodeName: n.name,
       facts: { ipv4: ['127.0.0.1'] },
-      spec: { etcd: { clusters: [{ name: 'main', clientPort: n.clientPort, peerPort: n.peerPort }], backup: { schedule: '' } } },
+      spec: { etcd: { clusters: [{ name: 'main', clientPort: n.clientPort, peerPort: n.peerPort }], backup: { schedule: '' }, ...etcd } },
     });
     const g = new Graph();
     g.setOwner('etcd');
@@ -163,5 +164,39 @@ describe('etcd component on three nodes (etcd 3.6 as static pods)', () => {
     const members = run('members');
     expect(members.status).toBe(0);
     expect(members.stdout).toContain('3 of 3 voting members healthy; quorum needs 2.');
+  });
+
+  it('issue 7: with memberCount 3, a replacement node removes the dead member, joins and is promoted; a second apply changes nothing', async () => {
+    const dead = nodes[2] as FakeNode;
+    await dead.proc?.kill();
+    await fsp.rm(path.join(dead.dir, 'etc/kubernetes/manifests'), { recursive: true, force: true });
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'nodeup-etcd-task-cp-4-'));
+    const n4: FakeNode = { name: 'cp-4', dir, host: new LiveRootHost({ root: dir }), clientPort: await freePort(), peerPort: await freePort() };
+    nodes.push(n4);
+    const wanted = { memberCount: 3, deadMemberGraceSeconds: 30 };
+    const { graph, owner } = graphFor(n4, wanted);
+    const report = await execute(graph, n4.host, { mode: 'apply', log: silentLogger, owner });
+    const failed = report.results.filter((r) => r.status === 'failed' || r.status === 'blocked');
+    expect(failed, `${JSON.stringify(failed)}\n${await fsp.readFile(path.join(dir, 'etcd.log'), 'utf8').catch(() => '')}`).toEqual([]);
+    expect(report.results.find((r) => r.key === 'etcd-member:main')?.status).toBe('changed');
+    expect(report.results.find((r) => r.key === 'etcd-membership:main')?.status).toBe('unchanged');
+    const read = (p: string): string => readFileSync(path.join(dir, p), 'utf8');
+    const client = new EtcdClient(new NodeHost(), [`https://127.0.0.1:${n4.clientPort}`], {
+      ca: read('etc/kubernetes/pki/etcd/ca.crt'),
+      cert: read('etc/kubernetes/pki/etcd/nodeup-client.crt'),
+      key: read('etc/kubernetes/pki/etcd/nodeup-client.key'),
+    });
+    const h = await clusterHealth(client);
+    expect(h.members.map((m) => [m.member.name, m.member.isLearner, m.healthy]).sort()).toEqual([
+      ['cp-1', false, true],
+      ['cp-2', false, true],
+      ['cp-4', false, true],
+    ]);
+    expect((await listBackups(store, 'main')).some((b) => b.endsWith('-before-remove-cp-3'))).toBe(true);
+    for (const n of [n4, nodes[0] as FakeNode]) {
+      const again = graphFor(n, wanted);
+      const r = await execute(again.graph, n.host, { mode: 'apply', log: silentLogger, owner: again.owner });
+      expect(r.results.filter((x) => x.status !== 'unchanged').map((x) => x.key)).toEqual([]);
+    }
   });
 });
