@@ -84,7 +84,7 @@ export interface NodeList {
   items: {
     metadata: { name: string };
     spec: { podCIDR?: string };
-    status: { conditions?: { type: string; status: string; message?: string }[]; addresses?: { type: string; address: string }[] };
+    status: { conditions?: { type: string; status: string; message?: string; lastTransitionTime?: string }[]; addresses?: { type: string; address: string }[] };
   }[];
 }
 
@@ -355,7 +355,11 @@ ${o.extra ?? ''}`;
       if (r.code !== 0) return { last: `kubectl exit ${r.code}: ${r.stderr}` };
       const list = JSON.parse(r.stdout) as NodeList;
       const state = list.items.map((n) => `${n.metadata.name}=${isReady(n) ? 'Ready' : (n.status.conditions?.find((c) => c.type === 'Ready')?.message ?? 'NotReady')}`);
-      for (const n of list.items) if (isReady(n)) this.readyAtMs[n.metadata.name] ??= Date.now();
+      // When the node turned Ready, by the API server's clock (the guests' clocks follow the host's RTC).
+      for (const n of list.items) {
+        const since = Date.parse(n.status.conditions?.find((c) => c.type === 'Ready' && c.status === 'True')?.lastTransitionTime ?? '');
+        if (!Number.isNaN(since)) this.readyAtMs[n.metadata.name] ??= since;
+      }
       const have = list.items.map((n) => n.metadata.name).sort();
       if (have.join(',') === [...names].sort().join(',') && list.items.every(isReady)) return { ok: list };
       return { last: state.join(', ') || 'no nodes' };
