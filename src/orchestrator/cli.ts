@@ -1,11 +1,15 @@
 // `nodeup launch`: the thin orchestrator's command. Creates the machines of one instance group
 // (qemu guests here, EC2 instances on AWS), lists them, deletes them.
+import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type Command, type CommandContext, stringList } from '../agent/cli.ts';
+import type { BootConfig } from '../agent/config.ts';
 import { AgentError } from '../agent/errors.ts';
+import type { BinaryArch } from '../bootstrap/render-userdata.ts';
+import { parseSha256File } from '../bootstrap/userdata-command.ts';
 import type { AwsProvider } from './aws.ts';
-import { launchCloud, launchQemu, renderOnly, sha256File, type LaunchResult } from './launch.ts';
+import { launchCloud, launchQemu, parseS3Credentials, renderOnly, sha256File, type BinaryPins, type LaunchResult } from './launch.ts';
 import type { InstanceInfo, Provider } from './provider.ts';
 import { QemuProvider } from './qemu.ts';
 
@@ -50,6 +54,32 @@ async function awsProvider(ctx: CommandContext, needLaunch: boolean): Promise<Aw
   });
 }
 
+/** The binary hashes from --dist DIR, --sha256-amd64/--sha256-arm64 and --binary PATH (amd64), later ones winning. */
+async function binaryHashes(v: Record<string, unknown>): Promise<Partial<Record<BinaryArch, string>>> {
+  const out: Partial<Record<BinaryArch, string>> = {};
+  const dist = str(v.dist);
+  for (const arch of ['amd64', 'arm64'] as const) {
+    if (dist) {
+      const file = path.join(dist, `nodeup-linux-${arch}.sha256`);
+      const text = await fsp.readFile(file, 'utf8').catch(() => undefined);
+      if (text !== undefined) out[arch] = parseSha256File(text, file);
+    }
+    const given = str(v[`sha256-${arch}`]);
+    if (given) out[arch] = given.toLowerCase();
+  }
+  const binary = str(v.binary);
+  if (binary) out.amd64 = await sha256File(binary);
+  return out;
+}
+
+/** --s3-endpoint, --s3-region, --s3-force-path-style: the s3 settings of the boot config (undefined when none is given). */
+function s3Settings(v: Record<string, unknown>): BootConfig['s3'] | undefined {
+  const endpoint = str(v['s3-endpoint']);
+  const region = str(v['s3-region']);
+  if (!endpoint && !region && !v['s3-force-path-style']) return undefined;
+  return { ...(endpoint ? { endpoint } : {}), region: region ?? 'us-east-1', forcePathStyle: Boolean(v['s3-force-path-style']) };
+}
+
 function summary(res: LaunchResult): string {
   const lines = res.nodes.map((n) => {
     const t = n.timings;
@@ -64,10 +94,11 @@ export const launchCommand: Command = {
   name: 'launch',
   summary: 'create machines for an instance group (qemu or aws) and wait for their receipts; --list, --delete',
   usage:
-    'nodeup launch --node-config FILE [--provider qemu|aws] [--count N | --name NAME...] [--binary PATH] [--assets DIR] [--only C]\n' +
+    'nodeup launch --node-config FILE --binary PATH [--count N | --name NAME...] [--assets DIR] [--network NAME] [--only C] [--state-store URL [--s3-endpoint URL --s3-credentials-file FILE]]\n' +
+    '       nodeup launch --provider aws --node-config FILE --state-store s3://B/P --mirror URL (--dist DIR | --sha256-amd64 HEX) [--aws-* ...]\n' +
     '       nodeup launch --list [--provider P] [--cluster NAME]\n' +
     '       nodeup launch --delete NAME... [--provider P]\n' +
-    '       nodeup launch --node-config FILE --render-only DIR [--binary PATH --binary-url URL]   (user-data files, e.g. for Vagrant)',
+    '       nodeup launch --node-config FILE --render-only DIR --mirror URL (--binary PATH | --sha256-amd64 HEX)   (user-data files, e.g. for Vagrant)',
   options: {
     provider: { type: 'string', default: 'qemu' },
     'node-config': { type: 'string' },
@@ -91,6 +122,15 @@ export const launchCommand: Command = {
     cluster: { type: 'string' },
     delete: { type: 'string', multiple: true },
     json: { type: 'boolean' },
+    mirror: { type: 'string', multiple: true },
+    dist: { type: 'string' },
+    'sha256-amd64': { type: 'string' },
+    'sha256-arm64': { type: 'string' },
+    's3-endpoint': { type: 'string' },
+    's3-region': { type: 'string' },
+    's3-force-path-style': { type: 'boolean' },
+    's3-credentials-file': { type: 'string' },
+    // replaced flags, kept to say what replaces them
     'binary-url': { type: 'string' },
     'binary-sha256': { type: 'string' },
     'aws-region': { type: 'string' },
@@ -123,6 +163,12 @@ export const launchCommand: Command = {
       return 0;
     }
 
+    if (str(v['binary-url'])) {
+      throw new AgentError('USAGE', '--binary-url was replaced by --mirror URL: the folder that serves nodeup-linux-<arch>.xz or nodeup-linux-<arch> (e.g. --mirror file:///vagrant/dist)', {
+        details: { field: '--binary-url' },
+      });
+    }
+    if (str(v['binary-sha256'])) throw new AgentError('USAGE', '--binary-sha256 was replaced by --sha256-amd64 (and --sha256-arm64, or --dist DIR)', { details: { field: '--binary-sha256' } });
     const nodeConfigPath = str(v['node-config']);
     if (!nodeConfigPath) throw new AgentError('USAGE', '--node-config FILE is required (the NodeConfig of the instance group to launch)', { details: { field: '--node-config' } });
     const applyArgs = [...stringList(v.only).flatMap((c) => ['--only', c]), ...stringList(v.skip).flatMap((c) => ['--skip', c])];
@@ -138,13 +184,10 @@ export const launchCommand: Command = {
       timeoutSec: posInt(v.timeout, '--timeout', 1800),
     };
     const renderDir = str(v['render-only']);
+    const pins = async (): Promise<BinaryPins> => ({ mirrors: stringList(v.mirror), sha256: await binaryHashes(v) });
     if (renderDir) {
-      const binaryUrl = str(v['binary-url']);
-      const binaryPath = str(v.binary);
-      if (binaryUrl && !binaryPath && !str(v['binary-sha256'])) {
-        throw new AgentError('USAGE', '--binary-url needs --binary PATH (to hash) or --binary-sha256', { details: { field: '--binary-sha256' } });
-      }
-      const sha256 = str(v['binary-sha256']) ?? (binaryUrl && binaryPath ? await sha256File(binaryPath) : undefined);
+      const p = await pins();
+      if (p.mirrors.length === 0) throw new AgentError('USAGE', '--render-only needs --mirror URL (where the machines fetch nodeup-linux-<arch>[.xz], e.g. file:///vagrant/dist)', { details: { field: '--mirror' } });
       const files = await renderOnly({
         nodeConfigPath,
         count: common.count,
@@ -152,7 +195,7 @@ export const launchCommand: Command = {
         applyArgs,
         outDir: renderDir,
         stateStore: str(v['state-store']),
-        ...(binaryUrl && sha256 ? { binary: { url: binaryUrl, sha256 } } : {}),
+        pins: p,
         assetMirrors: stringList(v['asset-mirror']),
         log: ctx.log,
       });
@@ -162,14 +205,31 @@ export const launchCommand: Command = {
     let res: LaunchResult;
     if (providerName === 'qemu') {
       const binary = str(v.binary);
+      if (!binary) {
+        throw new AgentError('USAGE', '--binary PATH is required (dist/nodeup-linux-amd64): guests fetch it from this machine, or, from an image that already holds it, only check its SHA-256', {
+          details: { field: '--binary' },
+        });
+      }
+      const credFile = str(v['s3-credentials-file']);
+      const creds = credFile
+        ? parseS3Credentials(
+            await fsp.readFile(credFile, 'utf8').catch((err: unknown) => {
+              throw new AgentError('USAGE', `--s3-credentials-file ${credFile}: cannot read it (${(err as { code?: string }).code ?? String(err)})`, { cause: err, details: { file: credFile } });
+            }),
+            credFile,
+          )
+        : undefined;
+      const s3 = s3Settings(v);
       res = await launchQemu({
         ...common,
         provider: 'qemu',
         stateDir,
         baseImage,
-        binary: binary ? path.resolve(binary) : undefined,
+        binary: path.resolve(binary),
         assetsDir: str(v.assets),
         stateStore: str(v['state-store']),
+        ...(s3 ? { s3 } : {}),
+        s3Credentials: creds,
         memoryMiB: posInt(v.memory, '--memory', 2048),
         cpus: posInt(v.cpus, '--cpus', 2),
         accel: str(v.accel) === 'auto' ? undefined : str(v.accel),
@@ -180,12 +240,18 @@ export const launchCommand: Command = {
     } else {
       const stateStore = str(v['state-store']);
       if (!stateStore) throw new AgentError('USAGE', 'aws: --state-store s3://bucket/cluster is required (nodes read their config there)', { details: { field: '--state-store' } });
+      if (str(v['s3-credentials-file'])) {
+        throw new AgentError('USAGE', '--s3-credentials-file is for lab S3 servers reached by qemu guests; cloud nodes reach their store through --aws-instance-profile, never credentials in user-data', {
+          details: { field: '--s3-credentials-file' },
+        });
+      }
+      const s3 = s3Settings(v);
       res = await launchCloud({
         ...common,
         provider: await awsProvider(ctx, true),
         stateStore,
-        binaryUrl: str(v['binary-url']),
-        binarySha256: str(v['binary-sha256']),
+        ...(s3 ? { s3 } : {}),
+        pins: await pins(),
         assetMirrors: stringList(v['asset-mirror']),
       });
     }

@@ -7,7 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { configHash, parseBootConfig } from '../agent/config.ts';
 import { silentLogger } from '../agent/log.ts';
 import { FileStore } from '../statestore/file-store.ts';
-import { cloudRequests, launchCloud, readNodeConfigFile, renderOnly, type AwsLaunchOptions } from './launch.ts';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { renderEnvironmentFile, renderLaunchScript } from './render-user-data.ts';
+import { cloudRequests, launchCloud, parseS3Credentials, readNodeConfigFile, renderOnly, xzUnpacksTo, type AwsLaunchOptions } from './launch.ts';
 import type { InstanceInfo, InstanceRequest, Provider } from './provider.ts';
 
 const nodeYaml = `apiVersion: nodeup.dev/v1alpha1
@@ -29,6 +32,17 @@ interface CloudConfig {
   write_files: { path: string; content: string; encoding?: string; permissions: string }[];
 }
 
+function filesOf(userData: string): Record<string, string> {
+  const doc = yaml.load(userData) as CloudConfig;
+  return Object.fromEntries(doc.write_files.map((f) => [f.path, f.encoding === 'b64' ? Buffer.from(f.content, 'base64').toString() : f.content]));
+}
+
+/** The boot config the bootstrap script writes (its heredoc). */
+function bootOf(userData: string): ReturnType<typeof parseBootConfig> {
+  const script = filesOf(userData)['/usr/local/lib/nodeup/bootstrap.sh']!;
+  return parseBootConfig(/<<'NODEUP_BOOT_CONFIG_EOF'\n([\s\S]*?)\nNODEUP_BOOT_CONFIG_EOF\n/.exec(script)![1]!, 'boot');
+}
+
 describe('renderOnly (user-data for Vagrant and other tools)', () => {
   it('writes one 0600 user-data per node with the config, the CA and the bootstrap token of a file:// store', async () => {
     const { dir, file } = await setup();
@@ -41,19 +55,20 @@ describe('renderOnly (user-data for Vagrant and other tools)', () => {
       applyArgs: [],
       outDir: path.join(dir, 'ud'),
       stateStore: store.url,
-      binary: { url: 'file:///vagrant/dist/nodeup-linux-amd64', sha256: 'c'.repeat(64) },
+      pins: { mirrors: ['file:///vagrant/dist'], sha256: { amd64: 'c'.repeat(64) } },
       log: silentLogger,
     });
     expect(out.map((f) => path.basename(f))).toEqual(['workers-1.user-data', 'workers-2.user-data']);
     expect((await fsp.stat(out[0]!)).mode & 0o777).toBe(0o600);
-    const doc = yaml.load(await fsp.readFile(out[1]!, 'utf8')) as CloudConfig;
-    const files = Object.fromEntries(doc.write_files.map((f) => [f.path, f.encoding === 'b64' ? Buffer.from(f.content, 'base64').toString() : f.content]));
+    const text = await fsp.readFile(out[1]!, 'utf8');
+    const files = filesOf(text);
     expect(files['/var/lib/nodeup/launch-store/igconfig/workers/node.yaml']).toBe(nodeYaml);
     expect(files['/var/lib/nodeup/launch-store/pki/ca.crt']).toBe('CA-CERT');
     expect(files['/var/lib/nodeup/launch-store/secrets/bootstrap-token']).toBe('abcdef.0123456789abcdef');
-    const boot = parseBootConfig(files['/etc/nodeup/boot.yaml']!, 'boot');
-    expect(boot).toMatchObject({ nodeName: 'workers-2', instanceGroup: 'workers', nodeConfigHash: configHash(nodeYaml), stateStore: 'file:///var/lib/nodeup/launch-store' });
-    expect(files['/usr/local/lib/nodeup/launch-boot.sh']).toContain('file:///vagrant/dist/nodeup-linux-amd64');
+    expect(bootOf(text)).toMatchObject({ nodeName: 'workers-2', instanceGroup: 'workers', nodeConfigHash: configHash(nodeYaml), stateStore: 'file:///var/lib/nodeup/launch-store' });
+    expect(files['/usr/local/lib/nodeup/bootstrap.sh']).toContain(`  'file:///vagrant/dist'\n`);
+    expect(files['/usr/local/lib/nodeup/bootstrap.sh']).toContain(`NODEUP_SHA256_AMD64='${'c'.repeat(64)}'`);
+    expect(files['/usr/local/lib/nodeup/launch-boot.sh']).not.toContain('post');
   });
 
   it('refuses a NodeConfig with problems, naming the file', async () => {
@@ -89,8 +104,7 @@ describe('launchCloud', () => {
     progressEverySec: 60,
     provider,
     stateStore: 's3://bucket/c1',
-    binaryUrl: 'https://example.invalid/nodeup',
-    binarySha256: 'd'.repeat(64),
+    pins: { mirrors: ['https://example.invalid/nodeup/v1'], sha256: { amd64: 'd'.repeat(64) } },
     openStore: () => store,
   });
 
@@ -109,16 +123,58 @@ describe('launchCloud', () => {
       ['workers-1', 'ready', 1234],
       ['workers-2', 'failed', 1234],
     ]);
-    const boot = (yaml.load(provider.launched[0]!.userData) as CloudConfig).write_files.find((f) => f.path === '/etc/nodeup/boot.yaml')!;
-    expect(parseBootConfig(boot.content, 'boot')).toMatchObject({ stateStore: 's3://bucket/c1', nodeName: 'workers-1' });
+    expect(bootOf(provider.launched[0]!.userData)).toMatchObject({ stateStore: 's3://bucket/c1', nodeName: 'workers-1' });
     expect(provider.launched[0]!.userData).not.toContain('REPORT=');
+    expect(filesOf(provider.launched[0]!.userData)['/etc/nodeup/environment']).toBeUndefined();
   });
 
-  it('refuses a state store cloud nodes cannot read and a binary URL without its hash', async () => {
+  it('refuses a state store cloud nodes cannot read, no mirror, no binary hash', async () => {
     const { dir, file } = await setup();
     const store = new FileStore(pathToFileURL(path.join(dir, 'store')).href);
     const cfg = await readNodeConfigFile(file);
     expect(() => cloudRequests({ ...opts(file, new FakeProvider(), store), stateStore: 'file:///x' }, cfg)).toThrow(/--state-store must be an s3:\/\/ or https:\/\/ URL/);
-    expect(() => cloudRequests({ ...opts(file, new FakeProvider(), store), binarySha256: undefined }, cfg)).toThrow(/--binary-url and --binary-sha256 go together/);
+    expect(() => cloudRequests({ ...opts(file, new FakeProvider(), store), pins: { mirrors: [], sha256: { amd64: 'd'.repeat(64) } } }, cfg)).toThrow(/--mirror URL is required/);
+    expect(() => cloudRequests({ ...opts(file, new FakeProvider(), store), pins: { mirrors: ['https://m.example.invalid'], sha256: {} } }, cfg)).toThrow(/--sha256-amd64/);
+  });
+});
+
+describe('parseS3Credentials (--s3-credentials-file)', () => {
+  it('reads the key id and secret, with export prefixes, quotes and comments', () => {
+    const text = '# lab MinIO\nexport AWS_ACCESS_KEY_ID=minio-lab\nAWS_SECRET_ACCESS_KEY="s3cr3t/+="\n\n';
+    expect(parseS3Credentials(text, 'creds.env')).toEqual([
+      ['AWS_ACCESS_KEY_ID', 'minio-lab'],
+      ['AWS_SECRET_ACCESS_KEY', 's3cr3t/+='],
+    ]);
+  });
+  it('refuses other variables and a missing secret, naming the file and line', () => {
+    expect(() => parseS3Credentials('AWS_ACCESS_KEY_ID=a\nPATH=/x\n', 'creds.env')).toThrow(/creds\.env: line 2/);
+    expect(() => parseS3Credentials('AWS_ACCESS_KEY_ID=a\n', 'creds.env')).toThrow(/no AWS_SECRET_ACCESS_KEY/);
+  });
+});
+
+describe('xzUnpacksTo', () => {
+  it('tells whether an .xz beside the binary unpacks to it', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'nodeup-xz-'));
+    const file = path.join(dir, 'nodeup-linux-amd64');
+    await fsp.writeFile(file, 'binary bytes\n');
+    execFileSync('xz', ['-k', file]);
+    const sha = createHash('sha256').update('binary bytes\n').digest('hex');
+    expect(await xzUnpacksTo(`${file}.xz`, sha)).toBe(true);
+    expect(await xzUnpacksTo(`${file}.xz`, 'e'.repeat(64))).toBe(false);
+    expect(await xzUnpacksTo(file, sha)).toBe(false); // not xz at all
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+});
+
+describe('the launch scripts under a real sh', () => {
+  it('the launch script parses as POSIX sh, with and without reports', () => {
+    const base = { nodeName: 'w-1', bootstrap: '#!/bin/bash\n', binarySha256: 'a'.repeat(64), files: [], preCommands: ['networkctl reload'] };
+    execFileSync('sh', ['-n'], { input: renderLaunchScript({ ...base, reportUrl: 'http://10.0.2.2:1' }) });
+    execFileSync('sh', ['-n'], { input: renderLaunchScript(base) });
+  });
+  it('the environment file reads back in sh as systemd reads it', () => {
+    const text = renderEnvironmentFile([['NODEUP_APPLY_ARGS', '--only node-files'], ['AWS_SECRET_ACCESS_KEY', 'ab/cd+ef=']]);
+    const sourced = execFileSync('sh', ['-c', `eval "$(cat)"; printf '%s|%s' "$NODEUP_APPLY_ARGS" "$AWS_SECRET_ACCESS_KEY"`], { input: text }).toString();
+    expect(sourced).toBe('--only node-files|ab/cd+ef=');
   });
 });

@@ -1,15 +1,17 @@
 // `nodeup launch`: creates the machines of one instance group, hands each its user-data, and shows
 // progress until each node's receipt says converged (ready) or failed.
-//  - qemu: the instance group's NodeConfig (and, from a file:// state store, the CA certificate and
-//    bootstrap token) travel in the user-data as an embedded file:// store inside the guest; the
-//    guest fetches nodeup from the SeedServer and POSTs progress and its receipt back to it.
+// Every machine runs the bootstrap script of `nodeup userdata` (src/bootstrap/render-userdata.ts),
+// wrapped in a small cloud-config (render-user-data.ts).
+//  - qemu: the guest reads its NodeConfig from an embedded file:// store (no --state-store), from a
+//    host file:// store served over HTTP, or from an s3:// store (a lab S3 server); it fetches
+//    nodeup from the SeedServer (`<seed>/files` is its mirror) and POSTs progress and its receipt back.
 //  - aws: the nodes read the state store named by --state-store; receipts are polled from there.
+import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import * as yaml from 'js-yaml';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { apiVersion, configHash, parseNodeConfig, type BootConfig } from '../agent/config.ts';
+import { apiVersion, BootConfig, configHash, formatIssues, parseNodeConfig } from '../agent/config.ts';
 import { AgentError } from '../agent/errors.ts';
 import type { Logger } from '../agent/log.ts';
 import type { Receipt } from '../agent/receipt.ts';
@@ -18,7 +20,8 @@ import { storeLayout, type StateStore } from '../statestore/store.ts';
 import { chooseAccel, type Accel } from './accel.ts';
 import { instanceNames, type InstanceInfo, type InstanceRequest, type Provider } from './provider.ts';
 import { QemuProvider, qemuAlive } from './qemu.ts';
-import { renderUserData, type UserDataInput } from './render-user-data.ts';
+import { assertUserDataSize, renderBootstrapScript, type BinaryArch } from '../bootstrap/render-userdata.ts';
+import { renderUserData } from './render-user-data.ts';
 import { SeedServer, type GuestReport } from './seed-server.ts';
 import { joinNetwork, renderPrivateNetwork, type Attachment } from './private-net.ts';
 import '../statestore/backends.ts';
@@ -73,11 +76,23 @@ export interface QemuLaunchOptions extends CommonLaunchOptions {
   readonly provider: 'qemu';
   readonly stateDir: string;
   readonly baseImage: string;
-  /** The nodeup binary served to guests; absent when the image has it (baked). */
-  readonly binary?: string | undefined;
+  /**
+   * The nodeup binary (linux amd64) served to guests, with `<binary>.xz` beside it when that is
+   * present and unpacks to the same bytes. Its SHA-256 is pinned in the bootstrap script: a guest
+   * whose image already holds that binary (baked) does not download it.
+   */
+  readonly binary: string;
   readonly assetsDir?: string | undefined;
-  /** A file:// state store on this machine whose pki/ca.crt and secrets/bootstrap-token guests get. */
+  /**
+   * Where guests read their NodeConfig and write what control planes create: a file:// store on
+   * this machine (served read-only over HTTP), or an s3:// store (a lab S3 server; see `s3`).
+   * Absent: the NodeConfig travels in the user-data as an embedded file:// store.
+   */
   readonly stateStore?: string | undefined;
+  /** S3 settings of an s3:// store, as the guests reach it (endpoint http://10.0.2.2:PORT for a server on this machine). */
+  readonly s3?: BootConfig['s3'];
+  /** Credentials for a lab S3 server (AWS_* variables), written to the guests' /etc/nodeup/environment (0600). */
+  readonly s3Credentials?: readonly (readonly [string, string])[] | undefined;
   readonly memoryMiB: number;
   readonly cpus: number;
   readonly accel?: string | undefined;
@@ -109,20 +124,107 @@ export async function readNodeConfigFile(file: string): Promise<NodeConfigInput>
   return { raw, hash: configHash(raw), cluster: cfg.metadata.cluster, instanceGroup: cfg.metadata.instanceGroup, role: cfg.spec.role };
 }
 
-/** The BootConfig YAML a launched node gets. Pure. */
-export function renderBootConfig(b: Omit<BootConfig, 'apiVersion' | 'kind' | 'assetMirrors'> & { readonly assetMirrors: readonly string[] }): string {
-  const doc: Record<string, unknown> = {
+export interface LaunchBootInput {
+  readonly stateStore: string;
+  readonly clusterName: string;
+  readonly instanceGroup: string;
+  readonly nodeConfigHash: string;
+  readonly nodeName?: string | undefined;
+  readonly assetMirrors: readonly string[];
+  readonly s3?: BootConfig['s3'] | undefined;
+}
+
+/** The BootConfig a launched node gets, validated (a bad --s3-endpoint or mirror is named here). Pure. */
+export function launchBootConfig(b: LaunchBootInput): BootConfig {
+  const res = BootConfig.safeParse({
     apiVersion,
     kind: 'BootConfig',
     stateStore: b.stateStore,
     clusterName: b.clusterName,
     instanceGroup: b.instanceGroup,
     nodeConfigHash: b.nodeConfigHash,
-    ...(b.nodeName ? { nodeName: b.nodeName } : {}),
-    ...(b.assetMirrors.length > 0 ? { assetMirrors: [...b.assetMirrors] } : {}),
     ...(b.s3 ? { s3: b.s3 } : {}),
-  };
-  return '# managed by nodeup launch\n' + yaml.dump(doc, { lineWidth: -1 });
+    assetMirrors: [...b.assetMirrors],
+    ...(b.nodeName ? { nodeName: b.nodeName } : {}),
+  });
+  if (!res.success) {
+    const problems = formatIssues(res.error.issues);
+    throw new AgentError('USAGE', `boot config of ${b.nodeName ?? b.instanceGroup}: ${problems.join('; ')} (check --state-store, --s3-endpoint, --asset-mirror)`, { details: { problems } });
+  }
+  return res.data;
+}
+
+/** Where machines fetch nodeup and the SHA-256 each architecture's binary must have. */
+export interface BinaryPins {
+  /** Base URLs serving `nodeup-linux-<arch>.xz` (or the plain `nodeup-linux-<arch>`). */
+  readonly mirrors: readonly string[];
+  readonly sha256: Partial<Readonly<Record<BinaryArch, string>>>;
+}
+
+/** The variables of a guest's /etc/nodeup/environment: apply arguments for every run of nodeup.service, lab S3 credentials. Pure. */
+export function launchEnvironment(applyArgs: readonly string[], credentials: readonly (readonly [string, string])[] = []): [string, string][] {
+  return [...(applyArgs.length > 0 ? [['NODEUP_APPLY_ARGS', applyArgs.join(' ')] as [string, string]] : []), ...credentials.map(([k, v]) => [k, v] as [string, string])];
+}
+
+export interface MachineUserData {
+  readonly name: string;
+  readonly boot: BootConfig;
+  readonly pins: BinaryPins;
+  readonly files: readonly { readonly path: string; readonly content: string | Buffer; readonly mode: string }[];
+  readonly environment: readonly (readonly [string, string])[];
+  readonly reportUrl?: string | undefined;
+  readonly preCommands?: readonly string[] | undefined;
+}
+
+/** One machine's user-data: the bootstrap script of `nodeup userdata`, in the launch wrapper. Pure. */
+export function machineUserData(m: MachineUserData): string {
+  const bootstrap = renderBootstrapScript({ bootConfig: m.boot, mirrors: m.pins.mirrors, sha256: m.pins.sha256 });
+  return renderUserData({
+    nodeName: m.name,
+    bootstrap,
+    ...(m.pins.sha256.amd64 ? { binarySha256: m.pins.sha256.amd64 } : {}),
+    files: m.files,
+    environment: m.environment,
+    ...(m.reportUrl ? { reportUrl: m.reportUrl } : {}),
+    ...(m.preCommands ? { preCommands: m.preCommands } : {}),
+  });
+}
+
+const credentialNames = new Set(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']);
+
+/**
+ * Reads `--s3-credentials-file`: `AWS_ACCESS_KEY_ID=...` and `AWS_SECRET_ACCESS_KEY=...` lines
+ * (optionally `AWS_SESSION_TOKEN`, `export ` prefixes, quotes, # comments). Pure.
+ */
+export function parseS3Credentials(text: string, file: string): [string, string][] {
+  const out = new Map<string, string>();
+  text.split('\n').forEach((raw, n) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const m = /^(?:export\s+)?([A-Z_][A-Z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    const name = m?.[1];
+    if (!m || !name || !credentialNames.has(name)) {
+      throw new AgentError('USAGE', `--s3-credentials-file ${file}: line ${n + 1}: expected AWS_ACCESS_KEY_ID=..., AWS_SECRET_ACCESS_KEY=... or AWS_SESSION_TOKEN=...`, {
+        details: { file, line: n + 1 },
+      });
+    }
+    out.set(name, (m[2] ?? '').replace(/^(['"])(.*)\1$/, '$2'));
+  });
+  for (const need of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
+    if (!out.get(need)) throw new AgentError('USAGE', `--s3-credentials-file ${file}: no ${need}=... line`, { details: { file, missing: need } });
+  }
+  return [...out.entries()];
+}
+
+/** Whether `xz -dc file` gives bytes with this SHA-256 (false without xz on this machine). */
+export async function xzUnpacksTo(file: string, sha256: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const h = createHash('sha256');
+    const child = spawn('xz', ['-dc', file], { stdio: ['ignore', 'pipe', 'ignore'] });
+    child.stdout.on('data', (d: Buffer) => h.update(d));
+    child.on('error', () => resolve(false));
+    child.on('close', (code) => resolve(code === 0 && h.digest('hex') === sha256));
+  });
 }
 
 async function sha256File(file: string): Promise<string> {
@@ -150,7 +252,8 @@ export interface RenderOnlyOptions {
   readonly outDir: string;
   /** A host-side file:// store whose CA certificate and bootstrap token are embedded. */
   readonly stateStore?: string | undefined;
-  readonly binary?: { readonly url: string; readonly sha256: string } | undefined;
+  /** Where the machines fetch nodeup (e.g. file:///vagrant/dist for Vagrant) and its hashes. */
+  readonly pins: BinaryPins;
   readonly assetMirrors?: readonly string[];
   readonly log: Logger;
 }
@@ -202,7 +305,7 @@ export async function renderOnly(o: RenderOnlyOptions): Promise<string[]> {
   await fsp.mkdir(o.outDir, { recursive: true, mode: 0o700 });
   const out: string[] = [];
   for (const name of namesFor(cfg.instanceGroup, o.count, o.names)) {
-    const boot = renderBootConfig({
+    const boot = launchBootConfig({
       stateStore: `file://${embeddedStoreDir}`,
       clusterName: cfg.cluster,
       instanceGroup: cfg.instanceGroup,
@@ -211,7 +314,7 @@ export async function renderOnly(o: RenderOnlyOptions): Promise<string[]> {
       assetMirrors: o.assetMirrors ?? [],
     });
     const file = path.join(o.outDir, `${name}.user-data`);
-    await fsp.writeFile(file, renderUserData({ nodeName: name, bootConfig: boot, files, applyArgs: o.applyArgs, ...(o.binary ? { binary: o.binary } : {}) }), { mode: 0o600 });
+    await fsp.writeFile(file, machineUserData({ name, boot, pins: o.pins, files, environment: launchEnvironment(o.applyArgs) }), { mode: 0o600 });
     out.push(file);
   }
   return out;
@@ -241,15 +344,32 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
   const provider0 = new QemuProvider({ stateDir: o.stateDir, baseImage: o.baseImage, log: o.log });
 
   // A host-side file:// store is served to the guests over HTTP (they read their config, PKI and
-  // secrets there, as cloud nodes read s3://); without one, the NodeConfig travels in the user-data.
-  const storeDir = o.stateStore ? await servedStoreDir(o.stateStore, cfg) : undefined;
-  const storeFiles = storeDir ? [] : await embeddedStoreFiles(cfg, undefined, o.log);
+  // secrets there, as cloud nodes read s3://); an s3:// store they reach themselves; without a
+  // store, the NodeConfig travels in the user-data.
+  const s3Store = o.stateStore?.startsWith('s3://') ?? false;
+  if (o.s3Credentials && !s3Store) {
+    throw new AgentError('USAGE', '--s3-credentials-file goes with --state-store s3://bucket/prefix (a lab S3 server)', { details: { field: '--s3-credentials-file' } });
+  }
+  const storeDir = o.stateStore && !s3Store ? await servedStoreDir(o.stateStore, cfg) : undefined;
+  const storeFiles = o.stateStore ? [] : await embeddedStoreFiles(cfg, undefined, o.log);
+  const environment = launchEnvironment(o.applyArgs, o.s3Credentials);
 
-  // Serve a private copy: the build may replace dist/ while guests download, and they check the hash.
-  const binaryCopy = o.binary ? await snapshotFile(o.binary, path.join(o.stateDir, '.files')) : undefined;
+  // Serve private copies: the build may replace dist/ while guests download, and they check the hash.
+  const filesDir = path.join(o.stateDir, '.files');
+  const binaryCopy = await snapshotFile(o.binary, filesDir);
+  const sha256 = await sha256File(binaryCopy);
+  const served: Record<string, string> = { 'nodeup-linux-amd64': binaryCopy };
+  if (await fsp.stat(`${o.binary}.xz`).then((st) => st.isFile(), () => false)) {
+    const xzCopy = await snapshotFile(`${o.binary}.xz`, filesDir);
+    if (await xzUnpacksTo(xzCopy, sha256)) served['nodeup-linux-amd64.xz'] = xzCopy;
+    else {
+      o.log.warn({ file: `${o.binary}.xz` }, 'the .xz beside the binary does not unpack to it (stale, or no xz here): guests fetch the plain binary');
+      await fsp.rm(xzCopy, { force: true });
+    }
+  }
   const server = new SeedServer({
     log: o.log,
-    ...(binaryCopy ? { files: { nodeup: binaryCopy } } : {}),
+    files: served,
     assetsDir: o.assetsDir,
     storeDir,
     storeAllow: storeAllowFor(cfg),
@@ -302,7 +422,7 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
     const kernel = path.join(o.baseImage, 'vmlinuz');
     const accel = await chooseAccel({ kernel, log: o.log, forced: o.accel ?? process.env.NODEUP_QEMU_ACCEL, cacheFile: path.join(o.stateDir, 'accel.json') });
     o.progress(`accelerator: ${accel}\n`);
-    const binary = o.binary ? { url: `${baseUrl}/files/nodeup`, sha256: await sha256File(binaryCopy!) } : undefined;
+    const pins: BinaryPins = { mirrors: [`${baseUrl}/files`], sha256: { amd64: sha256 } };
     const attachments = new Map<string, Attachment>();
     if (o.network) {
       const alive = async (inst: string): Promise<boolean> => attachments.has(inst) || (!names.includes(inst) && (await provider0.record(inst)) !== undefined);
@@ -311,24 +431,25 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
     const requests: InstanceRequest[] = names.map((name) => {
       const att = attachments.get(name);
       const netFiles = att ? [{ path: '/etc/systemd/network/05-nodeup-private.network', content: renderPrivateNetwork(att), mode: '0644' }] : [];
-      const boot = renderBootConfig({
-        stateStore: storeDir ? `${baseUrl}/store` : `file://${embeddedStoreDir}`,
+      const boot = launchBootConfig({
+        stateStore: storeDir ? `${baseUrl}/store` : s3Store ? o.stateStore! : `file://${embeddedStoreDir}`,
         clusterName: cfg.cluster,
         instanceGroup: cfg.instanceGroup,
         nodeConfigHash: cfg.hash,
         nodeName: name,
         assetMirrors: [...(o.assetsDir ? [`${baseUrl}/assets`] : []), ...(o.extraAssetMirrors ?? [])],
+        s3: s3Store ? o.s3 : undefined,
       });
-      const input: UserDataInput = {
-        nodeName: name,
-        bootConfig: boot,
+      const userData = machineUserData({
+        name,
+        boot,
+        pins,
         files: [...storeFiles, ...netFiles],
+        environment,
         reportUrl: baseUrl,
-        applyArgs: o.applyArgs,
-        ...(att ? { preCommands: ['networkctl reload', `networkctl reconfigure eth1 || true`] } : {}),
-        ...(binary ? { binary } : {}),
-      };
-      return { name, cluster: cfg.cluster, instanceGroup: cfg.instanceGroup, userData: renderUserData(input) };
+        preCommands: att ? ['networkctl reload', 'networkctl reconfigure eth1 || true'] : undefined,
+      });
+      return { name, cluster: cfg.cluster, instanceGroup: cfg.instanceGroup, userData };
     });
     const provider = new QemuProvider({
       stateDir: o.stateDir,
@@ -362,7 +483,7 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
     return { instances, nodes: list, ok: list.every((n) => n.phase === 'ready') };
   } finally {
     await server.close();
-    if (binaryCopy) await fsp.rm(binaryCopy, { force: true });
+    for (const f of Object.values(served)) await fsp.rm(f, { force: true });
   }
 }
 
@@ -448,9 +569,8 @@ export interface AwsLaunchOptions extends CommonLaunchOptions {
   /** s3:// or https:// state store the nodes read (the NodeConfig must be published there). */
   readonly stateStore: string;
   readonly s3?: BootConfig['s3'];
-  /** Where nodes fetch nodeup (absent: the image has it). */
-  readonly binaryUrl?: string | undefined;
-  readonly binarySha256?: string | undefined;
+  /** Where nodes fetch nodeup (--mirror) and its pinned hashes; an AMI that has this binary skips the download. */
+  readonly pins: BinaryPins;
   readonly assetMirrors?: readonly string[];
   /** Opens the store to poll receipts (tests pass a fake). */
   readonly openStore?: (url: string) => StateStore;
@@ -461,27 +581,26 @@ export function cloudRequests(o: AwsLaunchOptions, cfg: NodeConfigInput): Instan
   if (!/^(s3|https?):\/\//.test(o.stateStore)) {
     throw new AgentError('USAGE', `--state-store must be an s3:// or https:// URL cloud nodes can read, got ${o.stateStore}`, { details: { field: '--state-store' } });
   }
-  if ((o.binaryUrl === undefined) !== (o.binarySha256 === undefined)) {
-    throw new AgentError('USAGE', '--binary-url and --binary-sha256 go together (or neither, when the image has nodeup)', { details: { field: '--binary-sha256' } });
+  if (o.pins.mirrors.length === 0) {
+    throw new AgentError('USAGE', 'aws: --mirror URL is required (where nodes fetch nodeup-linux-<arch>.xz, e.g. a public bucket or release folder)', { details: { field: '--mirror' } });
+  }
+  if (!o.pins.sha256.amd64 && !o.pins.sha256.arm64) {
+    throw new AgentError('USAGE', 'aws: the binary hash is required: --dist DIR (with nodeup-linux-<arch>.sha256), --sha256-amd64/--sha256-arm64, or --binary PATH', { details: { field: '--sha256-amd64' } });
   }
   return namesFor(cfg.instanceGroup, o.count, o.names).map((name) => {
-    const boot = renderBootConfig({
+    const boot = launchBootConfig({
       stateStore: o.stateStore,
       clusterName: cfg.cluster,
       instanceGroup: cfg.instanceGroup,
       nodeConfigHash: cfg.hash,
       nodeName: name,
       assetMirrors: o.assetMirrors ?? [],
-      ...(o.s3 ? { s3: o.s3 } : {}),
+      s3: o.s3,
     });
-    const input: UserDataInput = {
-      nodeName: name,
-      bootConfig: boot,
-      files: [],
-      applyArgs: o.applyArgs,
-      ...(o.binaryUrl && o.binarySha256 ? { binary: { url: o.binaryUrl, sha256: o.binarySha256 } } : {}),
-    };
-    return { name, cluster: cfg.cluster, instanceGroup: cfg.instanceGroup, userData: renderUserData(input) };
+    // No credentials here: cloud nodes reach their store through the instance profile.
+    const userData = machineUserData({ name, boot, pins: o.pins, files: [], environment: launchEnvironment(o.applyArgs) });
+    assertUserDataSize(Buffer.byteLength(userData));
+    return { name, cluster: cfg.cluster, instanceGroup: cfg.instanceGroup, userData };
   });
 }
 

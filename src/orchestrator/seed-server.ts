@@ -1,6 +1,7 @@
 // The local HTTP server `nodeup launch --provider qemu` runs on 127.0.0.1 while guests boot:
 //   GET  /i/<name>/meta-data | user-data | vendor-data   the NoCloud seed (cloud-init nocloud-net)
-//   GET  /files/<file>                                  files handed to guests (the nodeup binary)
+//   GET  /files/<file>                                  files handed to guests: nodeup-linux-amd64 and its .xz (the
+//                                                       bootstrap script's mirror; a missing .xz answers 404)
 //   GET  /assets/<path>                                 an asset mirror directory, read-only
 //   GET  /store/<key>                                   a file:// state store, read-only (nodes open it as http://)
 //   POST /event/<name>/<phase>                          progress reports from the guest's launch script
