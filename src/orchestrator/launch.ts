@@ -23,7 +23,7 @@ import { QemuProvider, qemuAlive } from './qemu.ts';
 import { assertUserDataSize, renderBootstrapScript, type BinaryArch } from '../bootstrap/render-userdata.ts';
 import { renderUserData } from './render-user-data.ts';
 import { SeedServer, type GuestReport } from './seed-server.ts';
-import { joinNetwork, renderPrivateNetwork, type Attachment } from './private-net.ts';
+import { joinNetwork, leaveNetwork, renderPrivateNetwork, type Attachment } from './private-net.ts';
 import '../statestore/backends.ts';
 
 /** Where the qemu guest keeps its embedded state store. */
@@ -98,7 +98,7 @@ export interface QemuLaunchOptions extends CommonLaunchOptions {
   readonly accel?: string | undefined;
   readonly diskSize?: string | undefined;
   readonly extraAssetMirrors?: readonly string[];
-  /** Joins the guests to a private two-guest link of this name (private-net.ts). */
+  /** Joins the guests to the private network of this name (private-net.ts; up to 8 guests at <subnet>.11, .12, ...). */
   readonly network?: string | undefined;
 }
 
@@ -462,7 +462,11 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
       attachments,
       ...(o.diskSize ? { diskSize: o.diskSize } : {}),
     });
-    const instances = await provider.launch(requests);
+    const instances = await provider.launch(requests).catch(async (err: unknown) => {
+      // Guests that never started leave the network again, so its hub does not outlive its last guest.
+      for (const [name, att] of attachments) if (!(await provider.record(name))) await leaveNetwork(o.stateDir, att.network, name).catch(() => undefined);
+      throw err;
+    });
     for (const i of instances) {
       const n: NodeStatus = { name: i.name, phase: 'booting', phaseSinceMs: Date.now(), timings: { accel, launchedAtMs: Date.parse(i.createdAt) } };
       nodes.set(i.name, n);

@@ -14,7 +14,7 @@ import type { Logger } from '../agent/log.ts';
 import { accelArgs, type Accel } from './accel.ts';
 import type { InstanceInfo, InstanceRequest, Provider } from './provider.ts';
 import type { SeedServer } from './seed-server.ts';
-import { privateNetArgs, type Attachment } from './private-net.ts';
+import { leaveNetwork, privateNetArgs, type Attachment } from './private-net.ts';
 
 const run = promisify(execFile);
 
@@ -47,8 +47,10 @@ export interface InstanceRecord {
   readonly sshPort: number;
   readonly baseImage: string;
   readonly argv: readonly string[];
-  /** The guest's address on its private link, when it has one. */
+  /** The guest's address on its private network, when it has one. */
   readonly privateAddress?: string;
+  /** That network's name (--delete takes the guest out of it; the last one out stops its hub). */
+  readonly network?: string;
 }
 
 export interface QemuArgsInput {
@@ -184,7 +186,7 @@ export class QemuProvider implements Provider {
         sshPort,
         baseImage: image,
         argv,
-        ...(this.o.attachments?.get(r.name) ? { privateAddress: this.o.attachments.get(r.name)!.address } : {}),
+        ...(this.o.attachments?.get(r.name) ? { privateAddress: this.o.attachments.get(r.name)!.address, network: this.o.attachments.get(r.name)!.network } : {}),
       };
       await fsp.writeFile(path.join(dir, 'instance.json'), JSON.stringify(rec, null, 2) + '\n', { mode: 0o600 });
       this.o.log.info({ instance: r.name, accel, sshPort, memoryMiB: this.o.memoryMiB ?? 2048, cpus: this.o.cpus ?? 2 }, 'starting qemu');
@@ -250,7 +252,9 @@ export class QemuProvider implements Provider {
       });
     }
     for (const n of names) {
+      const rec = await this.record(n);
       await this.stop(n);
+      if (rec?.network) await leaveNetwork(this.o.stateDir, rec.network, n);
       await fsp.rm(this.dirOf(n), { recursive: true, force: true });
       this.o.log.info({ instance: n }, 'instance deleted');
     }

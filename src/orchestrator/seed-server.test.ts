@@ -117,31 +117,6 @@ describe('renderInstances', () => {
   });
 });
 
-describe('private link', async () => {
-  const { joinNetwork, privateNetArgs, renderPrivateNetwork } = await import('./private-net.ts');
-  it('links two guests over loopback UDP ports, frees deleted members, refuses a third', async () => {
-    const dir = await tmp();
-    const alive = new Set<string>();
-    const isAlive = async (n: string): Promise<boolean> => alive.has(n);
-    const a = await joinNetwork(dir, 'lab', 'cp-1', isAlive);
-    alive.add('cp-1');
-    const b = await joinNetwork(dir, 'lab', 'w-1', isAlive);
-    alive.add('w-1');
-    expect([a.index, b.index]).toEqual([0, 1]);
-    expect(a.localPort).toBe(b.remotePort);
-    expect(b.localPort).toBe(a.remotePort);
-    expect([a.address, b.address]).toEqual(['192.168.77.11/24', '192.168.77.12/24']);
-    expect(privateNetArgs(a)).toEqual(['-netdev', `socket,id=p0,udp=127.0.0.1:${a.remotePort},localaddr=127.0.0.1:${a.localPort}`, '-device', 'virtio-net-pci,netdev=p0,mac=52:54:00:77:00:11']);
-    expect(renderPrivateNetwork(b)).toContain('MACAddress=52:54:00:77:00:12\n\n[Network]\nAddress=192.168.77.12/24');
-    await expect(joinNetwork(dir, 'lab', 'w-2', isAlive)).rejects.toThrow(/already links cp-1 and w-1/);
-    alive.delete('w-1');
-    const c = await joinNetwork(dir, 'lab', 'w-2', isAlive);
-    expect(c.index).toBe(1);
-    expect(c.localPort).toBe(b.localPort);
-    await expect(joinNetwork(dir, 'Bad Name', 'x', isAlive)).rejects.toThrow(/--network Bad Name/);
-  });
-});
-
 describe('state store over HTTP (qemu guests read a host file:// store as http://)', async () => {
   const { HttpsStore } = await import('../statestore/https-store.ts');
   const { storeAllowFor, servedStoreDir } = await import('./launch.ts');
