@@ -25,7 +25,7 @@ describe('SeedServer (real HTTP on 127.0.0.1)', () => {
     await fsp.writeFile(path.join(dir, 'assets', 'etcd', '3.6.4', 'linux-amd64', 'etcd.tar.gz'), 'ETCD');
     await fsp.writeFile(path.join(dir, 'nodeup'), 'BINARY');
     await fsp.writeFile(path.join(dir, 'secret'), 'SECRET');
-    server = new SeedServer({ log: silentLogger, files: { nodeup: path.join(dir, 'nodeup') }, assetsDir: path.join(dir, 'assets') });
+    server = new SeedServer({ log: silentLogger, files: { nodeup: path.join(dir, 'nodeup'), 'nodeup-linux-amd64': path.join(dir, 'nodeup') }, assetsDir: path.join(dir, 'assets') });
     const port = await server.listen();
     server.setSeed('w-1', { metaData: renderMetaData('w-1', 'w-1-abc'), userData: '#cloud-config\n' });
     const get = async (p: string): Promise<[number, string]> => {
@@ -38,6 +38,9 @@ describe('SeedServer (real HTTP on 127.0.0.1)', () => {
     expect((await get('/i/w-2/user-data'))[0]).toBe(404);
     expect(await get('/files/nodeup')).toEqual([200, 'BINARY']);
     expect((await get('/files/secret'))[0]).toBe(404);
+    // the bootstrap script's mirror: the plain binary, and 404 for an .xz it was not given (it then falls back)
+    expect(await get('/files/nodeup-linux-amd64')).toEqual([200, 'BINARY']);
+    expect((await get('/files/nodeup-linux-amd64.xz'))[0]).toBe(404);
     expect(await get('/assets/etcd/3.6.4/linux-amd64/etcd.tar.gz')).toEqual([200, 'ETCD']);
     expect((await get('/assets/..%2Fsecret'))[0]).toBe(403);
     expect((await get('/assets/etcd/nope'))[0]).toBe(404);
