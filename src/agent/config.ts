@@ -15,6 +15,7 @@ import { AddonsSpec } from '../addons/schema.ts';
 import { KubeletSpec } from '../kubelet/schema.ts';
 import { PackagesSpec } from '../packages/schema.ts';
 import { AgentError } from './errors.ts';
+import { parseIpv4Cidr } from './node-address.ts';
 import { AssetOverride, Cidr, DnsLabel, FileMode, HttpUrl, KubeVersion, Url } from './schema-util.ts';
 
 export const apiVersion = 'nodeup.dev/v1alpha1';
@@ -56,12 +57,65 @@ export const ExtraUnit = z.strictObject({
   enabled: z.boolean().default(true),
 });
 
-export const NetworkingSpec = z.strictObject({
-  podCIDR: Cidr.default('10.244.0.0/16'),
-  serviceCIDR: Cidr.default('10.96.0.0/12'),
-  /** `bridge`: nodeup writes a bridge + host-local CNI config; `external`: the CNI add-on writes its own. */
-  cni: z.enum(['bridge', 'external']).default('bridge'),
+const Ipv4Cidr = z.string().refine((s) => parseIpv4Cidr(s) !== undefined, 'expected an IPv4 CIDR such as 192.168.77.0/24');
+
+/**
+ * Which of the host's IPv4 addresses is the node's own (kubelet --node-ip, etcd and kube-apiserver
+ * advertise addresses, certificate SANs). Empty (the default): the address of the interface holding
+ * the default route. Like k3s --node-ip / --flannel-iface and k0s spec.api.address, chosen by
+ * subnet or interface so one NodeConfig serves a whole instance group.
+ */
+export const NodeAddressSpec = z.strictObject({
+  /** The first address inside this CIDR, e.g. 192.168.77.0/24 (with `interface`: on that interface). */
+  cidr: Ipv4Cidr.optional(),
+  /** The first IPv4 address of this interface, e.g. eth1. */
+  interface: z.string().regex(/^[^\s/]{1,15}$/, 'expected an interface name such as eth1').optional(),
 });
+
+/** `networking.cni: bridge` only. */
+export const BridgeSpec = z.strictObject({
+  /**
+   * `per-node` (default): kube-controller-manager gives each Node a /nodeCIDRMaskSize of podCIDR
+   * (spec.podCIDR), kubelet hands it to containerd, which renders the bridge config from nodeup's
+   * template. `cluster`: every node's bridge allocates from the whole podCIDR — one node only
+   * (nodes would hand out the same addresses).
+   */
+  podSubnet: z.enum(['per-node', 'cluster']).default('per-node'),
+  /**
+   * Prefix length of each node's pod subnet (kube-controller-manager --node-cidr-mask-size);
+   * default: 24 for an IPv4 podCIDR, 64 for IPv6 (kube-controller-manager's own defaults).
+   */
+  nodeCIDRMaskSize: z.number().int().min(1).max(128).optional(),
+});
+
+/** The per-node pod subnet's prefix length: bridge.nodeCIDRMaskSize, else 24 (IPv4) or 64 (IPv6). Pure. */
+export function nodeCIDRMaskSize(n: { readonly podCIDR: string; readonly bridge: { readonly nodeCIDRMaskSize?: number | undefined } }): number {
+  return n.bridge.nodeCIDRMaskSize ?? (n.podCIDR.includes(':') ? 64 : 24);
+}
+
+export const NetworkingSpec = z
+  .strictObject({
+    podCIDR: Cidr.default('10.244.0.0/16'),
+    serviceCIDR: Cidr.default('10.96.0.0/12'),
+    /** `bridge`: nodeup configures a bridge + host-local CNI network; `external`: the CNI add-on writes its own. */
+    cni: z.enum(['bridge', 'external']).default('bridge'),
+    bridge: BridgeSpec.prefault({}),
+    nodeAddress: NodeAddressSpec.prefault({}),
+  })
+  .superRefine((n, ctx) => {
+    if (n.cni !== 'bridge' || n.bridge.podSubnet !== 'per-node') return;
+    const bits = Number(n.podCIDR.split('/')[1]);
+    const max = n.podCIDR.includes(':') ? 128 : 32;
+    const mask = nodeCIDRMaskSize(n);
+    if (mask <= bits || mask > max || mask - bits > 16) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['bridge', 'nodeCIDRMaskSize'],
+        input: mask,
+        message: `expected a prefix length longer than podCIDR's /${bits}, at most /${Math.min(max, bits + 16)} (kube-controller-manager splits podCIDR into at most 2^16 node subnets)${n.bridge.nodeCIDRMaskSize === undefined ? ': the default does not fit, set it' : ''}`,
+      });
+    }
+  });
 
 export const KubeProxySpec = z.strictObject({
   enabled: z.boolean().default(true),

@@ -3,6 +3,7 @@ import type { BootConfig, NodeConfig, NodeSpec } from './config.ts';
 import type { Arch, HostFacts } from './host/facts.ts';
 import type { AssetSource } from './host/host.ts';
 import { AgentError } from './errors.ts';
+import { selectNodeIp } from './node-address.ts';
 import { detectDistro, type Distro } from '../packages/distros.ts';
 import { kubeMinor, releaseDefaults, resolveAsset, type AssetName, type KubeMinor } from '../assets/versions.ts';
 import type { StateStore } from '../statestore/store.ts';
@@ -35,6 +36,8 @@ export interface NodeModel {
   readonly distro: Distro;
   readonly arch: Arch;
   readonly nodeName: string;
+  /** The node's own IPv4 (spec.networking.nodeAddress, else the default route's interface): every component advertises it. */
+  readonly nodeIp: string;
   readonly role: NodeSpec['role'];
   readonly versions: Versions;
   readonly assetMirrors: readonly string[];
@@ -93,6 +96,7 @@ export function deriveNodeModel(opts: DeriveOptions): NodeModel {
     distro: detectDistro(facts.osRelease),
     arch: facts.arch,
     nodeName: (boot.nodeName ?? facts.hostname).toLowerCase(),
+    nodeIp: nodeIpFor(spec, facts, opts.bake ?? false),
     role: spec.role,
     versions,
     assetMirrors: [...boot.assetMirrors, ...spec.assets.mirrors],
@@ -101,6 +105,19 @@ export function deriveNodeModel(opts: DeriveOptions): NodeModel {
     store: opts.store,
     secrets: opts.secrets ?? {},
   };
+}
+
+/**
+ * The node IP for this run. An image bake builds nothing that advertises it and may run on a
+ * builder without the cluster network, so there a missing address falls back to the default. Pure.
+ */
+function nodeIpFor(spec: NodeSpec, facts: HostFacts, bake: boolean): string {
+  try {
+    return selectNodeIp(spec.networking.nodeAddress, facts);
+  } catch (err: unknown) {
+    if (!bake) throw err;
+    return selectNodeIp({}, facts);
+  }
 }
 
 const versionOf: Record<AssetName, (v: Versions) => string> = {

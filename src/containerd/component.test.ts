@@ -95,7 +95,10 @@ describe('containerd component', () => {
     expect(await read('etc/containerd/config.toml')).toContain('version = 3');
     expect(await read('etc/containerd/certs.d/docker.io/hosts.toml')).toContain('[host."https://mirror.example.com"]');
     expect(await read('etc/crictl.yaml')).toContain('runtime-endpoint: unix:///run/containerd/containerd.sock');
-    expect(await read('etc/cni/net.d/10-nodeup-bridge.conflist')).toContain('"subnet": "10.244.0.0/16"');
+    // Per-node pod subnets (the default): containerd renders the network from nodeup's template.
+    expect(await read('etc/containerd/config.toml')).toContain('conf_template = "/etc/containerd/nodeup-bridge.conflist.tmpl"');
+    expect(await read('etc/containerd/nodeup-bridge.conflist.tmpl')).toContain('{{range $i, $r := .PodCIDRRanges}}');
+    await expect(fsp.stat(path.join(host.root, 'etc/cni/net.d/10-nodeup-bridge.conflist'))).rejects.toThrow();
     expect(await read('etc/systemd/system/containerd.service')).toContain('Delegate=yes');
     expect(await fsp.readlink(path.join(host.root, 'etc/systemd/system/multi-user.target.wants/containerd.service'))).toBe('/etc/systemd/system/containerd.service');
 
@@ -140,14 +143,48 @@ describe('containerd component', () => {
     expect(changedKeys(r)).toEqual([
       'dir:/etc/containerd/certs.d',
       'dir:/etc/containerd/conf.d',
-      'file:/etc/cni/net.d/10-nodeup-bridge.conflist',
+      'file:/etc/containerd/config.toml',
+      'file:/etc/containerd/nodeup-bridge.conflist.tmpl',
       containerdUnitKey,
     ]);
-    expect(unitResult(r)?.notifiedBy).toEqual(['dir:/etc/containerd/conf.d']);
+    expect(unitResult(r)?.notifiedBy).toEqual(['dir:/etc/containerd/conf.d', 'file:/etc/containerd/config.toml']);
     expect(await fsp.readdir(path.join(host.root, 'etc/containerd/conf.d'))).toEqual(['90-mine.toml']);
     expect(await fsp.readdir(path.join(host.root, 'etc/containerd/certs.d'))).toEqual(['README', 'quay.io']);
     expect(await fsp.readdir(path.join(host.root, 'etc/cni/net.d'))).toEqual([]);
     expect(changedKeys(await run(model({ networking: { cni: 'external' } })))).toEqual([]);
+  });
+
+  it('switching bridge.podSubnet removes the other mode\'s files, and only a generated network that is nodeup\'s own', async () => {
+    await run(model());
+    const net = (f: string): string => path.join(host.root, 'etc/cni/net.d', f);
+    // What containerd writes from the template once kubelet sends the pod CIDR.
+    const generated = (await read('etc/containerd/nodeup-bridge.conflist.tmpl'))
+      .replace('[{{range $i, $r := .PodCIDRRanges}}{{if $i}}, {{end}}[{"subnet": "{{$r}}"}]{{end}}]', '[[{"subnet": "10.244.1.0/24"}]]')
+      .replace('[{{range $i, $r := .Routes}}{{if $i}}, {{end}}{"dst": "{{$r}}"}{{end}}]', '[{"dst": "0.0.0.0/0"}]');
+    expect(JSON.parse(generated)).toMatchObject({ name: 'nodeup-bridge', plugins: [{ ipam: { ranges: [[{ subnet: '10.244.1.0/24' }]] } }, {}] });
+    await fsp.writeFile(net('10-containerd-net.conflist'), generated);
+
+    const cluster = await run(model({ networking: { bridge: { podSubnet: 'cluster' } } }));
+    expect(changedKeys(cluster)).toEqual([
+      'file:/etc/cni/net.d/10-containerd-net.conflist',
+      'file:/etc/cni/net.d/10-nodeup-bridge.conflist',
+      'file:/etc/containerd/config.toml',
+      'file:/etc/containerd/nodeup-bridge.conflist.tmpl',
+      containerdUnitKey,
+    ]);
+    expect(await fsp.readdir(path.join(host.root, 'etc/cni/net.d'))).toEqual(['10-nodeup-bridge.conflist']);
+    expect(await read('etc/cni/net.d/10-nodeup-bridge.conflist')).toContain('"subnet": "10.244.0.0/16"');
+    expect(await read('etc/containerd/config.toml')).not.toContain('conf_template');
+
+    // Back to per-node: the static network goes (containerd renders its template only while no network loads).
+    const perNode = await run(model());
+    expect(changedKeys(perNode)).toEqual(['file:/etc/cni/net.d/10-nodeup-bridge.conflist', 'file:/etc/containerd/config.toml', 'file:/etc/containerd/nodeup-bridge.conflist.tmpl', containerdUnitKey]);
+    expect(await fsp.readdir(path.join(host.root, 'etc/cni/net.d'))).toEqual([]);
+
+    // A 10-containerd-net.conflist that is not nodeup's network stays.
+    await fsp.writeFile(net('10-containerd-net.conflist'), '{"cniVersion": "1.0.0", "name": "mine", "plugins": []}\n');
+    await run(model({ networking: { cni: 'external' } }));
+    expect(await fsp.readdir(path.join(host.root, 'etc/cni/net.d'))).toEqual(['10-containerd-net.conflist']);
   });
 
   it('distro source: waits for the package, uses the distro binaries, installs no containerd or runc', async () => {

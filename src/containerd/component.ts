@@ -1,8 +1,10 @@
 // containerd: the container runtime of every node (both roles).
 // Owns on disk: containerd, containerd-shim-runc-v2, ctr, runc and crictl in the distro's binDir
 // (release source), /opt/cni/bin/* (CNI plugins), /etc/containerd/{config.toml,conf.d/,certs.d/},
-// /etc/crictl.yaml, /etc/cni/net.d/10-nodeup-bridge.conflist (`networking.cni: bridge`), and the
-// unit containerd.service (nodeup's own, in the distro's unitDir).
+// /etc/crictl.yaml, with `networking.cni: bridge` either /etc/containerd/nodeup-bridge.conflist.tmpl
+// (per-node pod subnets: containerd writes /etc/cni/net.d/10-containerd-net.conflist from it with the
+// pod CIDR kubelet sends) or /etc/cni/net.d/10-nodeup-bridge.conflist (`bridge.podSubnet: cluster`),
+// and the unit containerd.service (nodeup's own, in the distro's unitDir).
 // Runs after: the `package:` task of the distro's containerd when `source: distro`. Others order
 // after `unit:containerd.service` (see keys.ts).
 // A changed config.toml or drop-in restarts containerd; hosts.toml changes do not (containerd
@@ -17,6 +19,8 @@ import { DirTask, FileTask, managedHeader } from '../agent/tasks/file.ts';
 import { UnitTask } from '../systemd/unit-task.ts';
 import {
   bridgeConflistPath,
+  bridgeNetworkName,
+  bridgeTemplatePath,
   cniBinDir,
   cniConfDir,
   cniPluginsKey,
@@ -31,10 +35,11 @@ import {
   containerdState,
   containerdUnitKey,
   crictlConfigPath,
+  generatedConflistPath,
   hostsDirName,
   sandboxImage,
 } from './keys.ts';
-import { renderBridgeConflist, renderCrictlYaml } from './render-cni.ts';
+import { renderBridgeConflist, renderBridgeConflistTemplate, renderCrictlYaml } from './render-cni.ts';
 import { configSchemaFor, renderContainerdConfig, type ContainerdConfigInput } from './render-config.ts';
 import { renderHostsToml } from './render-hosts.ts';
 import { renderContainerdUnit } from './render-unit.ts';
@@ -61,6 +66,11 @@ export const cniPlugins = [
 ] as const;
 
 
+/** `cni: bridge` with per-node pod subnets: containerd renders the network from nodeup's template. Pure. */
+export function perNodeBridge(model: NodeModel): boolean {
+  return model.spec.networking.cni === 'bridge' && model.spec.networking.bridge.podSubnet === 'per-node';
+}
+
 /** Everything config.toml depends on, from the model (paths are the node's standard ones). Pure. */
 export function containerdConfigInput(model: NodeModel): ContainerdConfigInput {
   const c = model.spec.containerd;
@@ -76,6 +86,7 @@ export function containerdConfigInput(model: NodeModel): ContainerdConfigInput {
     certsDir: containerdCertsDir,
     cniBinDir,
     cniConfDir,
+    ...(perNodeBridge(model) ? { cniConfTemplate: bridgeTemplatePath } : {}),
     ...(release ? { runcBinary: `${model.distro.binDir}/runc` } : {}),
     selinux: model.distro.selinux,
     ...(c.nvidia.enabled ? { nvidia: { binaryName: c.nvidia.binaryName, makeDefault: c.nvidia.default } } : {}),
@@ -104,10 +115,13 @@ export function containerdFiles(model: NodeModel): readonly RenderedFile[] {
   for (const [r, mirrors] of Object.entries(c.registryMirrors)) {
     out.push({ path: `${containerdCertsDir}/${hostsDirName(r)}/hosts.toml`, content: renderHostsToml(r, mirrors), mode: 0o644, restarts: false });
   }
-  if (model.spec.networking.cni === 'bridge') {
+  if (perNodeBridge(model)) {
+    // containerd reads the template when kubelet sends the pod CIDR; nothing to restart.
+    out.push({ path: bridgeTemplatePath, content: renderBridgeConflistTemplate({ bridge: 'cni0', networkName: bridgeNetworkName }), mode: 0o644, restarts: false });
+  } else if (model.spec.networking.cni === 'bridge') {
     out.push({
       path: bridgeConflistPath,
-      content: renderBridgeConflist({ podCIDR: model.spec.networking.podCIDR, bridge: 'cni0', networkName: 'nodeup-bridge' }),
+      content: renderBridgeConflist({ podCIDR: model.spec.networking.podCIDR, bridge: 'cni0', networkName: bridgeNetworkName }),
       mode: 0o644,
       restarts: false,
     });
@@ -186,7 +200,14 @@ export const containerdComponent: Component = {
     );
     graph.ensure(new DirTask({ path: '/etc/cni', mode: 0o755 }));
     graph.ensure(new DirTask({ path: cniConfDir, mode: 0o755 }));
-    if (model.spec.networking.cni !== 'bridge') graph.add(new AbsentFileTask({ path: bridgeConflistPath }));
+    // Files of the other bridge modes go: containerd renders its template only while no CNI config
+    // loads, and libcni uses the first file by name (10-containerd-net sorts before 10-nodeup-bridge).
+    const perNode = perNodeBridge(model);
+    if (perNode || model.spec.networking.cni !== 'bridge') graph.add(new AbsentFileTask({ path: bridgeConflistPath }));
+    if (!perNode) {
+      graph.add(new AbsentFileTask({ path: bridgeTemplatePath }));
+      graph.add(new AbsentFileTask({ path: generatedConflistPath, onlyIfContains: `"name": "${bridgeNetworkName}"` }));
+    }
 
     // config.toml, drop-ins, registry hosts, crictl.yaml, the bridge CNI config.
     graph.ensure(new DirTask({ path: '/etc/containerd', mode: 0o755 }));

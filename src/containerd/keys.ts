@@ -17,6 +17,14 @@ export const cniBinDir = '/opt/cni/bin';
 export const cniConfDir = '/etc/cni/net.d';
 /** The node-local bridge network nodeup writes when networking.cni is `bridge`. */
 export const bridgeConflistPath = `${cniConfDir}/10-nodeup-bridge.conflist`;
+/**
+ * `bridge` with per-node pod subnets: the Go template containerd renders the bridge network from
+ * once kubelet passes the node's spec.podCIDR (CRI UpdateRuntimeConfig), and the file it writes.
+ */
+export const bridgeTemplatePath = '/etc/containerd/nodeup-bridge.conflist.tmpl';
+export const generatedConflistPath = `${cniConfDir}/10-containerd-net.conflist`;
+/** The CNI network name of nodeup's bridge (also how nodeup recognises containerd's generated file as its own). */
+export const bridgeNetworkName = 'nodeup-bridge';
 export const crictlConfigPath = '/etc/crictl.yaml';
 /** The CNI plugin archive's install task (CNI add-ons that need the standard plugins order after it). */
 export const cniPluginsKey: TaskKey = 'archive:cni-plugins';

@@ -1,6 +1,6 @@
-// Pure renderers for the node-local CNI config (bridge + host-local + portmap, for single-node and
-// test clusters; `networking.cni: external` leaves CNI config to the cluster's add-on) and for
-// /etc/crictl.yaml.
+// Pure renderers for the node-local CNI network (bridge + host-local + portmap; `networking.cni:
+// external` leaves CNI config to the cluster's add-on): a template containerd fills with the node's
+// pod subnet (default), or a static conflist over the whole pod CIDR (one node); and /etc/crictl.yaml.
 import { managedHeader } from '../agent/tasks/file.ts';
 
 export interface BridgeCniInput {
@@ -10,9 +10,8 @@ export interface BridgeCniInput {
   readonly networkName: string;
 }
 
-export function renderBridgeConflist(i: BridgeCniInput): string {
-  const v6 = i.podCIDR.includes(':');
-  const conf = {
+function bridgeConf(i: { readonly bridge: string; readonly networkName: string }, ranges: unknown, routes: unknown): Record<string, unknown> {
+  return {
     cniVersion: '1.0.0',
     name: i.networkName,
     plugins: [
@@ -22,16 +21,38 @@ export function renderBridgeConflist(i: BridgeCniInput): string {
         isGateway: true,
         ipMasq: true,
         hairpinMode: true,
-        ipam: {
-          type: 'host-local',
-          ranges: [[{ subnet: i.podCIDR }]],
-          routes: [{ dst: v6 ? '::/0' : '0.0.0.0/0' }],
-        },
+        ipam: { type: 'host-local', ranges, routes },
       },
       { type: 'portmap', capabilities: { portMappings: true } },
     ],
   };
-  return JSON.stringify(conf, null, 2) + '\n';
+}
+
+/** The static network: every address of `podCIDR` on this node's bridge (`bridge.podSubnet: cluster`). */
+export function renderBridgeConflist(i: BridgeCniInput): string {
+  const v6 = i.podCIDR.includes(':');
+  return JSON.stringify(bridgeConf(i, [[{ subnet: i.podCIDR }]], [{ dst: v6 ? '::/0' : '0.0.0.0/0' }]), null, 2) + '\n';
+}
+
+export interface BridgeTemplateInput {
+  readonly bridge: string;
+  readonly networkName: string;
+}
+
+const rangesMark = '@@PodCIDRRanges@@';
+const routesMark = '@@Routes@@';
+
+/**
+ * The same network as a Go text/template for containerd's CRI `cni.conf_template` (per-node pod
+ * subnets): containerd executes it when kubelet sends the Node's spec.podCIDRs (CRI
+ * UpdateRuntimeConfig), with .PodCIDRRanges (one per IP family) and .Routes (0.0.0.0/0, ::/0), and
+ * writes the result to <conf_dir>/10-containerd-net.conflist.
+ */
+export function renderBridgeConflistTemplate(i: BridgeTemplateInput): string {
+  const json = JSON.stringify(bridgeConf(i, rangesMark, routesMark), null, 2) + '\n';
+  return json
+    .replace(`"${rangesMark}"`, '[{{range $i, $r := .PodCIDRRanges}}{{if $i}}, {{end}}[{"subnet": "{{$r}}"}]{{end}}]')
+    .replace(`"${routesMark}"`, '[{{range $i, $r := .Routes}}{{if $i}}, {{end}}{"dst": "{{$r}}"}{{end}}]');
 }
 
 export interface CrictlInput {

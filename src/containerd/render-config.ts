@@ -21,6 +21,8 @@ export interface ContainerdConfigInput {
   readonly certsDir: string;
   readonly cniBinDir: string;
   readonly cniConfDir: string;
+  /** cni.conf_template: containerd renders <cniConfDir>/10-containerd-net.conflist from it with the node's pod CIDR. */
+  readonly cniConfTemplate?: string;
   /** runc's path when it is not on containerd's PATH (release installs); undefined: containerd's default. */
   readonly runcBinary?: string;
   readonly selinux: boolean;
@@ -43,6 +45,11 @@ function hasBinDirs(version: string): boolean {
   const major = Number(m?.[1] ?? 0);
   const minor = Number(m?.[2] ?? 0);
   return major > 2 || (major === 2 && minor >= 1);
+}
+
+/** The same key in both schemas: plugins."io.containerd.grpc.v1.cri".cni / "io.containerd.cri.v1.runtime".cni. */
+function template(i: ContainerdConfigInput): TomlTable {
+  return i.cniConfTemplate === undefined ? {} : { conf_template: i.cniConfTemplate };
 }
 
 function runtimes(i: ContainerdConfigInput): TomlTable {
@@ -75,7 +82,7 @@ export function renderContainerdConfig(i: ContainerdConfigInput): string {
       'io.containerd.grpc.v1.cri': {
         sandbox_image: i.sandboxImage,
         enable_selinux: i.selinux,
-        cni: { bin_dir: i.cniBinDir, conf_dir: i.cniConfDir },
+        cni: { bin_dir: i.cniBinDir, conf_dir: i.cniConfDir, ...template(i) },
         containerd: { default_runtime_name: defaultRuntime, runtimes: runtimes(i) },
         registry: { config_path: i.certsDir },
       },
@@ -88,7 +95,7 @@ export function renderContainerdConfig(i: ContainerdConfigInput): string {
       },
       'io.containerd.cri.v1.runtime': {
         enable_selinux: i.selinux,
-        cni: hasBinDirs(i.version) ? { bin_dirs: [i.cniBinDir], conf_dir: i.cniConfDir } : { bin_dir: i.cniBinDir, conf_dir: i.cniConfDir },
+        cni: hasBinDirs(i.version) ? { bin_dirs: [i.cniBinDir], conf_dir: i.cniConfDir, ...template(i) } : { bin_dir: i.cniBinDir, conf_dir: i.cniConfDir, ...template(i) },
         containerd: { default_runtime_name: defaultRuntime, runtimes: runtimes(i) },
       },
     };

@@ -1,6 +1,6 @@
 // Two small task shapes the containerd component needs beyond the generic kinds:
-// - AbsentFileTask: a file nodeup once wrote and must now remove (the bridge CNI config after
-//   switching to `cni: external`);
+// - AbsentFileTask: a file nodeup once wrote (or had containerd write) and must now remove (the
+//   bridge CNI config or template after switching `cni` or `bridge.podSubnet`);
 // - ManagedDirTask: a directory whose nodeup-managed entries nodeup prunes when they are no longer
 //   wanted (certs.d/<registry>/hosts.toml, conf.d/*.toml). Entries without nodeup's managed header
 //   belong to the user and are never touched.
@@ -11,6 +11,8 @@ import { fieldChange, octal, type Change, type Task, type TaskKey } from '../age
 
 export interface AbsentFileSpec {
   readonly path: string;
+  /** Remove the file only when its content includes this text (a file another program wrote from nodeup's input). */
+  readonly onlyIfContains?: string;
   readonly notify?: readonly TaskKey[];
 }
 
@@ -19,13 +21,16 @@ export class AbsentFileTask implements Task<boolean> {
   readonly after: readonly TaskKey[] = [];
   readonly notify: readonly TaskKey[];
   readonly path: string;
+  private readonly onlyIfContains: string | undefined;
   constructor(spec: AbsentFileSpec) {
     this.key = `file:${spec.path}`;
     this.path = spec.path;
+    this.onlyIfContains = spec.onlyIfContains;
     this.notify = spec.notify ?? [];
   }
   async observe(host: Host): Promise<boolean> {
-    return (await host.fs.stat(this.path)) !== undefined;
+    if (this.onlyIfContains === undefined) return (await host.fs.stat(this.path)) !== undefined;
+    return (await host.fs.read(this.path))?.toString('utf8').includes(this.onlyIfContains) ?? false;
   }
   diff(present: boolean | undefined): readonly Change[] {
     return present ? [{ field: 'remove', from: 'present', to: 'absent' }] : [];

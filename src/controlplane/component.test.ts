@@ -57,6 +57,25 @@ describe('control-plane inputs', () => {
     expect(sans.ips).toEqual(['10.96.0.1', '10.0.0.10', '127.0.0.1']);
   });
 
+  it('advertises the node IP from spec.networking.nodeAddress; SANs keep the other host addresses but not the pod network', () => {
+    const facts = { ipv4: ['10.0.2.15', '10.244.0.1', '192.168.77.11'], interfaces: { ens3: ['10.0.2.15'], cni0: ['10.244.0.1'], ens4: ['192.168.77.11'] }, defaultRouteInterface: 'ens3' };
+    const m = cpModel({ facts, nodeName: 'cp-1', spec: { networking: { nodeAddress: { cidr: '192.168.77.0/24' } } } });
+    expect(m.nodeIp).toBe('192.168.77.11');
+    const api = renderApiServerManifest(controlPlaneInput(m));
+    expect(api).toContain('- --advertise-address=192.168.77.11');
+    expect(api).toContain('host: 192.168.77.11');
+    expect(apiServerSans(m).ips).toEqual(['10.96.0.1', '192.168.77.11', '10.0.2.15', '127.0.0.1']);
+    // Default: the interface with the default route.
+    expect(controlPlaneInput(cpModel({ facts })).advertiseAddress).toBe('10.0.2.15');
+  });
+
+  it('bridge CNI: the controller-manager allocates per-node pod subnets of nodeCIDRMaskSize; external CNI: no allocation', () => {
+    const cm = (networking: Record<string, unknown>): string => renderControllerManagerManifest(controlPlaneInput(cpModel({ spec: { networking } })));
+    const flags = cm({ podCIDR: '10.200.0.0/16', bridge: { nodeCIDRMaskSize: 26 } });
+    for (const f of ['--allocate-node-cidrs=true', '--cluster-cidr=10.200.0.0/16', '--node-cidr-mask-size=26']) expect(flags).toContain(`- ${f}\n`);
+    expect(cm({ cni: 'external' })).not.toContain('allocate-node-cidrs');
+  });
+
   it.each([
     ['10.96.0.0/12', '10.96.0.1'],
     ['172.20.0.0/16', '172.20.0.1'],

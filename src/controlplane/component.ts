@@ -9,7 +9,9 @@
 // Only on control-plane nodes, and not in an image bake (certificates are per node).
 import type { Component } from '../agent/component.ts';
 import { AgentError } from '../agent/errors.ts';
+import { nodeCIDRMaskSize } from '../agent/config.ts';
 import type { NodeModel } from '../agent/model.ts';
+import { ipv4InCidr } from '../agent/node-address.ts';
 import type { GraphBuilder } from '../agent/graph.ts';
 import type { TaskKey } from '../agent/task.ts';
 import { DirTask, FileTask } from '../agent/tasks/file.ts';
@@ -32,9 +34,9 @@ import {
   type ControlPlaneInput,
 } from './render-manifests.ts';
 
-/** The node's address for the API server and etcd: its first non-loopback IPv4. Pure. */
+/** The API server's advertise address: the model's node IP (spec.networking.nodeAddress). Pure. */
 export function nodeIp(model: NodeModel): string {
-  return model.facts.ipv4[0] ?? '127.0.0.1';
+  return model.nodeIp;
 }
 
 /** The first address of an IPv4 service CIDR: the `kubernetes` Service's ClusterIP. Pure. */
@@ -55,7 +57,12 @@ export function apiServerSans(model: NodeModel): { readonly dnsNames: string[]; 
   const domain = model.spec.kubelet.clusterDomain;
   const endpointHost = new URL(model.spec.apiServerEndpoint).hostname.replace(/^\[|\]$/g, '');
   const names = new Set(['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', `kubernetes.default.svc.${domain}`, model.nodeName, 'localhost']);
-  const ips = new Set([firstServiceIp(model.spec.networking.serviceCIDR), ...model.facts.ipv4, '127.0.0.1']);
+  // The node IP first, then the host's other addresses (a second NIC may serve clients too), except
+  // those inside the pod network: the CNI bridge's gateway appears with the first pod and would
+  // otherwise reissue the certificate (and restart the API server) on the next run.
+  const podCIDR = model.spec.networking.podCIDR;
+  const hostIps = model.facts.ipv4.filter((ip) => !ipv4InCidr(ip, podCIDR));
+  const ips = new Set([firstServiceIp(model.spec.networking.serviceCIDR), model.nodeIp, ...hostIps, '127.0.0.1']);
   for (const extra of [endpointHost, ...model.spec.controlPlane.apiServer.extraSANs]) (isIp(extra) ? ips : names).add(extra);
   return { dnsNames: [...names], ips: [...ips] };
 }
@@ -75,6 +82,7 @@ export function controlPlaneInput(model: NodeModel): ControlPlaneInput {
     serviceCIDR: model.spec.networking.serviceCIDR,
     podCIDR: model.spec.networking.podCIDR,
     allocateNodeCIDRs: model.spec.networking.cni === 'bridge',
+    nodeCIDRMaskSize: nodeCIDRMaskSize(model.spec.networking),
     serviceAccountIssuer: cp.apiServer.serviceAccountIssuer ?? `https://kubernetes.default.svc.${model.spec.kubelet.clusterDomain}`,
     etcdServers: [`https://127.0.0.1:${main?.clientPort ?? 2379}`],
     ...(events ? { etcdEventsServer: `https://127.0.0.1:${events.clientPort}` } : {}),

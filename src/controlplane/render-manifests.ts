@@ -44,7 +44,9 @@ export interface ControlPlaneInput {
   readonly clusterName: string;
   readonly serviceCIDR: string;
   readonly podCIDR: string;
+  /** kube-controller-manager gives each Node a /nodeCIDRMaskSize of podCIDR (spec.podCIDR). */
   readonly allocateNodeCIDRs: boolean;
+  readonly nodeCIDRMaskSize: number;
   readonly serviceAccountIssuer: string;
   readonly etcdServers: readonly string[];
   /** e.g. https://127.0.0.1:2381 for /events; undefined when events share the main cluster. */
@@ -197,7 +199,7 @@ export function renderControllerManagerManifest(i: ControlPlaneInput): string {
     'service-cluster-ip-range': i.serviceCIDR,
     'use-service-account-credentials': 'true',
   };
-  if (i.allocateNodeCIDRs) Object.assign(flags, { 'allocate-node-cidrs': 'true', 'cluster-cidr': i.podCIDR });
+  if (i.allocateNodeCIDRs) Object.assign(flags, { 'allocate-node-cidrs': 'true', 'cluster-cidr': i.podCIDR, 'node-cidr-mask-size': String(i.nodeCIDRMaskSize) });
   return renderPod({
     name: 'kube-controller-manager',
     image: image(i, 'kube-controller-manager'),

@@ -39,8 +39,9 @@ export function etcdImage(model: NodeModel): string {
   return `${model.spec.etcd.image}:${etcdVersion(model)}-0`;
 }
 
-function advertiseIp(model: NodeModel): string {
-  return model.facts.ipv4[0] ?? '127.0.0.1';
+/** The address this node's members advertise and listen on: the model's node IP (spec.networking.nodeAddress). Pure. */
+export function advertiseIp(model: NodeModel): string {
+  return model.nodeIp;
 }
 
 export function tlsPaths(cluster: string): EtcdTlsPaths {

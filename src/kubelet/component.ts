@@ -1,6 +1,6 @@
 // kubelet (and kubectl): the node agent from a verified release asset, configured by file.
 // Owns: <binDir>/kubelet and <binDir>/kubectl, /var/lib/kubelet/config.yaml (KubeletConfiguration),
-// /var/lib/kubelet/kubelet-flags.env (node name, labels, kubeconfig flags), kubelet.service, and the
+// /var/lib/kubelet/kubelet-flags.env (node name, node IP, labels, kubeconfig flags), kubelet.service, and the
 // kubeconfig: /etc/kubernetes/kubelet.conf on control planes (client pair issued by the PKI tasks),
 // /etc/kubernetes/bootstrap-kubelet.conf plus /etc/kubernetes/pki/ca.crt on workers (TLS bootstrap
 // with the cluster's bootstrap token; kubelet then writes kubelet.conf itself).
@@ -123,6 +123,7 @@ export const kubeletComponent: Component = {
             ...(worker ? { bootstrapKubeconfig: bootstrapKubeconfigPath } : {}),
             certDir: kubeletCertDir,
             nodeName: model.nodeName,
+            nodeIp: model.nodeIp,
             nodeLabels: k.nodeLabels,
             extraArgs: k.extraArgs,
           }),

@@ -115,6 +115,26 @@ describe('kubelet graph', () => {
     expect(cp).not.toContain('file:/etc/kubernetes/bootstrap-kubelet.conf');
   });
 
+  it('passes the node IP (spec.networking.nodeAddress) as --node-ip, unless extraArgs sets it', () => {
+    const facts = { ipv4: ['10.0.2.15', '192.168.77.12'], interfaces: { ens3: ['10.0.2.15'], ens4: ['192.168.77.12'] }, defaultRouteInterface: 'ens3' };
+    const flags = (spec: Record<string, unknown>): string => {
+      const g = buildGraph(testModel({ facts, spec }), [kubeletComponent]).finish();
+      return (g.tasks.get('file:/var/lib/kubelet/kubelet-flags.env') as unknown as { spec: { content: string } }).spec.content;
+    };
+    expect(flags({})).toMatch(/--node-ip=10\.0\.2\.15[ "]/);
+    expect(flags({ networking: { nodeAddress: { cidr: '192.168.77.0/24' } } })).toMatch(/--node-ip=192\.168\.77\.12[ "]/);
+    expect(flags({ networking: { nodeAddress: { interface: 'ens4' } } })).toMatch(/--node-ip=192\.168\.77\.12[ "]/);
+    const own = flags({ kubelet: { extraArgs: { 'node-ip': '192.168.77.50' } } });
+    expect(own.match(/--node-ip=/g)).toHaveLength(1);
+    expect(own).toContain('--node-ip=192.168.77.50');
+  });
+
+  it('a node address the host does not have fails the model, not the node later', () => {
+    expect(() => testModel({ spec: { networking: { nodeAddress: { cidr: '172.16.0.0/12' } } } })).toThrow(/^spec\.networking\.nodeAddress\.cidr: this host has no IPv4 address inside 172\.16\.0\.0\/12; its IPv4 addresses: eth0 10\.0\.0\.10/);
+    // An image bake advertises nothing and may run without the cluster network.
+    expect(testModel({ bake: true, spec: { networking: { nodeAddress: { cidr: '172.16.0.0/12' } } } }).nodeIp).toBe('10.0.0.10');
+  });
+
   it('bake: no node identity or credentials, kubelet installed but not enabled', () => {
     const m = testModel({ role: 'worker', bake: true });
     const g = buildGraph(m, [kubeletComponent]).finish();

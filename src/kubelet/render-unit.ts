@@ -36,6 +36,8 @@ export interface KubeletFlagsInput {
   readonly bootstrapKubeconfig?: string;
   readonly certDir: string;
   readonly nodeName: string;
+  /** --node-ip: the Node's InternalIP (an extraArgs node-ip wins). */
+  readonly nodeIp: string;
   readonly nodeLabels: Readonly<Record<string, string>>;
   readonly extraArgs: Readonly<Record<string, string>>;
 }
@@ -47,6 +49,7 @@ export function renderKubeletFlags(i: KubeletFlagsInput): string {
     `--kubeconfig=${i.kubeconfig}`,
     `--cert-dir=${i.certDir}`,
     `--hostname-override=${i.nodeName}`,
+    ...(i.extraArgs['node-ip'] === undefined ? [`--node-ip=${i.nodeIp}`] : []),
   ];
   const labels = Object.entries(i.nodeLabels).sort(([a], [b]) => a.localeCompare(b));
   if (labels.length > 0) flags.push(`--node-labels=${labels.map(([k, v]) => `${k}=${v}`).join(',')}`);

@@ -17,7 +17,12 @@ export interface HostFacts {
   readonly osRelease: OsRelease | undefined;
   readonly arch: Arch;
   readonly hostname: string;
+  /** Every non-loopback IPv4 address, in the order the kernel lists interfaces. */
   readonly ipv4: readonly string[];
+  /** The same addresses by interface name (eth1 -> [192.168.77.11]). */
+  readonly interfaces: Readonly<Record<string, readonly string[]>>;
+  /** The interface holding the IPv4 default route (lowest metric), from /proc/net/route; undefined when none. */
+  readonly defaultRouteInterface: string | undefined;
   /** 2 for the unified hierarchy, 1 for legacy/hybrid, undefined when not visible (offline root). */
   readonly cgroupVersion: 1 | 2 | undefined;
   readonly memoryBytes: number;
@@ -45,6 +50,23 @@ export function parseOsRelease(text: string): OsRelease {
     versionId: kv.get('VERSION_ID') ?? '',
     prettyName: kv.get('PRETTY_NAME') ?? kv.get('NAME') ?? '',
   };
+}
+
+/**
+ * The interface of the IPv4 default route in /proc/net/route text: destination and mask 0, route
+ * up, lowest metric first (ties: the first listed, as the kernel would pick). Pure.
+ */
+export function parseDefaultRouteInterface(text: string): string | undefined {
+  let best: { iface: string; metric: number } | undefined;
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8) continue;
+    const [iface = '', dest, , flags = '0', , , metric = '0', mask] = f;
+    if (dest !== '00000000' || mask !== '00000000' || (parseInt(flags, 16) & 1) === 0) continue;
+    const m = Number(metric);
+    if (best === undefined || m < best.metric) best = { iface, metric: m };
+  }
+  return best?.iface;
 }
 
 export function archOf(nodeArch: string): Arch {
@@ -75,14 +97,23 @@ export async function readHostFacts(host: Host): Promise<HostFacts> {
     cpus = cpu.cores || cpus;
   }
   const ipv4: string[] = [];
-  for (const addrs of Object.values(os.networkInterfaces())) {
-    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) ipv4.push(a.address);
+  const interfaces: Record<string, string[]> = {};
+  for (const [name, addrs] of Object.entries(os.networkInterfaces())) {
+    for (const a of addrs ?? []) {
+      if (a.family !== 'IPv4' || a.internal) continue;
+      ipv4.push(a.address);
+      (interfaces[name] ??= []).push(a.address);
+    }
   }
+  // Addresses come from the running kernel even for an offline root, so the route does too.
+  const routes = await fsp.readFile('/proc/net/route', 'utf8').catch(() => undefined);
   return {
     osRelease: osText ? parseOsRelease(osText.toString('utf8')) : undefined,
     arch: archOf(process.arch),
     hostname: live ? os.hostname() : (hostnameFile ?? os.hostname()),
     ipv4,
+    interfaces,
+    defaultRouteInterface: routes === undefined ? undefined : parseDefaultRouteInterface(routes),
     cgroupVersion,
     memoryBytes,
     cpus,

@@ -135,11 +135,15 @@ export async function createTestHost(opts: TestHostOptions = {}): Promise<TestHo
 
 /** Facts for tests: a fixed, plausible machine. */
 export function testFacts(overrides: Partial<HostFacts> = {}): HostFacts {
+  // Addresses overridden alone stay consistent: they sit on eth0, which holds the default route.
+  const ipv4 = overrides.ipv4 ?? ['10.0.0.10'];
   return {
     osRelease: { id: 'debian', idLike: [], versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
     arch: 'amd64',
     hostname: 'node-a',
-    ipv4: ['10.0.0.10'],
+    ipv4,
+    interfaces: { eth0: ipv4 },
+    defaultRouteInterface: 'eth0',
     cgroupVersion: 2,
     memoryBytes: 4 * 1024 ** 3,
     cpus: 2,
