@@ -88,13 +88,14 @@ export function privateInput(input: ContainerdConfigInput, dir: string, version:
     imports: [path.join(dir, 'conf.d', '*.toml')],
     certsDir: path.join(dir, 'certs.d'),
     cniConfDir: path.join(dir, 'net.d'),
+    ...(input.cniConfTemplate !== undefined ? { cniConfTemplate: path.join(dir, path.basename(input.cniConfTemplate)) } : {}),
   };
 }
 
 export interface StartOptions {
   readonly bins: ContainerdBinaries;
   readonly input: ContainerdConfigInput;
-  /** Files to put under the private dir before starting (e.g. conf.d/50-x.toml, certs.d/<r>/hosts.toml). */
+  /** Files to put under the private dir before starting (e.g. conf.d/50-x.toml, certs.d/<r>/hosts.toml, the CNI template by its base name). */
   readonly files?: Readonly<Record<string, string>>;
   readonly startTimeoutMs?: number;
 }
