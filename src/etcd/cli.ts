@@ -78,7 +78,7 @@ async function targets(ctx: CommandContext, all: boolean): Promise<Target[]> {
   const e = model.spec.etcd;
   const chosen = all ? e.clusters : e.clusters.filter((c) => c.name === name);
   if (chosen.length === 0) throw new AgentError('USAGE', `no etcd cluster ${name} in spec.etcd.clusters (${e.clusters.map((c) => c.name).join(', ')})`);
-  const ip = model.facts.ipv4[0] ?? '127.0.0.1';
+  const ip = model.nodeIp;
   const out: Target[] = [];
   for (const c of chosen) {
     const local = `https://127.0.0.1:${c.clientPort}`;

@@ -108,9 +108,9 @@ describe('cluster from a baked image: zero downloads at boot', () => {
     await lab.setup();
     cpConfig = await lab.writeFile(
       'control-plane.yaml',
-      lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', nodeIp: cpIp, cpIp, podCIDR: '10.244.0.0/16', extra: `${prePull}  units:\n${routeUnit('nodeup-test-pod-route.service', workerPodCidr, wkIp)}` }),
+      lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, extra: `${prePull}  units:\n${routeUnit('nodeup-test-pod-route.service', workerPodCidr, wkIp)}` }),
     );
-    const worker = lab.nodeConfig({ role: 'worker', ig: 'nodes', nodeIp: wkIp, cpIp, podCIDR: workerPodCidr, extra: prePull });
+    const worker = lab.nodeConfig({ role: 'worker', ig: 'nodes', cpIp, extra: prePull });
     wkConfig = await lab.writeFile('nodes.yaml', worker);
     await lab.publishNodeConfig('nodes', worker);
     lab.mark('fixtures ready');
@@ -122,7 +122,7 @@ describe('cluster from a baked image: zero downloads at boot', () => {
     try {
       // 1. The bake: the control plane's config without its route unit (the worker boots from the
       // same image and must not route its own pod subnet away).
-      const bakeConfig = lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', nodeIp: cpIp, cpIp, podCIDR: '10.244.0.0/16', extra: prePull });
+      const bakeConfig = lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, extra: prePull });
       // NODEUP_VM_BAKED_IMAGE=<dir> (development only) keeps the baked image there and reuses it.
       const keep = process.env.NODEUP_VM_BAKED_IMAGE;
       if (keep && existsSync(path.join(keep, 'rootfs.img'))) {

@@ -96,13 +96,16 @@ export interface Receipt {
   readonly error?: unknown;
 }
 
+/** The private link's subnet: every guest's node address is chosen from it (spec.networking.nodeAddress). */
+export const labSubnet = '192.168.77.0/24';
+
 export interface NodeConfigInput {
   readonly role: 'control-plane' | 'worker';
   readonly ig: string;
-  readonly nodeIp: string;
-  readonly podCIDR: string;
-  /** The control plane's private address (API server endpoint and extra SAN). */
+  /** The API server endpoint's address (a control plane's private address). */
   readonly cpIp: string;
+  /** spec.etcd.memberCount (the control planes' number): a replacement then removes a dead member. */
+  readonly etcdMemberCount?: number;
   /** Extra `spec:` lines (two-space indent), e.g. units or images. */
   readonly extra?: string;
 }
@@ -212,6 +215,50 @@ export class Lab {
     this.assets = undefined;
   }
 
+  /** Pulls the plug: SIGKILL to the guest's QEMU (no shutdown, the guest's page cache is lost). */
+  async powerCut(name: string): Promise<void> {
+    const pid = Number((await fsp.readFile(path.join(this.stateDir, name, 'qemu.pid'), 'utf8')).trim());
+    if (!Number.isInteger(pid) || pid <= 0) throw new Error(`${name}: no qemu pid`);
+    process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 100; i++) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${name}: qemu ${pid} survived SIGKILL`);
+  }
+
+  /** Powers a stopped guest on again: the same QEMU command line `nodeup launch` recorded, same disk. */
+  async powerOn(name: string): Promise<void> {
+    const inst = JSON.parse(await fsp.readFile(path.join(this.stateDir, name, 'instance.json'), 'utf8')) as { argv: string[] };
+    await new Promise<void>((resolve, reject) =>
+      execFile('qemu-system-x86_64', inst.argv, { timeout: 60_000 }, (err, _out, stderr) => (err ? reject(new Error(`${name}: qemu did not start: ${stderr}`)) : resolve())),
+    );
+  }
+
+  /**
+   * Waits until nodeup.service has finished a run in this boot of the guest and returns that run's
+   * receipt (/var/lib/nodeup/status.json written after the boot, the unit inactive).
+   */
+  async receiptOfThisBoot(name: string, timeoutMs = 1_200_000): Promise<Receipt> {
+    await this.waitFor(`${name}: nodeup.service to finish a run in this boot`, timeoutMs, async () => {
+      const r = await this.ssh(name, 'systemctl show -p ActiveState,Result --value nodeup.service | paste -sd" "; stat -c %Y /var/lib/nodeup/status.json; cut -d. -f1 /proc/uptime; date +%s', 30_000);
+      const [state = '', mtime = '0', uptime = '0', now = '0'] = r.stdout.trim().split('\n');
+      const bootedAt = Number(now) - Number(uptime);
+      if (r.code === 0 && state === 'inactive success' && Number(mtime) >= bootedAt) return { ok: true };
+      return { last: r.code === 0 ? `nodeup.service ${state}, receipt written ${Number(mtime) - bootedAt}s after boot` : `ssh exit ${r.code}` };
+    });
+    return JSON.parse((await this.ssh(name, 'cat /var/lib/nodeup/status.json')).stdout) as Receipt;
+  }
+
+  /** Deletes guests (`nodeup launch --delete`): their machines are gone for good. */
+  async deleteGuests(names: readonly string[]): Promise<CliResult> {
+    return nodeup(['launch', '--state-dir', this.stateDir, '--delete', names.join(',')], { echo: false });
+  }
+
   async teardown(): Promise<void> {
     await this.stopServers();
     if (!this.stateDir) return;
@@ -247,16 +294,14 @@ ${ov('etcd', e.ETCD_VERSION!, e.ETCD_SHA256!, `etcd-v${e.ETCD_VERSION}-linux-amd
     version: "${e.CONTAINERD_VERSION}"
     registryMirrors:
       registry.k8s.io: ["${this.registryUrl}"]
-  kubelet:
-    extraArgs: {node-ip: "${o.nodeIp}"}
   kubeProxy: {enabled: false}
-  networking: {podCIDR: ${o.podCIDR}}
-  controlPlane:
-    apiServer: {extraSANs: ["${o.cpIp}"]}
+  networking:
+    podCIDR: 10.244.0.0/16
+    nodeAddress: {cidr: ${labSubnet}}
   etcd:
     version: "${e.ETCD_VERSION}"
     clusters: [{name: main, clientPort: 2379, peerPort: 2380}]
-  addons:
+${o.etcdMemberCount ? `    memberCount: ${o.etcdMemberCount}\n    deadMemberGraceSeconds: 30\n` : ''}  addons:
     coredns: {enabled: false}
   files:
     - path: /root/.ssh/authorized_keys
@@ -278,11 +323,11 @@ ${o.extra ?? ''}`;
     await fsp.writeFile(file, content);
   }
 
-  async launch(name: string, o: { nodeConfig: string; memoryMiB: number; stateStore?: string; image?: string }): Promise<CliResult> {
+  async launch(name: string, o: { nodeConfig: string; memoryMiB: number; stateStore?: string; image?: string; args?: readonly string[] }): Promise<CliResult> {
     this.started.push(name);
     const res = await nodeup([
       'launch', '--provider', 'qemu', '--node-config', o.nodeConfig, '--name', name,
-      '--network', 'lab', ...(o.stateStore ? ['--state-store', o.stateStore] : []),
+      '--network', 'lab', ...(o.stateStore ? ['--state-store', o.stateStore] : []), ...(o.args ?? []),
       '--binary', binary, '--base-image', o.image ?? baseImage, '--state-dir', this.stateDir,
       '--memory', String(o.memoryMiB), '--disk-size', '12G',
       '--timeout', String(timeoutS), '--log-format', 'json',

@@ -1,0 +1,160 @@
+// Issue 7, scenario 5: three control-plane nodes, then one of them lost for good and replaced.
+// The control planes share a real S3 state store (MinIO, built from source, on 127.0.0.1; the guests
+// reach it as 10.0.2.2 with lab credentials `nodeup launch` writes to /etc/nodeup/environment): the
+// first creates the cluster PKI and etcd, the others read the PKI and join etcd as learners that are
+// promoted. Checked: etcd has three voting members; 60 ConfigMaps are written; one guest is deleted
+// (its etcd member is dead for good) and a replacement with a new name boots: it joins, and nodeup
+// removes the dead member by itself (spec.etcd.memberCount: 3); etcd ends with three voting members
+// without the dead one, every ConfigMap is still there, and the replacement's Node is Ready.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storeLayout } from '../../src/statestore/store.ts';
+import { repo } from './harness.ts';
+import { Lab, kubectl } from './lab.ts';
+
+const lab = new Lab('vmha');
+const cps = ['vmha-cp-1', 'vmha-cp-2', 'vmha-cp-3'];
+const replacement = 'vmha-cp-4';
+const cpIp = '192.168.77.11';
+const bucket = 'nodeup-vmha';
+const creds = { user: `nodeup-${randomBytes(4).toString('hex')}`, password: randomBytes(18).toString('base64url') };
+let minio: ChildProcess | undefined;
+let minioPort = 0;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startMinio(dataDir: string): Promise<void> {
+  let dir: string;
+  try {
+    dir = execFileSync(path.join(repo, 'scripts/fixtures/build.sh'), ['--bin', 'minio'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch {
+    throw new Error('MinIO is not built: run scripts/setup-foundation.sh (or scripts/fixtures/build.sh minio)');
+  }
+  minioPort = await freePort();
+  let output = '';
+  minio = spawn(path.join(dir, 'minio'), ['server', dataDir, '--address', `127.0.0.1:${minioPort}`, '--console-address', `127.0.0.1:${await freePort()}`], {
+    env: { ...process.env, MINIO_ROOT_USER: creds.user, MINIO_ROOT_PASSWORD: creds.password, MINIO_BROWSER: 'off' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  minio.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  minio.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (minio.exitCode !== null) throw new Error(`minio exited: ${output.slice(-1000)}`);
+    if (await fetch(`http://127.0.0.1:${minioPort}/minio/health/live`).then((r) => r.ok, () => false)) return;
+    if (Date.now() > deadline) throw new Error(`minio did not answer: ${output.slice(-1000)}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+interface Members {
+  members: { member: { name: string; isLearner: boolean; peerURLs: string[] }; healthy: boolean }[];
+  voters: number;
+  healthyVoters: number;
+}
+
+describe('three control planes; one is lost and replaced', () => {
+  let cpConfig = '';
+  let credsFile = '';
+  let s3Args: string[] = [];
+
+  beforeAll(async () => {
+    await lab.setup();
+    await startMinio(path.join(lab.workDir, 'minio'));
+    const client = new S3Client({ endpoint: `http://127.0.0.1:${minioPort}`, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: creds.user, secretAccessKey: creds.password } });
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    const cfg = lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, etcdMemberCount: 3 });
+    cpConfig = await lab.writeFile('control-plane.yaml', cfg);
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `cluster/${storeLayout.nodeConfig('control-plane')}`, Body: cfg }));
+    credsFile = await lab.writeFile('s3-credentials.env', `AWS_ACCESS_KEY_ID=${creds.user}\nAWS_SECRET_ACCESS_KEY=${creds.password}\n`);
+    await fsp.chmod(credsFile, 0o600);
+    s3Args = ['--s3-endpoint', `http://10.0.2.2:${minioPort}`, '--s3-force-path-style', '--s3-credentials-file', credsFile];
+    lab.mark('fixtures ready (MinIO, bucket, node config)');
+  });
+
+  afterAll(async () => {
+    await lab.teardown();
+    if (minio && minio.exitCode === null) {
+      minio.kill('SIGTERM');
+      await new Promise((r) => minio?.once('exit', r));
+    }
+  });
+
+  const members = async (from: string): Promise<Members> => {
+    const r = await lab.ssh(from, 'set -a; . /etc/nodeup/environment; set +a; /usr/local/bin/nodeup etcd members --config /etc/nodeup/boot.yaml --json --log-level warn', 180_000);
+    if (r.code !== 0) throw new Error(`${from}: nodeup etcd members failed: ${r.stderr}`);
+    return JSON.parse(r.stdout) as Members;
+  };
+  const voterNames = (m: Members): string[] => m.members.filter((x) => !x.member.isLearner).map((x) => x.member.name).sort();
+
+  it('three voting etcd members; a replacement joins and the dead member is removed, no key lost', async () => {
+    try {
+      const store = `s3://${bucket}/cluster`;
+      for (const name of cps) {
+        const res = await lab.launch(name, { nodeConfig: cpConfig, memoryMiB: 2560, stateStore: store, args: s3Args });
+        lab.mark(`${name} receipt`);
+        expect(res.code, `nodeup launch ${name}`).toBe(0);
+        expect((await lab.receiptOf(name)).result).toBe('converged');
+      }
+      const three = await lab.waitFor('three healthy voting members', 600_000, async () => {
+        const m = await members(cps[0]!);
+        return m.voters === 3 && m.healthyVoters === 3 && m.members.length === 3 ? { ok: m } : { last: JSON.stringify(m.members.map((x) => [x.member.name, x.member.isLearner, x.healthy])) };
+      });
+      expect(voterNames(three)).toEqual([...cps].sort());
+      await lab.nodesReady(cps[0]!, cps);
+      lab.mark('three control planes Ready, three voting members');
+
+      // 60 ConfigMaps: keys that must survive the replacement.
+      const keys = Array.from({ length: 60 }, (_, i) => `ha-key-${i}`);
+      const manifest = keys.map((k) => JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: k, namespace: 'default' }, data: { value: `${k}-value` } })).join('\n---\n');
+      const put = await lab.ssh(cps[0]!, `${kubectl('apply -f -')} <<'EOF'\n${manifest}\nEOF`, 300_000);
+      expect(put.code, `kubectl apply: ${put.stderr}`).toBe(0);
+
+      // Lose cp-3 for good, then launch a replacement with a new name.
+      const gone = cps[2]!;
+      expect((await lab.deleteGuests([gone])).code).toBe(0);
+      lab.mark(`${gone} deleted`);
+      const res = await lab.launch(replacement, { nodeConfig: cpConfig, memoryMiB: 2560, stateStore: store, args: s3Args });
+      lab.mark(`${replacement} receipt`);
+      expect(res.code, `nodeup launch ${replacement}`).toBe(0);
+      expect((await lab.receiptOf(replacement)).result).toBe('converged');
+
+      const after = await lab.waitFor('three healthy voting members without the dead one', 600_000, async () => {
+        const m = await members(cps[0]!);
+        const names = voterNames(m);
+        return m.members.length === 3 && m.healthyVoters === 3 && !names.includes(gone) ? { ok: m } : { last: JSON.stringify(m.members.map((x) => [x.member.name, x.member.isLearner, x.healthy])) };
+      });
+      expect(voterNames(after)).toEqual([cps[0]!, cps[1]!, replacement].sort());
+      lab.mark('dead member removed; three voting members');
+
+      // Every key is still there, read through the replacement's own API server.
+      const list = await lab.ssh(replacement, kubectl('get configmaps -n default -o jsonpath={range .items[*]}{.metadata.name}={.data.value}{"\\n"}{end}'), 180_000);
+      expect(list.code, list.stderr).toBe(0);
+      const got = new Set(list.stdout.split('\n').filter((l) => l.startsWith('ha-key-')));
+      expect(keys.filter((k) => !got.has(`${k}=${k}-value`)), 'ConfigMaps lost').toEqual([]);
+      await lab.waitFor(`${replacement} Ready`, 600_000, async () => {
+        const r = await lab.ssh(cps[0]!, kubectl(`get node ${replacement} -o jsonpath={.status.conditions[?(@.type=="Ready")].status}`));
+        return r.stdout.trim() === 'True' ? { ok: true } : { last: `Ready=${r.stdout.trim() || r.stderr}` };
+      });
+      lab.mark(`${replacement} Ready`);
+      await lab.printTimings();
+    } catch (err: unknown) {
+      await lab.diagnoseAll();
+      throw err;
+    }
+  });
+});
