@@ -9,11 +9,11 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeLayout } from '../../src/statestore/store.ts';
+import { freePort } from '../integration/process-util.ts';
 import { repo } from './harness.ts';
 import { Lab, kubectl } from './lab.ts';
 
@@ -25,17 +25,6 @@ const bucket = 'nodeup-vmha';
 const creds = { user: `nodeup-${randomBytes(4).toString('hex')}`, password: randomBytes(18).toString('base64url') };
 let minio: ChildProcess | undefined;
 let minioPort = 0;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function startMinio(dataDir: string): Promise<void> {
   let dir: string;
