@@ -102,7 +102,7 @@ describe('cluster: one control plane and one worker from the stock image, throug
         // must renew its lease after it, and the node must be Ready.
         const since = Number((await lab.ssh(cpName, 'date -u +%s')).stdout.trim());
         await lab.waitFor('the worker Ready with a lease renewed after the reboot', 900_000, async () => {
-          const r = await lab.ssh(cpName, `${kubectl(`-n kube-node-lease get lease ${wkName} -o jsonpath={.spec.renewTime}`)}; echo; ${kubectl(`get node ${wkName} -o jsonpath={.status.conditions[?(@.type=="Ready")].status}`)}`);
+          const r = await lab.ssh(cpName, `${kubectl(`-n kube-node-lease get lease ${wkName} -o 'jsonpath={.spec.renewTime}'`)}; echo; ${kubectl(`get node ${wkName} -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'`)}`);
           const [renew = '', ready = ''] = r.stdout.split('\n');
           const renewed = Date.parse(renew) / 1000;
           return renewed >= since && ready.trim() === 'True' ? { ok: true } : { last: `lease ${renew || '?'} (need >= ${new Date(since * 1000).toISOString()}), Ready=${ready || '?'}` };

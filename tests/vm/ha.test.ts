@@ -131,12 +131,12 @@ describe('three control planes; one is lost and replaced', () => {
       lab.mark('dead member removed; three voting members');
 
       // Every key is still there, read through the replacement's own API server.
-      const list = await lab.ssh(replacement, kubectl('get configmaps -n default -o jsonpath={range .items[*]}{.metadata.name}={.data.value}{"\\n"}{end}'), 180_000);
+      const list = await lab.ssh(replacement, kubectl(`get configmaps -n default -o 'jsonpath={range .items[*]}{.metadata.name}={.data.value}{"\\n"}{end}'`), 180_000);
       expect(list.code, list.stderr).toBe(0);
       const got = new Set(list.stdout.split('\n').filter((l) => l.startsWith('ha-key-')));
       expect(keys.filter((k) => !got.has(`${k}=${k}-value`)), 'ConfigMaps lost').toEqual([]);
       await lab.waitFor(`${replacement} Ready`, 600_000, async () => {
-        const r = await lab.ssh(cps[0]!, kubectl(`get node ${replacement} -o jsonpath={.status.conditions[?(@.type=="Ready")].status}`));
+        const r = await lab.ssh(cps[0]!, kubectl(`get node ${replacement} -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'`));
         return r.stdout.trim() === 'True' ? { ok: true } : { last: `Ready=${r.stdout.trim() || r.stderr}` };
       });
       lab.mark(`${replacement} Ready`);
