@@ -48,4 +48,15 @@ describe('NodeHost.fetchAsset over HTTP', () => {
     const host = new NodeHost({ root: path.join(root, 'c'), downloadAttempts: 1 });
     await expect(host.fetchAsset({ name: 'asset', urls: [`${base}/nope`], sha256 })).rejects.toMatchObject({ code: 'DOWNLOAD_FAILED', message: expect.stringContaining('HTTP 404') });
   });
+
+  it('fetches again when the cached copy is corrupt (a power cut after the rename), and uses a good one as is', async () => {
+    const host = new NodeHost({ root: path.join(root, 'd'), downloadAttempts: 1 });
+    const cached = path.join(root, 'd', 'var/cache/nodeup/sha256', sha256);
+    await fsp.mkdir(path.dirname(cached), { recursive: true });
+    await fsp.writeFile(cached, Buffer.alloc(payload.length)); // the name is there, the blocks are zeros
+    const file = await host.fetchAsset({ name: 'asset', urls: [`${base}/asset`], sha256 });
+    expect(await fsp.readFile(file)).toEqual(payload);
+    // A verified cache entry is used without the network (the URL would 404).
+    expect(await fsp.readFile(await host.fetchAsset({ name: 'asset', urls: [`${base}/nope`], sha256 }))).toEqual(payload);
+  });
 });

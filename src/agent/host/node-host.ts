@@ -108,13 +108,9 @@ export class NodeFs implements HostFs {
       await fill(tmp);
       await fsp.chmod(tmp, opts.mode);
       if (opts.uid !== undefined || opts.gid !== undefined) await fsp.chown(tmp, opts.uid ?? 0, opts.gid ?? 0);
-      const fh = await fsp.open(tmp, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      await syncFile(tmp);
       await fsp.rename(tmp, full);
+      await syncDir(path.dirname(full));
     } catch (err: unknown) {
       await fsp.rm(tmp, { force: true }).catch(() => undefined);
       throw err instanceof AgentError ? err : fsError('write', p, err);
@@ -327,8 +323,15 @@ export class NodeHost implements Host {
         details: { asset: asset.name },
       });
     }
+    // A cache entry is re-hashed before use (fetchAsset runs only when something must be installed):
+    // a power cut can leave a renamed file whose blocks never reached the disk.
     const hit = await this.cachedAsset(asset.sha256);
-    if (hit) return hit;
+    if (hit) {
+      const actual = await this.hashFile(`${assetCacheDir}/${asset.sha256}`);
+      if (actual === asset.sha256) return hit;
+      this.log.warn({ asset: asset.name, expected: asset.sha256, actual }, 'cached asset is corrupt (an interrupted write or a power cut): fetching it again');
+      await fsp.rm(hit, { force: true });
+    }
     await this.fs.mkdirp(assetCacheDir, 0o755);
     return this.downloads.use(async () => {
       let last: unknown;
@@ -402,7 +405,9 @@ export class NodeHost implements Host {
         });
       }
       await fsp.chmod(tmp, 0o644);
+      await syncFile(tmp);
       await fsp.rename(tmp, dest);
+      await syncDir(path.dirname(dest));
       log.info({ asset: asset.name, bytes: received, url: redactUrl(url) }, 'downloaded');
       return dest;
     } catch (err: unknown) {
@@ -470,6 +475,29 @@ export class NodeHost implements Host {
   }
   now(): number {
     return Date.now();
+  }
+}
+
+/** Flushes a file's data to the disk (before it is renamed into place). */
+async function syncFile(p: string): Promise<void> {
+  const fh = await fsp.open(p, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Flushes a directory entry (after a rename) so a power cut keeps the new name; best effort. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r').catch(() => undefined);
+  if (!fh) return;
+  try {
+    await fh.sync();
+  } catch {
+    // some filesystems refuse fsync on a directory: the data itself is already synced
+  } finally {
+    await fh.close();
   }
 }
 
