@@ -34,11 +34,6 @@ import {
   type ControlPlaneInput,
 } from './render-manifests.ts';
 
-/** The API server's advertise address: the model's node IP (spec.networking.nodeAddress). Pure. */
-export function nodeIp(model: NodeModel): string {
-  return model.nodeIp;
-}
-
 /** The first address of an IPv4 service CIDR: the `kubernetes` Service's ClusterIP. Pure. */
 export function firstServiceIp(cidr: string): string {
   const [base = '', bits = ''] = cidr.split('/');
@@ -76,7 +71,7 @@ export function controlPlaneInput(model: NodeModel): ControlPlaneInput {
   return {
     imageRegistry: cp.imageRegistry,
     kubernetesVersion: model.versions.kubernetes,
-    advertiseAddress: nodeIp(model),
+    advertiseAddress: model.nodeIp,
     securePort: cp.apiServer.port,
     clusterName: model.boot.clusterName,
     serviceCIDR: model.spec.networking.serviceCIDR,

@@ -39,11 +39,6 @@ export function etcdImage(model: NodeModel): string {
   return `${model.spec.etcd.image}:${etcdVersion(model)}-0`;
 }
 
-/** The address this node's members advertise and listen on: the model's node IP (spec.networking.nodeAddress). Pure. */
-export function advertiseIp(model: NodeModel): string {
-  return model.nodeIp;
-}
-
 export function tlsPaths(cluster: string): EtcdTlsPaths {
   return {
     serverCert: `${etcdPkiDir}/${cluster}/server.crt`,
@@ -56,7 +51,7 @@ export function tlsPaths(cluster: string): EtcdTlsPaths {
 }
 
 function memberTask(model: NodeModel, c: EtcdClusterSpec, runner: readonly TaskKey[]): EtcdMemberTask {
-  const ip = advertiseIp(model);
+  const ip = model.nodeIp;
   const e = model.spec.etcd;
   return new EtcdMemberTask(model.store, {
     cluster: c.name,
@@ -123,7 +118,7 @@ export const etcdComponent: Component = {
     );
     // Static pods need a running kubelet before the member can answer (when kubelet is in the run).
     const runner: TaskKey[] = e.mode === 'static-pod' && graph.has(kubeletUnit) ? [kubeletUnit] : [];
-    const ip = advertiseIp(model);
+    const ip = model.nodeIp;
     const names = { dnsNames: [model.nodeName, 'localhost'], ips: [...new Set([ip, '127.0.0.1'])] };
     for (const c of e.clusters) {
       const t = tlsPaths(c.name);

@@ -13,6 +13,8 @@
 // the bootstrap script. Pure: plain data in, text out.
 import * as yaml from 'js-yaml';
 import { AgentError } from '../agent/errors.ts';
+import { receiptPath as receiptFile } from '../agent/receipt.ts';
+import { defaultInstallPath as nodeupBinaryPath } from '../bootstrap/render-userdata.ts';
 
 export interface UserDataInput {
   readonly nodeName: string;
@@ -30,11 +32,9 @@ export interface UserDataInput {
   readonly preCommands?: readonly string[];
 }
 
-export const nodeupBinaryPath = '/usr/local/bin/nodeup';
 export const bootstrapScriptPath = '/usr/local/lib/nodeup/bootstrap.sh';
 export const launchScriptPath = '/usr/local/lib/nodeup/launch-boot.sh';
 export const environmentPath = '/etc/nodeup/environment';
-export const receiptFile = '/var/lib/nodeup/status.json';
 
 /** Single-quotes a word for POSIX sh. Pure. */
 export function shQuote(s: string): string {
