@@ -13,7 +13,7 @@ import { FileStore } from '../statestore/file-store.ts';
 import { listBackups } from './backup.ts';
 import type { EtcdMember } from './client.ts';
 import { etcdComponent } from './component.ts';
-import { decideRemovals, DeadMemberTask, minDeadProbes, type UnreachableRecord } from './dead-member-task.ts';
+import { decideRemovals, decideStuckLearners, DeadMemberTask, minDeadProbes, type UnreachableRecord } from './dead-member-task.ts';
 import type { EtcdMemberTask } from './member-task.ts';
 import { memberKey, registerMember, registeredMembers, type ClusterHealth, type MemberHealth } from './membership.ts';
 import { EtcdSpec } from './schema.ts';
@@ -100,6 +100,35 @@ describe('decideRemovals', () => {
     expect(one.kind === 'remove' && one.members.map((m) => m.name)).toEqual(['cp-5']);
     const two = decide(members, 3, rec);
     expect(two.kind === 'remove' && two.members.map((m) => m.name)).toEqual(['cp-5', 'cp-4']);
+  });
+});
+
+describe('decideStuckLearners (a join refused with "too many learner members")', () => {
+  const neverStarted = (n: number): MemberHealth => ({
+    member: { id: String(n), name: '', peerURLs: [url(n, 2380)], clientURLs: [], isLearner: true },
+    healthy: false,
+    isLeader: false,
+    error: 'not started (no client URL yet)',
+  });
+  const joiner = { name: 'cp-5', peerUrl: url(5, 2380), clientUrl: url(5, 2379) };
+  const decide = (members: MemberHealth[], unreachable: Map<string, UnreachableRecord>, me = joiner) =>
+    decideStuckLearners({ health: health(members), self: me, graceMs, unreachable, now: 1_000_000 });
+
+  it('removes a learner that never started once the grace period and the probes are past', () => {
+    const d = decide([mem(1, true), mem(2, true), mem(3, true), neverStarted(4)], longDead(['4'], 70_000, 4));
+    expect(d).toEqual({ kind: 'remove', members: [{ id: '4', name: '', peerUrls: [url(4, 2380)], unreachableMs: 70_000, probes: 4, error: 'not started (no client URL yet)' }] });
+  });
+
+  it('waits within the grace period, naming the learner by id when it has no name', () => {
+    const d = decide([mem(1, true), mem(2, true), neverStarted(4)], longDead(['4'], 10_000, 4));
+    expect(d.kind).toBe('wait');
+    expect(d.kind === 'wait' && d.reason).toMatch(/learner \S+ unreachable for 10 s of 60 s/);
+  });
+
+  it('keeps answering learners, dead voters (not its business) and this node\'s own learner', () => {
+    expect(decide([mem(1, true), mem(2, true), mem(3, false), mem(4, true, true)], longDead(['3', '4']))).toEqual({ kind: 'none' });
+    const mine = { ...neverStarted(5) };
+    expect(decide([mem(1, true), mem(2, true), mine], longDead(['5']))).toEqual({ kind: 'none' });
   });
 });
 

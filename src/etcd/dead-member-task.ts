@@ -72,30 +72,46 @@ export type RemovalDecision =
 
 const label = (m: { readonly name: string; readonly id: string }): string => m.name || memberHex(m.id);
 
+/** Matches this node's own member: by name, or by peer URL (a learner that never started has no name). */
+const selfMatcher =
+  (self: MemberIdentity) =>
+  (h: ClusterHealth['members'][number]): boolean =>
+    h.member.name === self.name || h.member.peerURLs.includes(self.peerUrl);
+
+/** Splits unreachable members into those past the grace period (and probes) and those still waiting. */
+function judge(
+  members: ClusterHealth['members'],
+  i: Pick<RemovalInput, 'graceMs' | 'unreachable' | 'now'>,
+  prefix: string,
+): { readonly judged: DeadMember[]; readonly pending: readonly string[] } {
+  const judged: DeadMember[] = [];
+  const pending: string[] = [];
+  for (const h of members) {
+    const rec = i.unreachable.get(h.member.id);
+    const ms = rec ? i.now - rec.since : 0;
+    const probes = rec?.probes ?? 0;
+    if (ms < i.graceMs || probes < minDeadProbes) {
+      pending.push(`${prefix}${label(h.member)} unreachable for ${Math.round(ms / 1000)} s of ${Math.round(i.graceMs / 1000)} s (${probes} of at least ${minDeadProbes} probes)`);
+      continue;
+    }
+    judged.push({ id: h.member.id, name: h.member.name, peerUrls: h.member.peerURLs, unreachableMs: ms, probes, error: h.error ?? 'no answer' });
+  }
+  return { judged, pending };
+}
+
 /** Which members to remove now, if any. Pure. */
 export function decideRemovals(i: RemovalInput): RemovalDecision {
   const voters = i.health.voters + (i.joining ? 1 : 0);
   const excess = voters - i.memberCount;
   if (excess <= 0) return { kind: 'none' };
-  const isSelf = (h: ClusterHealth['members'][number]): boolean => h.member.name === i.self.name || h.member.peerURLs.includes(i.self.peerUrl);
+  const isSelf = selfMatcher(i.self);
   const dead = i.health.members.filter((h) => !h.member.isLearner && !h.healthy && !isSelf(h));
   if (dead.length === 0) return { kind: 'none' };
   const me = i.health.members.find(isSelf);
   if (!i.joining && (!me?.healthy || me.member.isLearner)) {
     return { kind: 'wait', reason: `this node's member ${i.self.name} is not an answering voter, so its view of the other members cannot be trusted` };
   }
-  const judged: DeadMember[] = [];
-  const pending: string[] = [];
-  for (const h of dead) {
-    const rec = i.unreachable.get(h.member.id);
-    const ms = rec ? i.now - rec.since : 0;
-    const probes = rec?.probes ?? 0;
-    if (ms < i.graceMs || probes < minDeadProbes) {
-      pending.push(`${label(h.member)} unreachable for ${Math.round(ms / 1000)} s of ${Math.round(i.graceMs / 1000)} s (${probes} of at least ${minDeadProbes} probes)`);
-      continue;
-    }
-    judged.push({ id: h.member.id, name: h.member.name, peerUrls: h.member.peerURLs, unreachableMs: ms, probes, error: h.error ?? 'no answer' });
-  }
+  const { judged, pending } = judge(dead, i, '');
   if (pending.length > 0) return { kind: 'wait', reason: `waiting out the grace period before removing: ${pending.join('; ')}` };
   // Longest dead first, then by name: stable across nodes and runs.
   judged.sort((a, b) => b.unreachableMs - a.unreachableMs || a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
@@ -117,6 +133,23 @@ export function decideRemovals(i: RemovalInput): RemovalDecision {
   return { kind: 'remove', members: chosen };
 }
 
+/**
+ * Which learners block a join, if any. etcd takes one learner at a time (3.4's fixed limit, 3.6's
+ * --max-learners default), so a learner whose node died between `member add` and its first start
+ * (it never got a name or client URL) or before its promotion stops every later join with "too many
+ * learner members". A learner that stays unreachable through the grace period (and at least
+ * minDeadProbes probes) is removed; learners do not vote, so quorum is not at stake. Never this
+ * node's own learner. Pure.
+ */
+export function decideStuckLearners(i: Pick<RemovalInput, 'health' | 'self' | 'graceMs' | 'unreachable' | 'now'>): RemovalDecision {
+  const isSelf = selfMatcher(i.self);
+  const stuck = i.health.members.filter((h) => h.member.isLearner && !h.healthy && !isSelf(h));
+  if (stuck.length === 0) return { kind: 'none' };
+  const { judged, pending } = judge(stuck, i, 'learner ');
+  if (pending.length > 0) return { kind: 'wait', reason: `waiting out the grace period before removing: ${pending.join('; ')}` };
+  return { kind: 'remove', members: judged };
+}
+
 export interface ReplaceDeadOptions {
   /** spec.etcd.memberCount */
   readonly memberCount: number;
@@ -133,7 +166,13 @@ export interface ReplaceDeadOptions {
  * node would have more voters than memberCount, removes the voters that stayed unreachable (guarded,
  * backed up, registration forgotten); the caller then adds itself. Returns the removed labels.
  */
-export async function makeRoomForJoin(client: EtcdClient, self: MemberIdentity, rd: ReplaceDeadOptions, opts: MembershipOptions): Promise<readonly string[]> {
+export async function makeRoomForJoin(
+  client: EtcdClient,
+  self: MemberIdentity,
+  rd: ReplaceDeadOptions,
+  opts: MembershipOptions,
+  blocker: 'voter' | 'learner' = 'voter',
+): Promise<readonly string[]> {
   const log = opts.log ?? silentLogger;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const now = rd.now ?? Date.now;
@@ -147,13 +186,16 @@ export async function makeRoomForJoin(client: EtcdClient, self: MemberIdentity, 
       if (h.healthy) unreachable.delete(h.member.id);
       else unreachable.set(h.member.id, { since: rec?.since ?? t, probes: (rec?.probes ?? 0) + 1 });
     }
-    const d = decideRemovals({ health, self, memberCount: rd.memberCount, graceMs: rd.graceMs, unreachable, now: t, joining: true });
+    const d =
+      blocker === 'learner'
+        ? decideStuckLearners({ health, self, graceMs: rd.graceMs, unreachable, now: t })
+        : decideRemovals({ health, self, memberCount: rd.memberCount, graceMs: rd.graceMs, unreachable, now: t, joining: true });
     const details = { cluster: opts.cluster, member: self.name, voters: health.voters, healthyVoters: health.healthyVoters, memberCount: rd.memberCount };
     if (d.kind === 'none') return [];
     if (d.kind === 'refuse') throw new AgentError('ETCD_QUORUM', `etcd ${opts.cluster}: ${d.reason}`, { details });
     if (d.kind === 'wait') {
       if (t > deadline) throw new AgentError('ETCD_MEMBERSHIP', `etcd ${opts.cluster}: cannot make room for ${self.name}: ${d.reason}`, { details });
-      if (probe === 1) log.info({ ...details, reason: d.reason }, 'etcd refused the new member while a voter is unreachable; probing before removing it');
+      if (probe === 1) log.info({ ...details, reason: d.reason }, `etcd refused the new member while ${blocker === 'learner' ? 'another learner' : 'a voter'} is unreachable; probing before removing it`);
       await sleep(rd.probeIntervalMs ?? 5000);
       continue;
     }
@@ -161,7 +203,9 @@ export async function makeRoomForJoin(client: EtcdClient, self: MemberIdentity, 
     for (const m of d.members) {
       log.warn(
         { ...details, dead: label(m), id: memberHex(m.id), peerUrls: m.peerUrls, unreachableMs: m.unreachableMs, probes: m.probes, lastError: m.error },
-        'removing a dead etcd member to make room for its replacement: unreachable through the grace period, and etcd refuses new members while it stays',
+        blocker === 'learner'
+          ? 'removing a stuck etcd learner to make room: unreachable through the grace period, and etcd takes one learner at a time'
+          : 'removing a dead etcd member to make room for its replacement: unreachable through the grace period, and etcd refuses new members while it stays',
       );
       await removeMember(client, m.id, opts);
       removed.push(label(m));

@@ -19,7 +19,9 @@ import {
   registerMember,
   registeredMembers,
   removeMember,
+  type JoinResult,
   type MemberIdentity,
+  type MembershipOptions,
 } from './membership.ts';
 
 export interface StartParams {
@@ -73,6 +75,38 @@ export async function waitAnswering(client: EtcdClient, endpoint: string, timeou
   throw new AgentError('ETCD_MEMBERSHIP', `etcd at ${endpoint} did not answer within ${timeoutMs} ms: ${errorMessage(last)}`, { cause: last, details: { endpoint } });
 }
 
+/**
+ * Adds this node as a learner. With spec.etcd.memberCount, a refusal that a dead member causes is
+ * worked through: "unhealthy cluster" (a voter is down: etcd's strict reconfig check) removes the
+ * voters that stay unreachable; "too many learner members" (a learner whose node died before its
+ * promotion) removes the learners that stay unreachable. Each kind is tried once, so a cluster with
+ * both a dead voter and a stuck learner still lets the node in.
+ */
+async function addLearnerMakingRoom(client: EtcdClient, d: EnsureMemberDeps, opts: MembershipOptions): Promise<JoinResult> {
+  const tried = new Set<'voter' | 'learner'>();
+  for (;;) {
+    try {
+      // etcd's "unhealthy cluster" clears within 5 s after a promotion, and a live learner is
+      // promoted soon after it starts; longer means a member is down.
+      return await addLearner(client, d.self, { ...opts, ...(d.replaceDead ? { unhealthyWaitMs: 15_000 } : {}) });
+    } catch (err: unknown) {
+      const msg = errorMessage(err);
+      const blocker = /too many learner/i.test(msg) ? 'learner' : /unhealthy cluster/i.test(msg) ? 'voter' : undefined;
+      if (blocker === 'learner' && !d.replaceDead) {
+        throw new AgentError(
+          'ETCD_MEMBERSHIP',
+          `etcd ${d.cluster} refused ${d.self.name} as a learner: another learner has not been promoted (its node may have died while joining); if it stays unhealthy in nodeup etcd members, remove it (nodeup etcd remove <id>), or set spec.etcd.memberCount so nodeup removes such learners after the grace period`,
+          { cause: err, details: { cluster: d.cluster, member: d.self.name } },
+        );
+      }
+      if (!d.replaceDead || !blocker || tried.has(blocker)) throw err;
+      tried.add(blocker);
+      const removed = await makeRoomForJoin(client, d.self, d.replaceDead, opts, blocker);
+      if (removed.length === 0) throw err;
+    }
+  }
+}
+
 export async function ensureMember(d: EnsureMemberDeps): Promise<EnsureMemberResult> {
   const log = d.log ?? silentLogger;
   const sleep = d.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
@@ -112,16 +146,7 @@ export async function ensureMember(d: EnsureMemberDeps): Promise<EnsureMemberRes
     log.warn({ cluster: d.cluster, member: d.self.name, id: memberHex(former.member.id), healthy: former.healthy }, 'replacing this node\'s former etcd member, whose data is gone');
     await removeMember(client, former.member.id, opts);
   }
-  let join: Awaited<ReturnType<typeof addLearner>>;
-  try {
-    // etcd's "unhealthy cluster" clears within 5 s after a promotion; longer means a voter is down.
-    join = await addLearner(client, d.self, { ...opts, ...(d.replaceDead ? { unhealthyWaitMs: 15_000 } : {}) });
-  } catch (err: unknown) {
-    if (!d.replaceDead || !/unhealthy cluster/i.test(errorMessage(err))) throw err;
-    const removed = await makeRoomForJoin(client, d.self, d.replaceDead, opts);
-    if (removed.length === 0) throw err;
-    join = await addLearner(client, d.self, opts);
-  }
+  const join = await addLearnerMakingRoom(client, d, opts);
   const start: StartParams = {
     initialCluster: join.initialCluster,
     initialClusterState: 'existing',

@@ -4,7 +4,8 @@
 // (fewer than quorum(voters + 1) connected), so the replacement removes the dead member after the
 // grace period first, then joins as a learner and is promoted, keeping every key. The
 // etcd-membership task (run by the executor with its NotReady backoff) then changes nothing; it
-// removes a voter that dies while the cluster is larger than wanted; 2 of 4 down is refused.
+// removes a voter that dies while the cluster is larger than wanted; a learner whose node died
+// before it started is removed by the next joiner; 2 of 4 down is refused.
 // Needs scripts/setup-etcd.sh.
 import { existsSync } from 'node:fs';
 import { Writable } from 'node:stream';
@@ -14,7 +15,10 @@ import { Graph } from '../../src/agent/graph.ts';
 import { createLogger } from '../../src/agent/log.ts';
 import { listBackups } from '../../src/etcd/backup.ts';
 import { DeadMemberTask } from '../../src/etcd/dead-member-task.ts';
-import { clusterHealth, registeredMembers } from '../../src/etcd/membership.ts';
+import { memberHex } from '../../src/etcd/client.ts';
+import { clusterHealth, registeredMembers, removeMember } from '../../src/etcd/membership.ts';
+import { peerUrl } from '../../src/etcd/render-manifest.ts';
+import { freePort } from './process-util.ts';
 import { debianEtcd, etcd36, EtcdWorld, writeKeys, type EtcdBinaries, type TestNode } from './etcd-harness.ts';
 
 const binaries: [string, () => EtcdBinaries][] = [
@@ -149,6 +153,36 @@ describe.each(binaries)('%s: a dead member is replaced and removed by itself', (
     const warn = logLines.slice(from).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => String(l.msg).startsWith('removing a dead etcd member'));
     expect(warn).toMatchObject({ member: 'node-e', voters: 4, memberCount: 3, task: 'etcd-membership:main' });
     expect((await reconcile(node('node-a'))).results[0]?.status).toBe('unchanged');
+  });
+
+  it('a learner whose node died before it ever started blocks joins ("too many learner members"): the next joiner removes it after the grace period and joins', async () => {
+    // What a node that lost power right after `member add` leaves behind: a nameless learner.
+    const stuckPeer = peerUrl('127.0.0.1', await freePort());
+    const stuck = (await world.clusterClient().memberAdd([stuckPeer], true)).member;
+    const g = await world.newNode('node-g');
+    const from = logLines.length;
+    const started = Date.now();
+    expect((await world.join(g, { replaceDead: { memberCount: 3, graceMs }, log })).action).toBe('joined');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(graceMs);
+    const after = await clusterHealth(world.clusterClient());
+    expect(after.members.map((m) => [m.member.name, m.member.isLearner, m.healthy]).sort()).toEqual([
+      ['node-a', false, true],
+      ['node-b', false, true],
+      ['node-d', false, true],
+      ['node-g', false, true],
+    ]);
+    expect(after.members.some((m) => m.member.peerURLs.includes(stuckPeer))).toBe(false);
+    expect((await listBackups(world.store, 'main')).some((b) => b.endsWith(`-before-remove-${memberHex(stuck.id)}`))).toBe(true);
+    const lines = logLines.slice(from).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const warn = lines.find((l) => String(l.msg).startsWith('removing a stuck etcd learner'));
+    expect(warn).toMatchObject({ dead: memberHex(stuck.id), member: 'node-g', peerUrls: [stuckPeer] });
+    expect(Number(warn?.unreachableMs)).toBeGreaterThanOrEqual(graceMs);
+    expect(await world.client([g.self.clientUrl]).count('/keep/')).toBe(1000);
+
+    // Back to three members for the next case.
+    await g.proc?.stop();
+    await removeMember(world.clusterClient(), (after.members.find((m) => m.member.name === 'node-g')?.member.id) ?? '', { cluster: 'main', store: world.store });
+    expect(await names()).toEqual(['node-a', 'node-b', 'node-d']);
   });
 
   it('refuses with ETCD_QUORUM when 2 of 4 voters are down, removing nothing', async () => {
