@@ -16,7 +16,7 @@ import type { ReplaceDeadOptions } from '../../src/etcd/dead-member-task.ts';
 import { ensureMember, type EnsureMemberResult, type StartParams } from '../../src/etcd/join.ts';
 import type { MemberIdentity } from '../../src/etcd/membership.ts';
 import { clientUrl, etcdArgs, peerUrl, type EtcdTlsPaths } from '../../src/etcd/render-manifest.ts';
-import { createCa, issueLeaf } from '../../src/pki/x509.ts';
+import { createCa, issueLeaf, type KeyPairPem } from '../../src/pki/x509.ts';
 import { FileStore } from '../../src/statestore/file-store.ts';
 
 export interface EtcdBinaries {
@@ -52,6 +52,9 @@ export interface TestPki {
   readonly clientTls: EtcdTls;
   /** The client pair on disk (for the CLI's --ca/--cert/--key). */
   readonly clientFiles: { readonly ca: string; readonly cert: string; readonly key: string };
+  /** The CAs, for tests that renew a leaf. */
+  readonly ca: KeyPairPem;
+  readonly peerCa: KeyPairPem;
 }
 
 /** Issues etcd CAs and loopback server, peer and client certificates with nodeup's x509 code. */
@@ -77,7 +80,7 @@ export async function makeTestPki(dir: string): Promise<TestPki> {
     peerCa: await w('peer-ca.crt', peerCa.certPem, 0o644),
   };
   const clientFiles = { ca: tlsPaths.clientCa, cert: await w('client.crt', client.certPem, 0o644), key: await w('client.key', client.keyPem, 0o600) };
-  return { tlsPaths, clientTls: { ca: ca.certPem, cert: client.certPem, key: client.keyPem }, clientFiles };
+  return { tlsPaths, clientTls: { ca: ca.certPem, cert: client.certPem, key: client.keyPem }, clientFiles, ca, peerCa };
 }
 
 export class EtcdProcess {
