@@ -80,6 +80,18 @@ describe.each(binaries)('%s: a dead member is replaced and removed by itself', (
     return n;
   };
   const names = async (): Promise<string[]> => (await world.clusterClient().memberList()).members.map((m) => m.name).sort();
+  const memberTable = async (): Promise<[string, boolean, boolean][]> =>
+    (await clusterHealth(world.clusterClient())).members.map((m): [string, boolean, boolean] => [m.member.name, m.member.isLearner, m.healthy]).sort();
+
+  /** A new node joins with memberCount 3; something must be removed first, so it takes the grace period. */
+  async function joinAfterGrace(name: string): Promise<{ readonly node: TestNode; readonly from: number }> {
+    const n = await world.newNode(name);
+    const from = logLines.length;
+    const started = Date.now();
+    expect((await world.join(n, { replaceDead: { memberCount: 3, graceMs }, log })).action).toBe('joined');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(graceMs);
+    return { node: n, from };
+  }
 
   it('a healthy cluster of the desired size is converged, and stays so when a member dies (it waits for a replacement)', async () => {
     for (const n of ['node-a', 'node-b', 'node-c']) await world.join(await world.newNode(n));
@@ -97,15 +109,8 @@ describe.each(binaries)('%s: a dead member is replaced and removed by itself', (
   });
 
   it('a replacement (new name) is refused by etcd while the dead member stays, so it removes it after the grace period, joins as a learner, is promoted; every key kept', async () => {
-    const d = await world.newNode('node-d');
-    const from = logLines.length;
-    const started = Date.now();
-    const joined = await world.join(d, { replaceDead: { memberCount: 3, graceMs }, log });
-    expect(joined.action).toBe('joined');
-    expect(Date.now() - started).toBeGreaterThanOrEqual(graceMs);
-
-    const after = await clusterHealth(world.clusterClient());
-    expect(after.members.map((m) => [m.member.name, m.member.isLearner, m.healthy]).sort()).toEqual([
+    const { from } = await joinAfterGrace('node-d');
+    expect(await memberTable()).toEqual([
       ['node-a', false, true],
       ['node-b', false, true],
       ['node-d', false, true],
@@ -159,13 +164,9 @@ describe.each(binaries)('%s: a dead member is replaced and removed by itself', (
     // What a node that lost power right after `member add` leaves behind: a nameless learner.
     const stuckPeer = peerUrl('127.0.0.1', await freePort());
     const stuck = (await world.clusterClient().memberAdd([stuckPeer], true)).member;
-    const g = await world.newNode('node-g');
-    const from = logLines.length;
-    const started = Date.now();
-    expect((await world.join(g, { replaceDead: { memberCount: 3, graceMs }, log })).action).toBe('joined');
-    expect(Date.now() - started).toBeGreaterThanOrEqual(graceMs);
+    const { node: g, from } = await joinAfterGrace('node-g');
     const after = await clusterHealth(world.clusterClient());
-    expect(after.members.map((m) => [m.member.name, m.member.isLearner, m.healthy]).sort()).toEqual([
+    expect(await memberTable()).toEqual([
       ['node-a', false, true],
       ['node-b', false, true],
       ['node-d', false, true],
