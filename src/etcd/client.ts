@@ -62,6 +62,11 @@ export function prefixEnd(prefix: string): string {
   return '\0';
 }
 
+/** No endpoint answered at all (a network failure or a timeout, not an answer of etcd's): worth a retry. */
+export function isUnreachable(err: unknown): boolean {
+  return err instanceof AgentError && err.details.unreachable === true;
+}
+
 export class EtcdClient {
   readonly endpoints: readonly string[];
   private readonly host: Host;
@@ -128,7 +133,7 @@ export class EtcdClient {
     }
     throw new AgentError('ETCD_MEMBERSHIP', `no etcd endpoint answered ${path} (${targets.join(', ')}): ${errorMessage(last)}`, {
       cause: last,
-      details: { endpoints: targets, path },
+      details: { endpoints: targets, path, unreachable: true },
     });
   }
 

@@ -174,7 +174,8 @@ describe('etcd component and member task', () => {
       expect(task.diff(await task.observe(host)).map((c) => c.field)).toEqual(['member']);
       // Joining needs a live node: on an offline root apply refuses clearly.
       await expect(task.apply(host, [{ field: 'member', to: 'x' }], { log: silentLogger, notifiedBy: [] })).rejects.toThrow(/needs a live node/);
-      const saved = { initialCluster: 'node-a=https://10.0.0.10:2380', initialClusterState: 'new' as const, initialClusterToken: 't' };
+      // The state file of a member whose join a run finished (promoted and registered).
+      const saved = { initialCluster: 'node-a=https://10.0.0.10:2380', initialClusterState: 'new' as const, initialClusterToken: 't', complete: true };
       await host.fs.mkdirp('/var/lib/etcd/main/member/snap', 0o700);
       await host.fs.writeAtomic('/var/lib/etcd/main/member/snap/db', 'x', { mode: 0o600 });
       await host.fs.writeAtomic('/var/lib/nodeup/etcd-main.json', JSON.stringify(saved), { mode: 0o644 }).catch(async () => {
@@ -187,6 +188,17 @@ describe('etcd component and member task', () => {
       expect(manifest).toContain('--initial-cluster-state=new');
       expect((await host.fs.stat('/etc/kubernetes/manifests/etcd-main.yaml'))?.mode).toBe(0o600);
       expect(task.diff(await task.observe(host))).toEqual([]);
+      expect(JSON.parse(((await host.fs.read('/var/lib/nodeup/etcd-main.json')) as Buffer).toString())).toMatchObject({ complete: true });
+
+      // A run that stopped between etcd's start and the promotion leaves no `complete`: the next
+      // run confirms the member (promotes a learner left behind, registers it), which needs a live
+      // node, and keeps the manifest as it is.
+      const { complete: _done, ...unfinished } = saved;
+      await host.fs.writeAtomic('/var/lib/nodeup/etcd-main.json', JSON.stringify(unfinished), { mode: 0o644 });
+      const pending = task.diff(await task.observe(host));
+      expect(pending).toEqual([{ field: 'membership', from: 'not confirmed by a finished run', to: 'a voting member (promoted if still a learner), registered in the state store' }]);
+      await expect(task.apply(host, pending, { log: silentLogger, notifiedBy: [] })).rejects.toThrow(/confirming a member needs a live node/);
+      expect(((await host.fs.read('/etc/kubernetes/manifests/etcd-main.yaml')) as Buffer).toString()).toBe(manifest);
     } finally {
       await host.dispose();
     }

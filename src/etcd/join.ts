@@ -158,3 +158,48 @@ export async function ensureMember(d: EnsureMemberDeps): Promise<EnsureMemberRes
   await registerMember(d.store, d.cluster, d.self);
   return { action: 'joined', memberId: join.memberId, start, promoteAttempts: promoted.attempts };
 }
+
+export interface FinishMemberDeps {
+  readonly cluster: string;
+  readonly self: MemberIdentity;
+  readonly store: StateStore;
+  readonly client: (endpoints: readonly string[]) => EtcdClient;
+  readonly dataDir: string;
+  readonly log?: Logger;
+  readonly retention?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly promoteTimeoutMs?: number;
+}
+
+/**
+ * Finishes what an earlier run began: this node has etcd data, but no run confirmed it as a
+ * registered voting member (the run stopped between etcd's start and the promotion, or before the
+ * registration: a power cut, a timeout). Left so, it would stay a learner for ever, and etcd's
+ * one-learner limit would refuse every later join. Promotes it once caught up, then registers it.
+ * Idempotent; a member that is not in the cluster at all (removed meanwhile) is an error that says
+ * how to join anew.
+ */
+export async function finishMember(d: FinishMemberDeps): Promise<'promoted' | 'confirmed'> {
+  const log = d.log ?? silentLogger;
+  const sleep = d.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const opts = { cluster: d.cluster, store: d.store, log, sleep, ...(d.retention ? { retention: d.retention } : {}) };
+  const peers = (await registeredMembers(d.store, d.cluster)).filter((m) => m.clientUrl !== d.self.clientUrl).map((m) => m.clientUrl);
+  const client = d.client([...new Set([...peers, d.self.clientUrl])]);
+  const health = await clusterHealth(client);
+  const me = health.members.find((h) => h.member.peerURLs.includes(d.self.peerUrl));
+  if (!me) {
+    throw new AgentError(
+      'ETCD_MEMBERSHIP',
+      `etcd ${d.cluster}: this node has data in ${d.dataDir} but its peer URL ${d.self.peerUrl} is not a member of the cluster (it was removed): move ${d.dataDir} aside and run nodeup apply again to join anew`,
+      { details: { cluster: d.cluster, member: d.self.name, dataDir: d.dataDir } },
+    );
+  }
+  let outcome: 'promoted' | 'confirmed' = 'confirmed';
+  if (me.member.isLearner) {
+    log.warn({ cluster: d.cluster, member: d.self.name, id: memberHex(me.member.id) }, 'this node is still an etcd learner (an earlier run stopped before promoting it): promoting it now');
+    await promoteWhenCaughtUp(client, me.member.id, { ...opts, ...(d.promoteTimeoutMs ? { timeoutMs: d.promoteTimeoutMs } : {}) });
+    outcome = 'promoted';
+  }
+  await registerMember(d.store, d.cluster, d.self);
+  return outcome;
+}

@@ -2,19 +2,23 @@
 // or systemd unit that runs it. A thin wrapper over ensureMember():
 //   observe: is there a data dir (<data-dir>/member/snap/db)? which start parameters were used
 //            (/var/lib/nodeup/etcd-<cluster>.json)? does the manifest/unit on disk match them?
-//   diff:    no data dir -> "member: create or join"; data dir -> the manifest/unit only
+//   diff:    no data dir -> "member: create or join"; data dir -> the manifest/unit, and
+//            "membership" when no run has confirmed the member yet (the state file's `complete`)
 //   apply:   create or join (learner add, start, promote), writing the manifest/unit to start etcd
 //            (with replaceDead: when etcd refuses the learner because a voter is down for good, that
 //            voter is removed first, see makeRoomForJoin);
-//            or rewrite the manifest/unit (kubelet/systemd restart the member).
+//            or rewrite the manifest/unit (kubelet/systemd restart the member);
+//            or finish an earlier run's join (finishMember: promote a learner left behind, register).
+//            An etcd that does not answer at all (a timeout under load) is NotReady: the executor
+//            retries with backoff, and every step is idempotent.
 import * as path from 'node:path/posix';
-import { AgentError } from '../agent/errors.ts';
+import { AgentError, errorMessage, NotReadyError } from '../agent/errors.ts';
 import type { Host } from '../agent/host/host.ts';
 import { shortHash } from '../agent/tasks/file.ts';
 import { fieldChange, type ApplyContext, type Change, type Task, type TaskKey } from '../agent/task.ts';
 import type { StateStore } from '../statestore/store.ts';
-import { EtcdClient } from './client.ts';
-import { ensureMember, type StartParams } from './join.ts';
+import { EtcdClient, isUnreachable } from './client.ts';
+import { ensureMember, finishMember, type StartParams } from './join.ts';
 import type { MemberIdentity } from './membership.ts';
 import { renderEtcdManifest, renderEtcdUnit, type EtcdMemberConfig, type EtcdTlsPaths } from './render-manifest.ts';
 
@@ -45,6 +49,13 @@ export interface EtcdMemberActual {
   readonly hasData: boolean;
   readonly saved?: StartParams;
   readonly fileHash?: string;
+  /** A run confirmed this member as a registered voter (the state file says `complete`). */
+  readonly complete: boolean;
+}
+
+/** The state file: the start parameters, and whether a run finished the join. */
+interface SavedState extends StartParams {
+  readonly complete?: boolean;
 }
 
 export function etcdStatePath(cluster: string): string {
@@ -90,30 +101,40 @@ export class EtcdMemberTask implements Task<EtcdMemberActual> {
   async observe(host: Host): Promise<EtcdMemberActual> {
     const hasData = (await host.fs.stat(`${this.spec.dataDir}/member/snap/db`)) !== undefined;
     const raw = await host.fs.read(this.spec.statePath);
-    let saved: StartParams | undefined;
+    let state: SavedState | undefined;
     try {
-      saved = raw ? (JSON.parse(raw.toString('utf8')) as StartParams) : undefined;
+      state = raw ? (JSON.parse(raw.toString('utf8')) as SavedState) : undefined;
     } catch {
-      saved = undefined;
+      state = undefined;
     }
+    const saved: StartParams | undefined = state
+      ? { initialCluster: state.initialCluster, initialClusterState: state.initialClusterState, initialClusterToken: state.initialClusterToken }
+      : undefined;
     const file = await host.fs.read(this.filePath());
-    return { hasData, ...(saved ? { saved } : {}), ...(file ? { fileHash: shortHash(file) } : {}) };
+    return { hasData, complete: state?.complete === true, ...(saved ? { saved } : {}), ...(file ? { fileHash: shortHash(file) } : {}) };
   }
 
   diff(a: EtcdMemberActual | undefined): readonly Change[] {
     if (!a?.hasData) return [{ field: 'member', to: `create or join etcd ${this.spec.cluster} as ${this.spec.self.name} (${this.spec.self.peerUrl})` }];
     // A member with data ignores the initial-* flags; keep the ones it started with.
     const want = shortHash(this.render(a.saved ?? this.fallback()));
-    return a.fileHash === want ? [] : [fieldChange(this.spec.run.mode === 'static-pod' ? 'manifest' : 'unit file', a.fileHash, want)];
+    const out: Change[] = a.fileHash === want ? [] : [fieldChange(this.spec.run.mode === 'static-pod' ? 'manifest' : 'unit file', a.fileHash, want)];
+    if (!a.complete) out.push({ field: 'membership', from: 'not confirmed by a finished run', to: 'a voting member (promoted if still a learner), registered in the state store' });
+    return out;
   }
 
   private fallback(): StartParams {
     return { initialCluster: `${this.spec.self.name}=${this.spec.self.peerUrl}`, initialClusterState: 'existing', initialClusterToken: `nodeup-${this.spec.cluster}` };
   }
 
-  private async writeAndStart(host: Host, p: StartParams): Promise<void> {
+  private async writeState(host: Host, p: StartParams, complete: boolean): Promise<void> {
+    const state: SavedState = { ...p, ...(complete ? { complete } : {}) };
     await host.fs.mkdirp(path.dirname(this.spec.statePath), 0o755);
-    await host.fs.writeAtomic(this.spec.statePath, JSON.stringify(p, null, 2) + '\n', { mode: 0o644 });
+    await host.fs.writeAtomic(this.spec.statePath, JSON.stringify(state, null, 2) + '\n', { mode: 0o644 });
+  }
+
+  private async writeAndStart(host: Host, p: StartParams, complete = false): Promise<void> {
+    await this.writeState(host, p, complete);
     const file = this.filePath();
     await host.fs.mkdirp(path.dirname(file), 0o755);
     await host.fs.mkdirp(this.spec.dataDir, 0o700);
@@ -131,13 +152,26 @@ export class EtcdMemberTask implements Task<EtcdMemberActual> {
   }
 
   async apply(host: Host, changes: readonly Change[], ctx: ApplyContext): Promise<void> {
-    if (!changes.some((c) => c.field === 'member')) {
+    try {
+      await this.converge(host, changes, ctx);
+    } catch (err: unknown) {
+      // A timeout of every endpoint (etcd busy under load, a peer restarting) clears by itself.
+      if (isUnreachable(err)) throw new NotReadyError(`etcd ${this.spec.cluster}: ${errorMessage(err)}`, { cluster: this.spec.cluster });
+      throw err;
+    }
+  }
+
+  private async converge(host: Host, changes: readonly Change[], ctx: ApplyContext): Promise<void> {
+    const joining = changes.some((c) => c.field === 'member');
+    const finishing = changes.some((c) => c.field === 'membership');
+    if (!joining) {
       const a = await this.observe(host);
-      await this.writeAndStart(host, a.saved ?? this.fallback());
-      return;
+      const params = a.saved ?? this.fallback();
+      if (changes.some((c) => c.field !== 'membership')) await this.writeAndStart(host, params, a.complete);
+      if (!finishing) return;
     }
     if (host.root !== '/') {
-      throw new AgentError('ETCD_MEMBERSHIP', `etcd ${this.spec.cluster}: joining a cluster needs a live node (this run works on the root ${host.root})`, {
+      throw new AgentError('ETCD_MEMBERSHIP', `etcd ${this.spec.cluster}: ${joining ? 'joining a cluster' : 'confirming a member'} needs a live node (this run works on the root ${host.root})`, {
         details: { cluster: this.spec.cluster },
       });
     }
@@ -147,23 +181,35 @@ export class EtcdMemberTask implements Task<EtcdMemberActual> {
       return b.toString('utf8');
     };
     const tls = { ca: await read(this.spec.tls.clientCa), cert: await read(this.spec.clientCert), key: await read(this.spec.clientKey) };
-    const res = await ensureMember({
+    const common = {
       cluster: this.spec.cluster,
       self: this.spec.self,
       store: this.store,
-      client: (eps) => new EtcdClient(host, eps, tls),
-      hasData: async () => (await host.fs.stat(`${this.spec.dataDir}/member/snap/db`)) !== undefined,
-      start: (p) => this.writeAndStart(host, p),
+      client: (eps: readonly string[]) => new EtcdClient(host, eps, tls),
       log: ctx.log,
       retention: this.spec.retention,
-      sleep: (ms) => host.sleep(ms),
+      sleep: (ms: number) => host.sleep(ms),
+    };
+    if (!joining) {
+      const outcome = await finishMember({ ...common, dataDir: this.spec.dataDir });
+      await this.writeState(host, (await this.observe(host)).saved ?? this.fallback(), true);
+      ctx.log.info({ cluster: this.spec.cluster, outcome }, 'etcd member confirmed');
+      return;
+    }
+    const res = await ensureMember({
+      ...common,
+      hasData: async () => (await host.fs.stat(`${this.spec.dataDir}/member/snap/db`)) !== undefined,
+      start: (p) => this.writeAndStart(host, p),
       startTimeoutMs: 300_000,
       ...(this.spec.replaceDead ? { replaceDead: { ...this.spec.replaceDead, now: () => host.now() } } : {}),
     });
     if (res.action === 'existing') {
+      // The data dir appeared between observe and apply: start it as it is, and confirm it.
       const a = await this.observe(host);
       await this.writeAndStart(host, a.saved ?? this.fallback());
+      await finishMember({ ...common, dataDir: this.spec.dataDir });
     }
+    await this.writeState(host, res.start ?? (await this.observe(host)).saved ?? this.fallback(), true);
     ctx.log.info({ cluster: this.spec.cluster, action: res.action, promoteAttempts: res.promoteAttempts }, 'etcd member ready');
   }
 }

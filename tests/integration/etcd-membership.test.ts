@@ -1,11 +1,15 @@
 // Real etcd processes on 127.0.0.1 (Debian's 3.4 and 3.6 built from the Go module proxy), driven by
 // nodeup's membership code: a cluster forms through learner joins, a fourth node joins and is
-// promoted, a killed member is replaced with every key still readable, and a removal that would
-// break quorum is refused. Needs scripts/setup-etcd.sh.
+// promoted, a killed member is replaced with every key still readable, a learner left behind by a
+// run that stopped is promoted by the next one, and a removal that would break quorum is refused.
+// Needs scripts/setup-etcd.sh.
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentError } from '../../src/agent/errors.ts';
 import { listBackups } from '../../src/etcd/backup.ts';
-import { clusterHealth, removeDeadMembers, removeMember } from '../../src/etcd/membership.ts';
+import { ensureMember, finishMember, waitAnswering } from '../../src/etcd/join.ts';
+import { clusterHealth, registeredMembers, removeDeadMembers, removeMember } from '../../src/etcd/membership.ts';
 import { debianEtcd, etcd36, EtcdWorld, writeKeys, type EtcdBinaries } from './etcd-harness.ts';
 
 const binaries: [string, () => EtcdBinaries][] = [
@@ -78,6 +82,43 @@ describe.each(binaries)('%s membership', (_label, pick) => {
       expect(await world.client([n.self.clientUrl]).count('/before-d/')).toBe(500);
     }
     expect((await listBackups(world.store, 'main')).some((b) => b.endsWith('before-remove-node-c'))).toBe(true);
+  });
+
+  it('a node whose run stopped right after starting its learner is promoted and registered by its next run (finishMember)', async () => {
+    const x = await world.newNode('node-x');
+    // The first run: learner added, etcd started, then the run dies (a power cut, a timeout).
+    const first = await ensureMember({
+      cluster: world.cluster,
+      self: x.self,
+      store: world.store,
+      client: (eps) => world.client(eps),
+      hasData: async () => existsSync(path.join(x.dataDir, 'member', 'snap', 'db')),
+      start: async (p) => {
+        world.spawn(x, p);
+        throw new Error('the run stopped here');
+      },
+    }).catch((e: unknown) => e);
+    expect(String(first)).toContain('the run stopped here');
+    await waitAnswering(world.client([x.self.clientUrl]), x.self.clientUrl, 60_000, (ms) => new Promise((r) => setTimeout(r, ms)));
+    const stuck = await clusterHealth(world.clusterClient());
+    expect(stuck.members.find((m) => m.member.peerURLs.includes(x.self.peerUrl))?.member.isLearner).toBe(true);
+    expect((await registeredMembers(world.store, 'main')).map((m) => m.name)).not.toContain('node-x');
+
+    // The next run finds data but no confirmation: it promotes the learner and registers it.
+    const deps = { cluster: world.cluster, self: x.self, store: world.store, client: (eps: readonly string[]) => world.client(eps), dataDir: x.dataDir };
+    expect(await finishMember(deps)).toBe('promoted');
+    const after = await clusterHealth(world.clusterClient());
+    expect(after.members.find((m) => m.member.name === 'node-x')?.member.isLearner).toBe(false);
+    expect(after.healthyVoters).toBe(5);
+    expect((await registeredMembers(world.store, 'main')).map((m) => m.name)).toContain('node-x');
+    expect(await finishMember(deps)).toBe('confirmed');
+
+    // Removed meanwhile: the data is a former member's, and the error says how to join anew.
+    await x.proc?.kill();
+    await removeMember(world.clusterClient(), after.members.find((m) => m.member.name === 'node-x')?.member.id ?? '', { cluster: 'main', store: world.store });
+    world.nodes.delete('node-x');
+    await expect(finishMember(deps)).rejects.toThrow(/is not a member of the cluster \(it was removed\): move .* aside and run nodeup apply again/);
+    expect((await world.clusterClient().memberList()).members).toHaveLength(4);
   });
 
   it('removes a dead member when quorum allows, and refuses a removal that would break quorum', async () => {
