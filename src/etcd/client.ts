@@ -62,9 +62,18 @@ export function prefixEnd(prefix: string): string {
   return '\0';
 }
 
-/** No endpoint answered at all (a network failure or a timeout, not an answer of etcd's): worth a retry. */
-export function isUnreachable(err: unknown): boolean {
-  return err instanceof AgentError && err.details.unreachable === true;
+/** etcd's own answers that clear by themselves: an election in progress, a busy or slow leader. */
+const transientAnswer = /leader changed|no leader|request timed out|too many requests|timed out, possibly due to/i;
+
+/**
+ * Worth a retry: no endpoint answered at all (a network failure or a timeout), or etcd answered
+ * that it is electing a leader or is too busy (under load, as when a member joins a small cluster).
+ */
+export function isTransient(err: unknown): boolean {
+  if (!(err instanceof AgentError)) return false;
+  if (err.details.unreachable === true) return true;
+  const answer = err.details.etcdMessage;
+  return typeof answer === 'string' && transientAnswer.test(answer);
 }
 
 export class EtcdClient {

@@ -5,7 +5,7 @@ import { Graph } from '../agent/graph.ts';
 import { components } from '../agent/components.ts';
 import { buildGraph } from '../agent/run.ts';
 import { cpModel } from '../controlplane/test-model.ts';
-import { parseSnapshotStream, prefixEnd, type EtcdMember } from './client.ts';
+import { EtcdClient, isTransient, parseSnapshotStream, prefixEnd, type EtcdMember } from './client.ts';
 import { etcdComponent, etcdImage } from './component.ts';
 import { EtcdMemberTask } from './member-task.ts';
 import { checkChange, checkRemoval, initialClusterOf, quorumOf, type ClusterHealth, type MemberHealth } from './membership.ts';
@@ -128,6 +128,34 @@ describe('client helpers', () => {
     const chunk = (s: string): string => JSON.stringify({ result: { blob: Buffer.from(s).toString('base64'), remaining_bytes: '0' } });
     expect(parseSnapshotStream(`${chunk('abc')}\n${chunk('def')}\n`).toString()).toBe('abcdef');
     expect(() => parseSnapshotStream(`${chunk('abc')}\n{"error":{"message":"boom"}}`)).toThrow(/snapshot failed: boom/);
+  });
+
+  it('tells answers that clear by themselves (an election, a busy leader, no answer at all) from the cluster\'s word', async () => {
+    const answers: Record<string, { status: number; message: string } | 'down'> = {
+      'https://10.0.0.1:2379': { status: 503, message: 'etcdserver: leader changed' },
+      'https://10.0.0.2:2379': { status: 503, message: 'etcdserver: request timed out' },
+      'https://10.0.0.3:2379': { status: 400, message: 'etcdserver: member not found' },
+      'https://10.0.0.4:2379': 'down',
+    };
+    const host = await createTestHost({
+      http: async (req) => {
+        const a = answers[new URL(req.url).origin];
+        if (!a || a === 'down') throw new Error('connect ECONNREFUSED');
+        return { status: a.status, headers: {}, body: Buffer.from(JSON.stringify({ error: a.message, code: 14, message: a.message })) };
+      },
+    });
+    try {
+      const failure = (ep: string): Promise<unknown> => new EtcdClient(host, [ep]).memberList().then(() => undefined, (e: unknown) => e);
+      expect(isTransient(await failure('https://10.0.0.1:2379'))).toBe(true);
+      expect(isTransient(await failure('https://10.0.0.2:2379'))).toBe(true);
+      expect(isTransient(await failure('https://10.0.0.4:2379'))).toBe(true);
+      const final = await failure('https://10.0.0.3:2379');
+      expect(String(final)).toContain('member not found');
+      expect(isTransient(final)).toBe(false);
+      expect(isTransient(new Error('leader changed'))).toBe(false);
+    } finally {
+      await host.dispose();
+    }
   });
 
   it('restore guide names the nodes to stop and the order of steps', () => {

@@ -9,15 +9,16 @@
 //            voter is removed first, see makeRoomForJoin);
 //            or rewrite the manifest/unit (kubelet/systemd restart the member);
 //            or finish an earlier run's join (finishMember: promote a learner left behind, register).
-//            An etcd that does not answer at all (a timeout under load) is NotReady: the executor
-//            retries with backoff, and every step is idempotent.
+//            An etcd that does not answer at all (a timeout under load), or answers "leader
+//            changed" or "request timed out", is NotReady: the executor retries with backoff, and
+//            every step is idempotent.
 import * as path from 'node:path/posix';
 import { AgentError, errorMessage, NotReadyError } from '../agent/errors.ts';
 import type { Host } from '../agent/host/host.ts';
 import { shortHash } from '../agent/tasks/file.ts';
 import { fieldChange, type ApplyContext, type Change, type Task, type TaskKey } from '../agent/task.ts';
 import type { StateStore } from '../statestore/store.ts';
-import { EtcdClient, isUnreachable } from './client.ts';
+import { EtcdClient, isTransient } from './client.ts';
 import { ensureMember, finishMember, type StartParams } from './join.ts';
 import type { MemberIdentity } from './membership.ts';
 import { renderEtcdManifest, renderEtcdUnit, type EtcdMemberConfig, type EtcdTlsPaths } from './render-manifest.ts';
@@ -155,8 +156,9 @@ export class EtcdMemberTask implements Task<EtcdMemberActual> {
     try {
       await this.converge(host, changes, ctx);
     } catch (err: unknown) {
-      // A timeout of every endpoint (etcd busy under load, a peer restarting) clears by itself.
-      if (isUnreachable(err)) throw new NotReadyError(`etcd ${this.spec.cluster}: ${errorMessage(err)}`, { cluster: this.spec.cluster });
+      // No answer at all, or "leader changed" / "request timed out" (etcd busy under load, a peer
+      // restarting, an election while a member joins) clears by itself.
+      if (isTransient(err)) throw new NotReadyError(`etcd ${this.spec.cluster}: ${errorMessage(err)}`, { cluster: this.spec.cluster });
       throw err;
     }
   }
