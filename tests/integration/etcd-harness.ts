@@ -187,17 +187,22 @@ export class EtcdWorld {
     return proc;
   }
 
-  /** Runs nodeup's join logic for a node, starting etcd as a process. */
-  async join(node: TestNode, opts: { promoteTimeoutMs?: number; replaceDead?: ReplaceDeadOptions; log?: Logger } = {}): Promise<EnsureMemberResult> {
+  /** Runs nodeup's join logic for a node, starting etcd as a process (or as `opts.start` says). */
+  async join(
+    node: TestNode,
+    opts: { promoteTimeoutMs?: number; replaceDead?: ReplaceDeadOptions; log?: Logger; start?: (p: StartParams) => Promise<void> } = {},
+  ): Promise<EnsureMemberResult> {
     const res = await ensureMember({
       cluster: this.cluster,
       self: node.self,
       store: this.store,
       client: (eps) => this.client(eps),
       hasData: async () => existsSync(path.join(node.dataDir, 'member', 'snap', 'db')),
-      start: async (p) => {
-        this.spawn(node, p);
-      },
+      start:
+        opts.start ??
+        (async (p) => {
+          this.spawn(node, p);
+        }),
       startTimeoutMs: 60_000,
       ...(opts.promoteTimeoutMs ? { promoteTimeoutMs: opts.promoteTimeoutMs } : {}),
       ...(opts.replaceDead ? { replaceDead: opts.replaceDead } : {}),

@@ -3,12 +3,10 @@
 // promoted, a killed member is replaced with every key still readable, a learner left behind by a
 // run that stopped is promoted by the next one, and a removal that would break quorum is refused.
 // Needs scripts/setup-etcd.sh.
-import { existsSync } from 'node:fs';
-import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentError } from '../../src/agent/errors.ts';
 import { listBackups } from '../../src/etcd/backup.ts';
-import { ensureMember, finishMember, waitAnswering } from '../../src/etcd/join.ts';
+import { finishMember, waitAnswering } from '../../src/etcd/join.ts';
 import { clusterHealth, registeredMembers, removeDeadMembers, removeMember } from '../../src/etcd/membership.ts';
 import { debianEtcd, etcd36, EtcdWorld, writeKeys, type EtcdBinaries } from './etcd-harness.ts';
 
@@ -87,17 +85,14 @@ describe.each(binaries)('%s membership', (_label, pick) => {
   it('a node whose run stopped right after starting its learner is promoted and registered by its next run (finishMember)', async () => {
     const x = await world.newNode('node-x');
     // The first run: learner added, etcd started, then the run dies (a power cut, a timeout).
-    const first = await ensureMember({
-      cluster: world.cluster,
-      self: x.self,
-      store: world.store,
-      client: (eps) => world.client(eps),
-      hasData: async () => existsSync(path.join(x.dataDir, 'member', 'snap', 'db')),
-      start: async (p) => {
-        world.spawn(x, p);
-        throw new Error('the run stopped here');
-      },
-    }).catch((e: unknown) => e);
+    const first = await world
+      .join(x, {
+        start: async (p) => {
+          world.spawn(x, p);
+          throw new Error('the run stopped here');
+        },
+      })
+      .catch((e: unknown) => e);
     expect(String(first)).toContain('the run stopped here');
     await waitAnswering(world.client([x.self.clientUrl]), x.self.clientUrl, 60_000, (ms) => new Promise((r) => setTimeout(r, ms)));
     const stuck = await clusterHealth(world.clusterClient());
