@@ -1,10 +1,12 @@
-// file:// state store: a directory. Writes are atomic (temp file + rename); create-only writes use
-// O_EXCL, so two processes racing for a lock get one winner.
+// file:// state store: a directory. Writes are atomic and durable (temp file, fsync, rename or
+// link, fsync of the directory); create-only writes use link(), so two processes racing for a lock
+// get one winner.
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AgentError } from '../agent/errors.ts';
+import { syncDir, syncFile } from '../agent/host/node-host.ts';
 import type { StateStore, WriteStoreOptions } from './store.ts';
 
 export class FileStore implements StateStore {
@@ -41,13 +43,18 @@ export class FileStore implements StateStore {
     const mode = opts.secret ? 0o600 : 0o644;
     try {
       await fsp.mkdir(path.dirname(full), { recursive: true, mode: 0o755 });
+      // The content reaches the disk before its name does, and the name before we return: a power
+      // cut never leaves an empty or torn object (the power-cut VM scenario found an empty etcd
+      // `created` marker on the embedded file:// store).
+      const tmp = `${full}.tmp-${randomBytes(6).toString('hex')}`;
+      await fsp.writeFile(tmp, data, { mode, flag: 'wx' });
+      await syncFile(tmp);
       if (opts.ifAbsent) {
-        // Write the content under a temp name, then link() it into place: link fails if the key
-        // exists, so the winner's file is complete the moment it appears.
-        const tmp = `${full}.tmp-${randomBytes(6).toString('hex')}`;
-        await fsp.writeFile(tmp, data, { mode, flag: 'wx' });
+        // link() the temp file into place: link fails if the key exists, so the winner's file is
+        // complete the moment it appears.
         try {
           await fsp.link(tmp, full);
+          await syncDir(path.dirname(full));
           return true;
         } catch (err: unknown) {
           if ((err as { code?: string }).code === 'EEXIST') return false;
@@ -56,9 +63,8 @@ export class FileStore implements StateStore {
           await fsp.rm(tmp, { force: true });
         }
       }
-      const tmp = `${full}.tmp-${randomBytes(6).toString('hex')}`;
-      await fsp.writeFile(tmp, data, { mode, flag: 'wx' });
       await fsp.rename(tmp, full);
+      await syncDir(path.dirname(full));
       return true;
     } catch (err: unknown) {
       const code = (err as { code?: string }).code;

@@ -479,7 +479,7 @@ export class NodeHost implements Host {
 }
 
 /** Flushes a file's data to the disk (before it is renamed into place). */
-async function syncFile(p: string): Promise<void> {
+export async function syncFile(p: string): Promise<void> {
   const fh = await fsp.open(p, 'r');
   try {
     await fh.sync();
@@ -489,7 +489,7 @@ async function syncFile(p: string): Promise<void> {
 }
 
 /** Flushes a directory entry (after a rename) so a power cut keeps the new name; best effort. */
-async function syncDir(dir: string): Promise<void> {
+export async function syncDir(dir: string): Promise<void> {
   const fh = await fsp.open(dir, 'r').catch(() => undefined);
   if (!fh) return;
   try {
