@@ -59,6 +59,14 @@ export interface EnsureMemberResult {
   readonly promoteAttempts?: number;
 }
 
+/** The logger, sleep and membership options both entry points pass down, with their defaults. */
+function membershipOptions(d: Pick<EnsureMemberDeps, 'cluster' | 'store' | 'log' | 'retention' | 'sleep'>) {
+  const log = d.log ?? silentLogger;
+  const sleep = d.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const opts: MembershipOptions = { cluster: d.cluster, store: d.store, log, sleep, ...(d.retention ? { retention: d.retention } : {}) };
+  return { log, sleep, opts };
+}
+
 /** Waits until this member answers its status endpoint. */
 export async function waitAnswering(client: EtcdClient, endpoint: string, timeoutMs: number, sleep: (ms: number) => Promise<void>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -108,10 +116,8 @@ async function addLearnerMakingRoom(client: EtcdClient, d: EnsureMemberDeps, opt
 }
 
 export async function ensureMember(d: EnsureMemberDeps): Promise<EnsureMemberResult> {
-  const log = d.log ?? silentLogger;
-  const sleep = d.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const { log, sleep, opts } = membershipOptions(d);
   const startTimeout = d.startTimeoutMs ?? 120_000;
-  const opts = { cluster: d.cluster, store: d.store, log, sleep, ...(d.retention ? { retention: d.retention } : {}) };
   if (await d.hasData()) return { action: 'existing' };
 
   if (await claimCreate(d.store, d.cluster, d.self)) {
@@ -159,16 +165,8 @@ export async function ensureMember(d: EnsureMemberDeps): Promise<EnsureMemberRes
   return { action: 'joined', memberId: join.memberId, start, promoteAttempts: promoted.attempts };
 }
 
-export interface FinishMemberDeps {
-  readonly cluster: string;
-  readonly self: MemberIdentity;
-  readonly store: StateStore;
-  readonly client: (endpoints: readonly string[]) => EtcdClient;
+export interface FinishMemberDeps extends Pick<EnsureMemberDeps, 'cluster' | 'self' | 'store' | 'client' | 'log' | 'retention' | 'sleep' | 'promoteTimeoutMs'> {
   readonly dataDir: string;
-  readonly log?: Logger;
-  readonly retention?: number;
-  readonly sleep?: (ms: number) => Promise<void>;
-  readonly promoteTimeoutMs?: number;
 }
 
 /**
@@ -180,9 +178,7 @@ export interface FinishMemberDeps {
  * how to join anew.
  */
 export async function finishMember(d: FinishMemberDeps): Promise<'promoted' | 'confirmed'> {
-  const log = d.log ?? silentLogger;
-  const sleep = d.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const opts = { cluster: d.cluster, store: d.store, log, sleep, ...(d.retention ? { retention: d.retention } : {}) };
+  const { log, opts } = membershipOptions(d);
   const peers = (await registeredMembers(d.store, d.cluster)).filter((m) => m.clientUrl !== d.self.clientUrl).map((m) => m.clientUrl);
   const client = d.client([...new Set([...peers, d.self.clientUrl])]);
   const health = await clusterHealth(client);

@@ -165,12 +165,13 @@ export class EtcdMemberTask implements Task<EtcdMemberActual> {
 
   private async converge(host: Host, changes: readonly Change[], ctx: ApplyContext): Promise<void> {
     const joining = changes.some((c) => c.field === 'member');
-    const finishing = changes.some((c) => c.field === 'membership');
+    // The start parameters of a member that has data: its manifest/unit, and the state file once confirmed.
+    let params: StartParams | undefined;
     if (!joining) {
       const a = await this.observe(host);
-      const params = a.saved ?? this.fallback();
+      params = a.saved ?? this.fallback();
       if (changes.some((c) => c.field !== 'membership')) await this.writeAndStart(host, params, a.complete);
-      if (!finishing) return;
+      if (!changes.some((c) => c.field === 'membership')) return;
     }
     if (host.root !== '/') {
       throw new AgentError('ETCD_MEMBERSHIP', `etcd ${this.spec.cluster}: ${joining ? 'joining a cluster' : 'confirming a member'} needs a live node (this run works on the root ${host.root})`, {
@@ -192,26 +193,25 @@ export class EtcdMemberTask implements Task<EtcdMemberActual> {
       retention: this.spec.retention,
       sleep: (ms: number) => host.sleep(ms),
     };
-    if (!joining) {
-      const outcome = await finishMember({ ...common, dataDir: this.spec.dataDir });
-      await this.writeState(host, (await this.observe(host)).saved ?? this.fallback(), true);
-      ctx.log.info({ cluster: this.spec.cluster, outcome }, 'etcd member confirmed');
-      return;
+    if (joining) {
+      const res = await ensureMember({
+        ...common,
+        hasData: async () => (await host.fs.stat(`${this.spec.dataDir}/member/snap/db`)) !== undefined,
+        start: (p) => this.writeAndStart(host, p),
+        startTimeoutMs: 300_000,
+        ...(this.spec.replaceDead ? { replaceDead: { ...this.spec.replaceDead, now: () => host.now() } } : {}),
+      });
+      if (res.action !== 'existing') {
+        await this.writeState(host, res.start ?? this.fallback(), true);
+        ctx.log.info({ cluster: this.spec.cluster, action: res.action, promoteAttempts: res.promoteAttempts }, 'etcd member ready');
+        return;
+      }
+      // The data dir appeared between observe and apply: start it as it is, then confirm it below.
+      params = (await this.observe(host)).saved ?? this.fallback();
+      await this.writeAndStart(host, params);
     }
-    const res = await ensureMember({
-      ...common,
-      hasData: async () => (await host.fs.stat(`${this.spec.dataDir}/member/snap/db`)) !== undefined,
-      start: (p) => this.writeAndStart(host, p),
-      startTimeoutMs: 300_000,
-      ...(this.spec.replaceDead ? { replaceDead: { ...this.spec.replaceDead, now: () => host.now() } } : {}),
-    });
-    if (res.action === 'existing') {
-      // The data dir appeared between observe and apply: start it as it is, and confirm it.
-      const a = await this.observe(host);
-      await this.writeAndStart(host, a.saved ?? this.fallback());
-      await finishMember({ ...common, dataDir: this.spec.dataDir });
-    }
-    await this.writeState(host, res.start ?? (await this.observe(host)).saved ?? this.fallback(), true);
-    ctx.log.info({ cluster: this.spec.cluster, action: res.action, promoteAttempts: res.promoteAttempts }, 'etcd member ready');
+    const outcome = await finishMember({ ...common, dataDir: this.spec.dataDir });
+    await this.writeState(host, params ?? this.fallback(), true);
+    ctx.log.info({ cluster: this.spec.cluster, outcome }, 'etcd member confirmed');
   }
 }
