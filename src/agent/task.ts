@@ -16,6 +16,7 @@ export type TaskKind =
   | 'unit'
   | 'image'
   | 'cert'
+  | 'cert-files'
   | 'pki'
   | 'etcd-member'
   | 'etcd-membership'

@@ -5,7 +5,9 @@
 // /etc/kubernetes/bootstrap-kubelet.conf plus /etc/kubernetes/pki/ca.crt on workers (TLS bootstrap
 // with the cluster's bootstrap token; kubelet then writes kubelet.conf itself).
 // Runs after: containerd's unit and the prereqs tasks (when those components are in the run).
-// Restarts: only when its unit, config, flags, kubeconfig or binary changed (notify edges).
+// Also: removes a key pair kubelet wrote itself under /var/lib/kubelet/pki when it is unreadable
+// (cert-files-task.ts), so kubelet makes a new one.
+// Restarts: only when its unit, config, flags, kubeconfig or binary changed, or such a pair was removed.
 import type { Component, PreflightCheck } from '../agent/component.ts';
 import { AgentError } from '../agent/errors.ts';
 import { modelAsset, type NodeModel } from '../agent/model.ts';
@@ -15,6 +17,7 @@ import { DirTask, FileTask } from '../agent/tasks/file.ts';
 import { containerdEndpoint, containerdUnitKey } from '../containerd/keys.ts';
 import { kmodKey, swapKey, sysctlKey } from '../node-prereqs/keys.ts';
 import { UnitTask } from '../systemd/unit-task.ts';
+import { KubeletCertFilesTask } from './cert-files-task.ts';
 import {
   bootstrapKubeconfigPath,
   caCertPath,
@@ -131,6 +134,8 @@ export const kubeletComponent: Component = {
           notify: notifyUnit,
         }),
       );
+      // A pair kubelet wrote itself and a power cut left unreadable would stop it at every start.
+      graph.add(new KubeletCertFilesTask({ dir: kubeletCertDir, notify: notifyUnit }));
       const server = model.spec.apiServerEndpoint;
       const clusterName = model.boot.clusterName;
       if (worker) {

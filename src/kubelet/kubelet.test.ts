@@ -98,6 +98,7 @@ describe('kubelet graph', () => {
 
   it('worker: bootstrap kubeconfig, CA, flags; control plane: its own kubeconfig', () => {
     expect(keys(testModel({ role: 'worker' }))).toEqual([
+      'cert-files:/var/lib/kubelet/pki',
       'dir:/etc/kubernetes/manifests',
       'download:/usr/local/bin/kubectl',
       'download:/usr/local/bin/kubelet',
