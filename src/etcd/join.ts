@@ -115,12 +115,28 @@ async function addLearnerMakingRoom(client: EtcdClient, d: EnsureMemberDeps, opt
   }
 }
 
+/**
+ * This node claimed the creation, yet no member was ever registered and it has no data: the run
+ * that created the cluster stopped before etcd kept anything (a power cut before etcd's first
+ * write reached the disk). Registration follows etcd's first answer, so no other node can have
+ * joined, and etcd syncs its log before it acknowledges a write, so nothing acknowledged is lost:
+ * creating it again is safe. A registered member (this one included) means a cluster that
+ * existed, whose lost data only a restore brings back.
+ */
+async function creationUnfinished(d: EnsureMemberDeps, log: Logger): Promise<boolean> {
+  const marker = await readCreated(d.store, d.cluster);
+  if (marker?.by !== d.self.name) return false;
+  if ((await registeredMembers(d.store, d.cluster)).length > 0) return false;
+  log.warn({ cluster: d.cluster, member: d.self.name, createdAt: marker.at }, 'the run that created this etcd cluster stopped before etcd kept any data: creating it again');
+  return true;
+}
+
 export async function ensureMember(d: EnsureMemberDeps): Promise<EnsureMemberResult> {
   const { log, sleep, opts } = membershipOptions(d);
   const startTimeout = d.startTimeoutMs ?? 120_000;
   if (await d.hasData()) return { action: 'existing' };
 
-  if (await claimCreate(d.store, d.cluster, d.self)) {
+  if ((await claimCreate(d.store, d.cluster, d.self)) || (await creationUnfinished(d, log))) {
     const marker = await readCreated(d.store, d.cluster);
     const start: StartParams = {
       initialCluster: `${d.self.name}=${d.self.peerUrl}`,

@@ -1,13 +1,15 @@
 // Real etcd processes on 127.0.0.1 (Debian's 3.4 and 3.6 built from the Go module proxy), driven by
 // nodeup's membership code: a cluster forms through learner joins, a fourth node joins and is
 // promoted, a killed member is replaced with every key still readable, a learner left behind by a
-// run that stopped is promoted by the next one, and a removal that would break quorum is refused.
+// run that stopped is promoted by the next one, a creator whose run stopped before etcd kept data
+// creates again, and a removal that would break quorum is refused.
 // Needs scripts/setup-etcd.sh.
+import * as fsp from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentError } from '../../src/agent/errors.ts';
 import { listBackups } from '../../src/etcd/backup.ts';
 import { finishMember, waitAnswering } from '../../src/etcd/join.ts';
-import { clusterHealth, registeredMembers, removeDeadMembers, removeMember } from '../../src/etcd/membership.ts';
+import { clusterHealth, forgetRegistration, registeredMembers, removeDeadMembers, removeMember } from '../../src/etcd/membership.ts';
 import { debianEtcd, etcd36, EtcdWorld, writeKeys, type EtcdBinaries } from './etcd-harness.ts';
 
 const binaries: [string, () => EtcdBinaries][] = [
@@ -114,6 +116,32 @@ describe.each(binaries)('%s membership', (_label, pick) => {
     world.nodes.delete('node-x');
     await expect(finishMember(deps)).rejects.toThrow(/is not a member of the cluster \(it was removed\): move .* aside and run nodeup apply again/);
     expect((await world.clusterClient().memberList()).members).toHaveLength(4);
+  });
+
+  it('a creator whose run stopped before etcd kept any data creates the cluster again; another node may not', async () => {
+    const fresh = await EtcdWorld.create(pick(), 'recreate');
+    try {
+      const a = await fresh.newNode('node-a');
+      const b = await fresh.newNode('node-b');
+      // The first run claims the creation, then the power goes before etcd wrote anything.
+      const first = await fresh.join(a, { start: () => Promise.reject(new Error('the power went here')) }).catch((e: unknown) => e);
+      expect(String(first)).toContain('the power went here');
+      expect(await registeredMembers(fresh.store, 'recreate')).toEqual([]);
+      // Only the creator may decide that nothing was kept: another node cannot tell a slow creator from a dead one.
+      await expect(fresh.join(b)).rejects.toThrow(/was created by node-a but no other member is registered/);
+      expect((await fresh.join(a)).action).toBe('created');
+      expect((await fresh.join(b)).action).toBe('joined');
+      await writeKeys(fresh.client([a.self.clientUrl]), '/after-recreate/', 10);
+      expect(await fresh.client([b.self.clientUrl]).count('/after-recreate/')).toBe(10);
+      // Registered now: losing its data from here on is a restore, never a silent new cluster.
+      await a.proc?.kill();
+      await fsp.rm(a.dataDir, { recursive: true, force: true });
+      await b.proc?.kill();
+      expect(await forgetRegistration(fresh.store, 'recreate', 'node-b', [b.self.peerUrl])).toBe(true);
+      await expect(fresh.join(a)).rejects.toThrow(/was created by node-a but no other member is registered.*restore from a backup/);
+    } finally {
+      await fresh.dispose();
+    }
   });
 
   it('removes a dead member when quorum allows, and refuses a removal that would break quorum', async () => {
