@@ -246,11 +246,12 @@ export class Lab {
   async receiptOfThisBoot(name: string, timeoutMs = 1_200_000): Promise<Receipt> {
     await this.waitFor(`${name}: nodeup.service to finish a run in this boot`, timeoutMs, async () => {
       // `systemctl show -p A,B` prints in systemd's own property order: ask one at a time.
-      const r = await this.ssh(name, 'echo "$(systemctl show -p ActiveState --value nodeup.service)/$(systemctl show -p Result --value nodeup.service)"; stat -c %Y /var/lib/nodeup/status.json; cut -d. -f1 /proc/uptime; date +%s', 30_000);
+      const r = await this.ssh(name, 'echo "$(systemctl show -p ActiveState --value nodeup.service)/$(systemctl show -p Result --value nodeup.service)"; stat -c %Y /var/lib/nodeup/status.json 2>/dev/null || echo none; cut -d. -f1 /proc/uptime; date +%s', 30_000);
       const [state = '', mtime = '0', uptime = '0', now = '0'] = r.stdout.trim().split('\n');
       const bootedAt = Number(now) - Number(uptime);
       if (r.code === 0 && state === 'inactive/success' && Number(mtime) >= bootedAt) return { ok: true };
-      return { last: r.code === 0 ? `nodeup.service ${state}, receipt written ${Number(mtime) - bootedAt}s after boot` : `ssh exit ${r.code}` };
+      const receipt = mtime === 'none' ? 'no receipt yet' : Number(mtime) < bootedAt ? 'the receipt is from an earlier boot' : `receipt written ${Number(mtime) - bootedAt}s after boot`;
+      return { last: r.code === 0 ? `nodeup.service ${state}, ${receipt}` : `ssh exit ${r.code}` };
     });
     return JSON.parse((await this.ssh(name, 'cat /var/lib/nodeup/status.json')).stdout) as Receipt;
   }
