@@ -36,6 +36,11 @@ export interface EnsurePkiOptions {
   readonly holder: string;
   readonly log?: Logger;
   readonly timeoutMs?: number;
+  /**
+   * This machine's boot id (/proc/sys/kernel/random/boot_id), kept in the lock: a lock this node
+   * took in an earlier boot belongs to a run that a power cut or reboot ended, and is broken.
+   */
+  readonly boot?: string;
   /** A lock older than this is reported as stale (never broken silently). */
   readonly staleMs?: number;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -45,6 +50,7 @@ export interface EnsurePkiOptions {
 interface LockBody {
   readonly holder: string;
   readonly at: number;
+  readonly boot?: string;
 }
 
 /** Makes sure the cluster PKI exists. Returns 'created' for the one caller that created it. */
@@ -59,7 +65,7 @@ export async function ensureClusterPki(store: StateStore, opts: EnsurePkiOptions
   }
   for (let attempt = 1; ; attempt++) {
     if (await pkiComplete(store)) return 'existing';
-    const body: LockBody = { holder: opts.holder, at: now() };
+    const body: LockBody = { holder: opts.holder, at: now(), ...(opts.boot ? { boot: opts.boot } : {}) };
     if (await store.write(pkiLockKey, JSON.stringify(body), { ifAbsent: true })) {
       try {
         log.info({ holder: opts.holder }, 'creating the cluster pki');
@@ -76,6 +82,11 @@ export async function ensureClusterPki(store: StateStore, opts: EnsurePkiOptions
       lock = raw ? (JSON.parse(raw.toString('utf8')) as LockBody) : undefined;
     } catch {
       lock = undefined;
+    }
+    if (lock && opts.boot && lock.boot && lock.holder === opts.holder && lock.boot !== opts.boot) {
+      log.warn({ holder: lock.holder, since: new Date(lock.at).toISOString() }, 'breaking the pki lock this node took in an earlier boot (that run never finished)');
+      await store.remove(pkiLockKey);
+      continue;
     }
     if (lock && now() - lock.at > staleMs) {
       throw new AgentError(

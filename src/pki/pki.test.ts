@@ -80,6 +80,26 @@ describe('cluster pki', () => {
     await expect(ensureClusterPki(store, { holder: 'cp-a', staleMs: 1000 })).rejects.toThrow(/held by cp-gone.*remove the key/);
   });
 
+  it('breaks a lock this node took in an earlier boot, and only that one', async () => {
+    const store = await tempStore();
+    const quick = { staleMs: 60_000, timeoutMs: 300, sleep: () => Promise.resolve() };
+    // The same node, another boot: the run that held it ended with that boot (a power cut).
+    await store.write(pkiLockKey, JSON.stringify({ holder: 'cp-a', at: Date.now(), boot: 'boot-1' }));
+    expect(await ensureClusterPki(store, { holder: 'cp-a', boot: 'boot-2', ...quick })).toBe('created');
+    expect(await store.read(pkiLockKey)).toBeUndefined();
+    // The same boot (a run still going), another node, or a lock without a boot id: waited for, never broken.
+    for (const [lock, boot, holder] of [
+      [{ holder: 'cp-b', at: Date.now(), boot: 'boot-1' }, 'boot-1', 'cp-b'],
+      [{ holder: 'cp-b', at: Date.now(), boot: 'boot-1' }, 'boot-2', 'cp-c'],
+      [{ holder: 'cp-b', at: Date.now() }, 'boot-2', 'cp-b'],
+    ] as const) {
+      const other = await tempStore();
+      await other.write(pkiLockKey, JSON.stringify(lock));
+      await expect(ensureClusterPki(other, { holder, boot, ...quick })).rejects.toThrow(/timed out waiting for cp-b/);
+      expect(JSON.parse(String(await other.read(pkiLockKey)))).toEqual(lock);
+    }
+  });
+
   it('creates one bootstrap token, well-formed, stored as a secret', async () => {
     const store = await tempStore();
     const [a, b] = await Promise.all([ensureBootstrapToken(store), ensureBootstrapToken(store)]);

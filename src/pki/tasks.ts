@@ -36,7 +36,8 @@ export class ClusterPkiTask implements Task<boolean> {
     return actual ? [] : [{ field: 'create', to: 'cluster CAs and service-account key in the state store' }];
   }
   async apply(host: Host, _c: readonly Change[], ctx: ApplyContext): Promise<void> {
-    await ensureClusterPki(this.store, { holder: this.holder, log: ctx.log, sleep: (ms) => host.sleep(ms), now: () => host.now() });
+    const boot = (await host.fs.read('/proc/sys/kernel/random/boot_id'))?.toString('utf8').trim();
+    await ensureClusterPki(this.store, { holder: this.holder, log: ctx.log, sleep: (ms) => host.sleep(ms), now: () => host.now(), ...(boot ? { boot } : {}) });
   }
 }
 
