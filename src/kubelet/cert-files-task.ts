@@ -55,12 +55,11 @@ export class KubeletCertFilesTask implements Task<readonly BrokenPair[]> {
   readonly key: TaskKey;
   readonly after: readonly TaskKey[];
   readonly notify: readonly TaskKey[];
-  readonly path: string;
   private readonly spec: CertFilesSpec;
+  // No `path`: the task owns no path of its own, only judges files kubelet writes.
   constructor(spec: CertFilesSpec) {
     this.spec = spec;
     this.key = `cert-files:${spec.dir}`;
-    this.path = spec.dir;
     this.after = spec.after ?? [];
     this.notify = spec.notify ?? [];
   }
