@@ -1,7 +1,8 @@
 // apt on Debian and Ubuntu, run inside the root (chroot when --root is not "/").
 // The contract: one dpkg-query for every package; `apt-get update` only right before an install
 // that needs it (lists missing, older than listsMaxAge, or older than the sources), at most once
-// per run, and again only when apt cannot find a package or a version with the lists it has; one
+// per run, and again only when apt cannot find a package or a version with the lists it has (then,
+// if it still cannot, the lists are removed and fetched anew: damaged index files); one
 // batched `apt-get install` of the missing packages (installed ones are never upgraded unless
 // pinned); pinned versions installed with name=version and held with apt-mark; the dpkg lock
 // waited for (bounded, with the holder logged); `dpkg --configure -a` when dpkg asks for it;
@@ -105,6 +106,8 @@ export class AptManager implements PackageManager {
   private readonly opts: ManagerOptions;
   /** At most one `apt-get update` per run (one manager per run). */
   private updated = false;
+  /** At most one start-over of the lists per run. */
+  private rebuilt = false;
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
@@ -201,12 +204,36 @@ export class AptManager implements PackageManager {
     log.info({ packages: install.map((w) => (w.version !== undefined ? `${w.name}=${w.version}` : w.name)) }, 'installing packages');
     try {
       await this.run(host, 'apt-get', args, log);
+      return;
     } catch (err: unknown) {
-      // The lists we trusted as fresh lack a package or version: refresh once, then try again.
-      if (!isUnavailable(err) || this.updated) throw err;
-      await this.update(host, 'apt cannot find a package or version in the current lists', log);
-      await this.run(host, 'apt-get', args, log);
+      if (!isUnavailable(err) || this.rebuilt) throw err;
+      if (!this.updated) {
+        // The lists we trusted as fresh lack a package or version: refresh once, then try again.
+        await this.update(host, 'apt cannot find a package or version in the current lists', log);
+        try {
+          await this.run(host, 'apt-get', args, log);
+          return;
+        } catch (again: unknown) {
+          if (!isUnavailable(again)) throw again;
+        }
+      }
     }
+    // Fresh lists and still missing: the index files themselves may be damaged. apt writes them
+    // without syncing, so a power cut can leave them empty, and `apt-get update` does not fetch
+    // them again while the Release file is unchanged. Start the lists over, once per run.
+    await this.rebuildLists(host, log);
+    await this.run(host, 'apt-get', args, log);
+  }
+
+  private async rebuildLists(host: Host, log: Logger): Promise<void> {
+    this.rebuilt = true;
+    const names = (await host.fs.list(listsDir)).filter((n) => n !== 'lock' && n !== 'partial' && n !== 'auxfiles');
+    const empty: string[] = [];
+    for (const n of names) if ((await host.fs.stat(`${listsDir}/${n}`))?.size === 0) empty.push(n);
+    log.warn({ files: names.length, empty }, 'apt still cannot find a package after an update: removing its package lists and fetching them again');
+    for (const n of names) await host.fs.remove(`${listsDir}/${n}`);
+    for (const n of await host.fs.list(`${listsDir}/partial`)) await host.fs.remove(`${listsDir}/partial/${n}`);
+    await this.update(host, 'package lists removed', log);
   }
 
   private async update(host: Host, reason: string, log: Logger): Promise<void> {

@@ -80,7 +80,7 @@ describe('apt: batching, no upgrades, list refresh', () => {
     expect(host.commandLog().map((c) => c.split(' ').slice(0, 2).join(' '))).toEqual(['dpkg-query -W', 'apt-get install', 'apt-get update', 'apt-get install', 'dpkg-query -W']);
   });
 
-  it('fails clearly when a package is missing even after the refresh, and never updates twice', async () => {
+  it('fails clearly when a package is missing even after the refresh and a start-over of the lists, and goes no further', async () => {
     const host = await debHost([
       { match: dpkgQuery, stdout: installed(['apparmor', 'ca-certificates', 'iptables', 'kmod', 'mount']) },
       { match: 'apt-get update' },
@@ -91,7 +91,30 @@ describe('apt: batching, no upgrades, list refresh', () => {
     const failed = report.results.find((r) => r.key === 'package:nosuchpkg');
     expect(failed?.status).toBe('failed');
     expect(JSON.stringify(failed?.error)).toContain('package nosuchpkg is not in the package lists');
-    expect(host.commandLog().filter((c) => c === 'apt-get update')).toHaveLength(1);
+    // No lists at first: update, install (missing), lists removed, update, install (missing): done.
+    expect(host.commandLog().map((c) => c.split(' ').slice(0, 2).join(' '))).toEqual(['dpkg-query -W', 'apt-get update', 'apt-get install', 'apt-get update', 'apt-get install']);
+  });
+
+  it('starts the lists over when an update does not bring a package back (index files a power cut left empty)', async () => {
+    const host = await debHost(
+      [
+        { match: dpkgQuery, times: 1, stdout: installed(['ca-certificates', 'iptables', 'kmod', 'mount']) },
+        { match: /^apt-get install /, times: 2, exitCode: 100, stdout: 'E: Unable to locate package apparmor\n' },
+        { match: 'apt-get update' },
+        { match: /^apt-get install /, times: 1 },
+        { match: dpkgQuery, stdout: installed(base) },
+      ],
+      true,
+    );
+    await host.fs.writeAtomic('/var/lib/apt/lists/mirror_dists_bookworm_InRelease', 'Origin: x\n', { mode: 0o644 });
+    await host.fs.writeAtomic('/var/lib/apt/lists/mirror_dists_bookworm_main_binary-amd64_Packages', '', { mode: 0o644 });
+    await host.fs.writeAtomic('/var/lib/apt/lists/lock', '', { mode: 0o640 });
+    const { log, lines } = captureLog();
+    const report = await runPackages(await debian12(), host, 'apply', log);
+    expect(report.ok, JSON.stringify(report.results.filter((r) => r.error))).toBe(true);
+    expect(host.commandLog().map((c) => c.split(' ').slice(0, 2).join(' '))).toEqual(['dpkg-query -W', 'apt-get install', 'apt-get update', 'apt-get install', 'apt-get update', 'apt-get install', 'dpkg-query -W']);
+    expect(await host.fs.list('/var/lib/apt/lists')).toEqual(['lock']);
+    expect(lines().some((l) => String(l.msg).includes('removing its package lists') && JSON.stringify(l.empty) === '["mirror_dists_bookworm_main_binary-amd64_Packages"]')).toBe(true);
   });
 
   it('installs a pinned version with name=version and holds it; a held pinned package is converged', async () => {

@@ -3,7 +3,7 @@
 // packages through chroot from a local repository served on 127.0.0.1 (the fixture's .debs plus
 // small test packages built here with dpkg-deb). Proves: one batch, dpkg -s says installed, a second
 // apply runs no apt command, pins installed and held, a held dpkg lock waited for, a mirror 503
-// retried.
+// retried, index files left empty by a power cut started over.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -72,6 +72,7 @@ beforeAll(async () => {
   await buildDeb('nodeup-pin-test', '2.0');
   await buildDeb('nodeup-after-lock', '1.0');
   await buildDeb('nodeup-after-503', '1.0');
+  await buildDeb('nodeup-after-cut', '1.0');
   await indexRepo();
   server = await serveDir(repo);
   await fsp.writeFile(path.join(root, 'etc/apt/sources.list'), `deb [trusted=yes] ${server.url} ./\n`);
@@ -192,6 +193,25 @@ describe('packages on a real Debian bookworm root with real apt', () => {
     expect(retries.length).toBeGreaterThan(0);
     expect(String(retries[0]?.reason)).toMatch(/503|Failed to fetch/);
     expect((await dpkgStatus('nodeup-after-503')).status).toBe('install ok installed');
+  });
+
+  it('index files a power cut left empty: apt-get update alone keeps them so, nodeup starts the lists over and installs', async () => {
+    const lists = path.join(root, 'var/lib/apt/lists');
+    const indexes = (await fsp.readdir(lists)).filter((n) => n.endsWith('_Packages'));
+    expect(indexes.length).toBeGreaterThan(0);
+    for (const n of indexes) await fsp.truncate(path.join(lists, n), 0);
+    // The premise, on the real apt: the Release file is unchanged, so an update fetches no index again.
+    await sh('chroot', [root, 'apt-get', 'update']);
+    for (const n of indexes) expect((await fsp.stat(path.join(lists, n))).size, `${n} after a plain apt-get update`).toBe(0);
+    const host = new RecordingHost({ root });
+    const { log, lines } = captureLog('info');
+    const m = packagesModel(`ID=debian\nVERSION_ID="12"\n`, { extra: ['ethtool', 'nodeup-after-cut'] });
+    const report = await runPackages(m, host, 'apply', log);
+    expect(report.ok, JSON.stringify(report.results.filter((r) => r.error))).toBe(true);
+    expect(lines().find((l) => String(l.msg).includes('removing its package lists'))?.empty).toEqual(indexes);
+    expect(host.calls.filter((c) => c.startsWith('apt-get update'))).toHaveLength(2);
+    expect((await dpkgStatus('nodeup-after-cut')).status).toBe('install ok installed');
+    for (const n of indexes) expect((await fsp.stat(path.join(lists, n))).size).toBeGreaterThan(0);
   });
 
   it('the adapter sees fresh lists after the update (no refresh needed)', async () => {
