@@ -131,6 +131,8 @@ describe.each(matrix)('%s', (_label, binaries, caseNames) => {
       const q = (s: string): string => `["']${s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["']`;
       expect(dump).toMatch(new RegExp(`${configSchemaFor(bins.version) === 2 ? 'sandbox_image' : 'sandbox'} = ${q(input.sandboxImage)}`));
       expect(dump).toMatch(/SystemdCgroup = true/);
+      // Pulled layers are synced to disk (2.x; Debian's 1.6 does not know the key and ignores it).
+      if (configSchemaFor(bins.version) === 3) expect(dump).toMatch(/image_pull_with_sync_fs = true/);
       expect(dump).toMatch(new RegExp(`config_path = ${q(inst.certsDir)}`));
       expect(dump).toMatch(new RegExp(`root = ${q(path.join(inst.dir, 'root'))}`));
       if (Object.keys(files).some((f) => f.startsWith('conf.d/'))) {
