@@ -88,13 +88,15 @@ describe('three control planes; one is lost and replaced', () => {
     if (r.code !== 0) throw new Error(`${from}: nodeup etcd members failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as Members;
   };
+  // vCPUs per guest (NODEUP_VM_HA_CPUS, default launch's 2): three 2-vCPU TCG guests outnumber 2 host cores.
+  const cpuArgs = process.env.NODEUP_VM_HA_CPUS ? ['--cpus', process.env.NODEUP_VM_HA_CPUS] : [];
   const voterNames = (m: Members): string[] => m.members.filter((x) => !x.member.isLearner).map((x) => x.member.name).sort();
 
   it('three voting etcd members; a replacement joins and the dead member is removed, no key lost', async () => {
     try {
       const store = `s3://${bucket}/cluster`;
       for (const name of cps) {
-        const res = await lab.launch(name, { nodeConfig: cpConfig, memoryMiB: 2560, stateStore: store, args: s3Args });
+        const res = await lab.launch(name, { nodeConfig: cpConfig, memoryMiB: 2560, stateStore: store, args: [...s3Args, ...cpuArgs] });
         lab.mark(`${name} receipt`);
         expect(res.code, `nodeup launch ${name}`).toBe(0);
         expect((await lab.receiptOf(name)).result).toBe('converged');
@@ -117,7 +119,7 @@ describe('three control planes; one is lost and replaced', () => {
       const gone = cps[2]!;
       expect((await lab.deleteGuests([gone])).code).toBe(0);
       lab.mark(`${gone} deleted`);
-      const res = await lab.launch(replacement, { nodeConfig: cpConfig, memoryMiB: 2560, stateStore: store, args: s3Args });
+      const res = await lab.launch(replacement, { nodeConfig: cpConfig, memoryMiB: 2560, stateStore: store, args: [...s3Args, ...cpuArgs] });
       lab.mark(`${replacement} receipt`);
       expect(res.code, `nodeup launch ${replacement}`).toBe(0);
       expect((await lab.receiptOf(replacement)).result).toBe('converged');
