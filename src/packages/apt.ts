@@ -92,6 +92,11 @@ export function classifyApt(res: RunResult): Outcome {
   return { kind: 'failed', reason: e ? e.slice(3) : `exit code ${res.exitCode}` };
 }
 
+/** The list and index files apt keeps, without its lock and working folders. */
+async function listFiles(host: Host): Promise<readonly string[]> {
+  return (await host.fs.list(listsDir)).filter((n) => n !== 'lock' && n !== 'partial' && n !== 'auxfiles');
+}
+
 /** Why the lists need a refresh before installing, or undefined when fresh. Pure. */
 export function listsStaleReason(newestListMs: number | undefined, newestSourceMs: number | undefined, nowMs: number, maxAgeMs: number): string | undefined {
   if (newestListMs === undefined) return 'no package lists';
@@ -129,7 +134,7 @@ export class AptManager implements PackageManager {
    * stamp Debian's periodic update hook touches. Undefined when there are no lists at all.
    */
   private async lastUpdate(host: Host): Promise<number | undefined> {
-    const names = (await host.fs.list(listsDir)).filter((n) => n !== 'lock' && n !== 'partial' && n !== 'auxfiles');
+    const names = await listFiles(host);
     if (names.length === 0) return undefined;
     const stamps = await Promise.all(
       [listsDir, `${listsDir}/partial`, '/var/lib/apt/periodic/update-success-stamp'].map(async (p) => (await host.fs.stat(p))?.mtimeMs ?? 0),
@@ -227,7 +232,7 @@ export class AptManager implements PackageManager {
 
   private async rebuildLists(host: Host, log: Logger): Promise<void> {
     this.rebuilt = true;
-    const names = (await host.fs.list(listsDir)).filter((n) => n !== 'lock' && n !== 'partial' && n !== 'auxfiles');
+    const names = await listFiles(host);
     const empty: string[] = [];
     for (const n of names) if ((await host.fs.stat(`${listsDir}/${n}`))?.size === 0) empty.push(n);
     log.warn({ files: names.length, empty }, 'apt still cannot find a package after an update: removing its package lists and fetching them again');
