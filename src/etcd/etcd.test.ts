@@ -7,6 +7,7 @@ import { buildGraph } from '../agent/run.ts';
 import { cpModel } from '../controlplane/test-model.ts';
 import { EtcdClient, isTransient, parseSnapshotStream, prefixEnd, type EtcdMember } from './client.ts';
 import { etcdComponent, etcdImage } from './component.ts';
+import { waitAnswering } from './join.ts';
 import { EtcdMemberTask } from './member-task.ts';
 import { checkChange, checkRemoval, initialClusterOf, quorumOf, type ClusterHealth, type MemberHealth } from './membership.ts';
 import { renderBackupService, renderBackupTimer, renderEtcdManifest, renderEtcdUnit, type EtcdMemberConfig } from './render-manifest.ts';
@@ -149,6 +150,10 @@ describe('client helpers', () => {
       expect(isTransient(await failure('https://10.0.0.1:2379'))).toBe(true);
       expect(isTransient(await failure('https://10.0.0.2:2379'))).toBe(true);
       expect(isTransient(await failure('https://10.0.0.4:2379'))).toBe(true);
+      // Our own member not answering yet (kubelet has not started its pod) is retried, too.
+      const silent = await waitAnswering(new EtcdClient(host, ['https://10.0.0.4:2379']), 'https://10.0.0.4:2379', 300, (ms) => new Promise((r) => setTimeout(r, ms))).then(() => undefined, (e: unknown) => e);
+      expect(String(silent)).toMatch(/did not answer within 300 ms/);
+      expect(isTransient(silent)).toBe(true);
       const final = await failure('https://10.0.0.3:2379');
       expect(String(final)).toContain('member not found');
       expect(isTransient(final)).toBe(false);

@@ -67,7 +67,11 @@ function membershipOptions(d: Pick<EnsureMemberDeps, 'cluster' | 'store' | 'log'
   return { log, sleep, opts };
 }
 
-/** Waits until this member answers its status endpoint. */
+/**
+ * Waits until this member answers its status endpoint. Running out of time is transient (the
+ * error says the member was unreachable): under load kubelet may not have started the static pod
+ * yet, and a later attempt reuses the learner that is already added.
+ */
 export async function waitAnswering(client: EtcdClient, endpoint: string, timeoutMs: number, sleep: (ms: number) => Promise<void>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -80,7 +84,7 @@ export async function waitAnswering(client: EtcdClient, endpoint: string, timeou
       await sleep(100);
     }
   }
-  throw new AgentError('ETCD_MEMBERSHIP', `etcd at ${endpoint} did not answer within ${timeoutMs} ms: ${errorMessage(last)}`, { cause: last, details: { endpoint } });
+  throw new AgentError('ETCD_MEMBERSHIP', `etcd at ${endpoint} did not answer within ${timeoutMs} ms: ${errorMessage(last)}`, { cause: last, details: { endpoint, unreachable: true } });
 }
 
 /**
