@@ -140,3 +140,18 @@ export function modelAsset(model: NodeModel, name: AssetName): AssetSource {
     override: model.spec.assets.overrides[name],
   });
 }
+
+/** The control plane's own API server, on loopback: what its controller-manager and scheduler use. Pure. */
+export function localApiServer(model: NodeModel): string {
+  return `https://127.0.0.1:${model.spec.controlPlane.apiServer.port}`;
+}
+
+/**
+ * The API server this node's kubelet and kube-proxy talk to. A control plane uses its own, on
+ * loopback (as kOps does, and kubeadm's ControlPlaneKubeletLocalMode): it needs no load balancer
+ * in front of spec.apiServerEndpoint while the cluster is created, and it keeps reporting when
+ * another control plane's API server is down. Workers use spec.apiServerEndpoint. Pure.
+ */
+export function nodeApiServer(model: NodeModel): string {
+  return model.role === 'control-plane' ? localApiServer(model) : model.spec.apiServerEndpoint;
+}

@@ -10,7 +10,7 @@
 import type { Component } from '../agent/component.ts';
 import { AgentError } from '../agent/errors.ts';
 import { nodeCIDRMaskSize } from '../agent/config.ts';
-import type { NodeModel } from '../agent/model.ts';
+import { localApiServer, type NodeModel } from '../agent/model.ts';
 import { ipv4InCidr } from '../agent/node-address.ts';
 import type { GraphBuilder } from '../agent/graph.ts';
 import type { TaskKey } from '../agent/task.ts';
@@ -98,7 +98,7 @@ export const controlPlaneComponent: Component = {
   build(model, graph) {
     const store = model.store;
     const days = model.spec.controlPlane.certificateValidityDays;
-    const localServer = `https://127.0.0.1:${model.spec.controlPlane.apiServer.port}`;
+    const localServer = localApiServer(model);
     const cluster = model.boot.clusterName;
     addOnce(graph, new ClusterPkiTask(store, model.nodeName));
     graph.add(new BootstrapTokenTask(store));

@@ -7,7 +7,7 @@
 // Runs after: nothing explicit; kubelet picks the manifest up whenever it appears.
 // Bake: nothing is written into an image (the pod belongs to a running node with its credentials).
 import type { Component } from '../agent/component.ts';
-import type { NodeModel } from '../agent/model.ts';
+import { nodeApiServer, type NodeModel } from '../agent/model.ts';
 import { DirTask, FileTask, shortHash } from '../agent/tasks/file.ts';
 import { caCertPath, pkiDir, staticPodDir } from '../kubelet/paths.ts';
 import { AbsentFileTask } from './absent-task.ts';
@@ -37,7 +37,7 @@ export function kubeProxyFiles(model: NodeModel): KubeProxyFiles {
   const worker = model.role === 'worker';
   const kubeconfig = renderKubeProxyKubeconfig({
     clusterName: model.boot.clusterName,
-    server: model.spec.apiServerEndpoint,
+    server: nodeApiServer(model),
     caFile: caCertPath,
     certFile: worker ? kubeletClientCurrentPath : kubeProxyCertPath,
     keyFile: worker ? kubeletClientCurrentPath : kubeProxyKeyPath,

@@ -10,7 +10,7 @@
 // Restarts: only when its unit, config, flags, kubeconfig or binary changed, or such a pair was removed.
 import type { Component, PreflightCheck } from '../agent/component.ts';
 import { AgentError } from '../agent/errors.ts';
-import { modelAsset, type NodeModel } from '../agent/model.ts';
+import { modelAsset, nodeApiServer, type NodeModel } from '../agent/model.ts';
 import type { TaskKey } from '../agent/task.ts';
 import { DownloadTask } from '../agent/tasks/download.ts';
 import { DirTask, FileTask } from '../agent/tasks/file.ts';
@@ -136,7 +136,7 @@ export const kubeletComponent: Component = {
       );
       // A pair kubelet wrote itself and a power cut left unreadable would stop it at every start.
       graph.add(new KubeletCertFilesTask({ dir: kubeletCertDir, notify: notifyUnit }));
-      const server = model.spec.apiServerEndpoint;
+      const server = nodeApiServer(model);
       const clusterName = model.boot.clusterName;
       if (worker) {
         // Both present when the preflight checks pass; with the checks ignored, kubelet waits for them.
