@@ -134,7 +134,8 @@ describe('three control planes; one is lost and replaced', () => {
       lab.mark('dead member removed; three voting members');
 
       // Every key is still there, read through the replacement's own API server.
-      const list = await lab.ssh(replacement, kubectl(`get configmaps -n default -o 'jsonpath={range .items[*]}{.metadata.name}={.data.value}{"\\n"}{end}'`), 180_000);
+      // admin.conf names spec.apiServerEndpoint (cp-1): --server aims at the replacement's own.
+      const list = await lab.ssh(replacement, kubectl(`--server https://127.0.0.1:6443 get configmaps -n default -o 'jsonpath={range .items[*]}{.metadata.name}={.data.value}{"\\n"}{end}'`), 180_000);
       expect(list.code, list.stderr).toBe(0);
       const got = new Set(list.stdout.split('\n').filter((l) => l.startsWith('ha-key-')));
       expect(keys.filter((k) => !got.has(`${k}=${k}-value`)), 'ConfigMaps lost').toEqual([]);
