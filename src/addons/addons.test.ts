@@ -11,6 +11,7 @@ import { silentLogger } from '../agent/log.ts';
 import type { NodeModel } from '../agent/model.ts';
 import { controlPlaneComponent } from '../controlplane/component.ts';
 import { adminKubeconfig } from '../controlplane/render-manifests.ts';
+import { etcdComponent } from '../etcd/component.ts';
 import { cpModel, type CpModelOptions } from '../controlplane/test-model.ts';
 import { bootstrapTokenKey } from '../pki/cluster-pki.ts';
 import { renderKubeconfig } from '../pki/kubeconfig.ts';
@@ -173,12 +174,25 @@ describe('addons component', () => {
     ]);
     const gate = 'manifest:clusterrolebinding/nodeup:kubelet-bootstrap';
     expect(graph.deps.get(gate)).toEqual(expect.arrayContaining([apiServerManifestKey, 'cert:kubeconfig-admin']));
+    expect(graph.deps.get(gate)?.some((d) => d.startsWith('etcd-member:')), 'no etcd component in this graph').toBe(false);
     // Only the gate waits for the API server; everything else runs after it (directly or in a chain).
     const reaches = (k: string, target: string): boolean => k === target || (graph.deps.get(k as never) ?? []).some((d) => reaches(d, target));
     for (const k of mine) expect(reaches(k, gate), k).toBe(true);
     for (const k of mine.filter((k) => k !== gate)) expect(graph.deps.get(k)?.some((d) => d.startsWith('manifest:')), k).toBe(true);
     expect(graph.deps.get(manifestKey(bootstrapTokenSecretId))).toContain('pki:bootstrap-token');
     expect(graph.deps.get('manifest:kube-system/deployment/coredns')).toContain('manifest:kube-system/configmap/coredns');
+  });
+
+  it('the gate waits for this node\'s etcd members: a joining control plane\'s API server needs its own member first', () => {
+    const m = liveModel();
+    const g = new Graph();
+    for (const c of [etcdComponent, controlPlaneComponent, addonsComponent]) {
+      g.setOwner(c.name);
+      c.build(m, g);
+    }
+    const members = m.spec.etcd.clusters.map((c) => `etcd-member:${c.name}`);
+    expect(members.length).toBeGreaterThan(0);
+    expect(g.finish().deps.get('manifest:clusterrolebinding/nodeup:kubelet-bootstrap')).toEqual(expect.arrayContaining(members));
   });
 
   it('builds alone (--only addons): no edges to tasks that are not in the run', () => {

@@ -10,13 +10,14 @@
 //    ConfigMap and Deployment coredns, Service kube-dns.
 // Nothing on disk. Credentials: the admin kubeconfig the control-plane component writes; the local
 // API server (https://127.0.0.1:<port>), never the load balancer.
-// Runs after: the kube-apiserver static pod manifest, the admin kubeconfig, kubelet's unit, the
-// bootstrap token in the store (each when in the run); every other object after the first binding,
+// Runs after: the kube-apiserver static pod manifest, the admin kubeconfig, kubelet's unit, this
+// node's etcd members, the bootstrap token in the store (each when in the run); every other object after the first binding,
 // so only one task waits for the API server. Only on live control planes: not in a bake, not on an offline root.
 import type { Component } from '../agent/component.ts';
-import type { NodeModel } from '../agent/model.ts';
+import { localApiServer, type NodeModel } from '../agent/model.ts';
 import type { TaskKey } from '../agent/task.ts';
 import { adminKubeconfig, manifestDir } from '../controlplane/render-manifests.ts';
+import { etcdMemberKey } from '../etcd/member-task.ts';
 import { kubeletUnitKey } from '../kubelet/paths.ts';
 import { bootstrapTokenKey } from '../pki/cluster-pki.ts';
 import { bootstrapTokenTaskKey } from '../pki/tasks.ts';
@@ -38,7 +39,7 @@ export function objectId(o: KubeObject): string {
 
 /** Where the addons talk to: the API server on this node, with the admin kubeconfig. Pure. */
 export function apiTarget(model: NodeModel): ApiTarget {
-  return { server: `https://127.0.0.1:${model.spec.controlPlane.apiServer.port}`, kubeconfigPath: adminKubeconfig };
+  return { server: localApiServer(model), kubeconfigPath: adminKubeconfig };
 }
 
 /** CoreDNS's inputs for this cluster. Pure. */
@@ -68,7 +69,9 @@ export const addonsComponent: Component = {
   build(model, graph) {
     const api = apiTarget(model);
     const present = (keys: readonly TaskKey[]): TaskKey[] => keys.filter((k) => graph.has(k));
-    const base = present([apiServerManifestKey, adminKubeconfigKey, kubeletUnitKey]);
+    // The local API server needs the local etcd member: a joining control plane's wait (and its
+    // NotReady deadline) starts once that member has joined, not while it is still joining.
+    const base = present([apiServerManifestKey, adminKubeconfigKey, kubeletUnitKey, ...model.spec.etcd.clusters.map((c) => etcdMemberKey(c.name))]);
     // The first binding is the gate: only it waits for the API server (NotReady retries hold an
     // executor slot), the others start once it has been applied.
     const [gate, ...bindings] = renderBootstrapRbac({ nodeProxierForNodes: model.spec.addons.nodeProxierForNodes });

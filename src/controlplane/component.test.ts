@@ -2,6 +2,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import * as yaml from 'js-yaml';
 import { MockAgent, getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../agent/components.ts';
@@ -74,6 +75,18 @@ describe('control-plane inputs', () => {
     const flags = cm({ podCIDR: '10.200.0.0/16', bridge: { nodeCIDRMaskSize: 26 } });
     for (const f of ['--allocate-node-cidrs=true', '--cluster-cidr=10.200.0.0/16', '--node-cidr-mask-size=26']) expect(flags).toContain(`- ${f}\n`);
     expect(cm({ cni: 'external' })).not.toContain('allocate-node-cidrs');
+  });
+
+  it('probes: kubeadm\'s thresholds by default; spec.controlPlane.probes loosens them on all three pods', () => {
+    const thresholds = (m: string): [number, number] => {
+      const pod = yaml.load(m) as { spec: { containers: { startupProbe: { failureThreshold: number }; livenessProbe: { failureThreshold: number } }[] } };
+      const c = pod.spec.containers[0]!;
+      return [c.startupProbe.failureThreshold, c.livenessProbe.failureThreshold];
+    };
+    const renderers = [renderApiServerManifest, renderControllerManagerManifest, renderSchedulerManifest];
+    for (const r of renderers) expect(thresholds(r(controlPlaneInput(cpModel())))).toEqual([24, 8]);
+    const slow = controlPlaneInput(cpModel({ spec: { controlPlane: { probes: { startupFailureThreshold: 90, livenessFailureThreshold: 30 } } } }));
+    for (const r of renderers) expect(thresholds(r(slow))).toEqual([90, 30]);
   });
 
   it.each([

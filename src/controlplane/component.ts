@@ -85,6 +85,7 @@ export function controlPlaneInput(model: NodeModel): ControlPlaneInput {
     apiServerExtraArgs: cp.apiServer.extraArgs,
     controllerManagerExtraArgs: cp.controllerManager.extraArgs,
     schedulerExtraArgs: cp.scheduler.extraArgs,
+    probes: cp.probes,
   };
 }
 

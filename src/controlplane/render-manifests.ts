@@ -55,6 +55,8 @@ export interface ControlPlaneInput {
   readonly apiServerExtraArgs: Readonly<Record<string, string>>;
   readonly controllerManagerExtraArgs: Readonly<Record<string, string>>;
   readonly schedulerExtraArgs: Readonly<Record<string, string>>;
+  /** Failed probes (10 s apart) before kubelet restarts a pod: while it starts, once it runs. */
+  readonly probes: { readonly startupFailureThreshold: number; readonly livenessFailureThreshold: number };
 }
 
 type Flags = Record<string, string>;
@@ -81,6 +83,7 @@ interface PodInput {
   readonly probe: { readonly host: string; readonly port: number; readonly livePath: string; readonly readyPath?: string };
   readonly cpu: string;
   readonly volumes: readonly Volume[];
+  readonly thresholds: ControlPlaneInput['probes'];
 }
 
 function renderPod(p: PodInput): string {
@@ -105,8 +108,8 @@ function renderPod(p: PodInput): string {
           imagePullPolicy: 'IfNotPresent',
           command: [...p.command],
           resources: { requests: { cpu: p.cpu } },
-          startupProbe: { httpGet: httpGet(p.probe.livePath), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 15, failureThreshold: 24 },
-          livenessProbe: { httpGet: httpGet(p.probe.livePath), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 15, failureThreshold: 8 },
+          startupProbe: { httpGet: httpGet(p.probe.livePath), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 15, failureThreshold: p.thresholds.startupFailureThreshold },
+          livenessProbe: { httpGet: httpGet(p.probe.livePath), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 15, failureThreshold: p.thresholds.livenessFailureThreshold },
           ...(p.probe.readyPath ? { readinessProbe: { httpGet: httpGet(p.probe.readyPath), periodSeconds: 1, timeoutSeconds: 15, failureThreshold: 3 } } : {}),
           volumeMounts: p.volumes.map((v) => ({ name: v.name, mountPath: v.mountPath, readOnly: v.readOnly })),
         },
@@ -177,6 +180,7 @@ export function renderApiServerManifest(i: ControlPlaneInput): string {
     command: ['kube-apiserver', ...flagList(flags, i.apiServerExtraArgs)],
     probe: { host: i.advertiseAddress, port: i.securePort, livePath: '/livez', readyPath: '/readyz' },
     cpu: '250m',
+    thresholds: i.probes,
     volumes,
   });
 }
@@ -206,6 +210,7 @@ export function renderControllerManagerManifest(i: ControlPlaneInput): string {
     command: ['kube-controller-manager', ...flagList(flags, i.controllerManagerExtraArgs)],
     probe: { host: '127.0.0.1', port: 10257, livePath: '/healthz' },
     cpu: '200m',
+    thresholds: i.probes,
     volumes: [
       ...caCerts,
       { name: 'kubeconfig', hostPath: controllerManagerKubeconfig, mountPath: controllerManagerKubeconfig, type: 'FileOrCreate', readOnly: true },
@@ -227,6 +232,7 @@ export function renderSchedulerManifest(i: ControlPlaneInput): string {
     command: ['kube-scheduler', ...flagList(flags, i.schedulerExtraArgs)],
     probe: { host: '127.0.0.1', port: 10259, livePath: '/healthz' },
     cpu: '100m',
+    thresholds: i.probes,
     volumes: [{ name: 'kubeconfig', hostPath: schedulerKubeconfig, mountPath: schedulerKubeconfig, type: 'FileOrCreate', readOnly: true }],
   });
 }

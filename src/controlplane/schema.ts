@@ -26,6 +26,18 @@ export const ControlPlaneSpec = z.strictObject({
     .prefault({}),
   controllerManager: z.strictObject({ extraArgs: ExtraArgs }).prefault({}),
   scheduler: z.strictObject({ extraArgs: ExtraArgs }).prefault({}),
+  /**
+   * How many failed probes (one every 10 s) kubelet allows the API server, controller-manager and
+   * scheduler before it restarts them: while they start, and once they run. kubeadm's numbers suit
+   * real hardware; on slow machines (emulated guests, small boards) an API server that needs more
+   * than 250 s to start is killed before it answers, again and again.
+   */
+  probes: z
+    .strictObject({
+      startupFailureThreshold: z.number().int().min(1).max(1000).default(24),
+      livenessFailureThreshold: z.number().int().min(1).max(1000).default(8),
+    })
+    .prefault({}),
   /** Leaf certificate lifetime; renewed when a third is left. */
   certificateValidityDays: z.number().int().min(2).max(3650).default(365),
 });

@@ -16,7 +16,7 @@ import { CertTask, ClusterPkiTask, StoreFileTask, clusterPkiKey } from '../pki/t
 import { storeLayout } from '../statestore/store.ts';
 import { UnitTask } from '../systemd/unit-task.ts';
 import { DeadMemberTask } from './dead-member-task.ts';
-import { EtcdMemberTask, etcdStatePath } from './member-task.ts';
+import { EtcdMemberTask, etcdMemberKey, etcdStatePath } from './member-task.ts';
 import { clientUrl, peerUrl, renderBackupService, renderBackupTimer, type EtcdTlsPaths } from './render-manifest.ts';
 import type { EtcdClusterSpec } from './schema.ts';
 
@@ -156,7 +156,7 @@ export const etcdComponent: Component = {
           enabled: true,
           running: true,
           wantedBy: 'timers.target',
-          after: [`unit:${backupUnitName}`, ...e.clusters.map((c): TaskKey => `etcd-member:${c.name}`)],
+          after: [`unit:${backupUnitName}`, ...e.clusters.map((c) => etcdMemberKey(c.name))],
         }),
       );
     }

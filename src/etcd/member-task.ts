@@ -63,6 +63,11 @@ export function etcdStatePath(cluster: string): string {
   return `/var/lib/nodeup/etcd-${cluster}.json`;
 }
 
+/** `etcd-member:main`: the task that makes this node a member of one etcd cluster. */
+export function etcdMemberKey(cluster: string): TaskKey {
+  return `etcd-member:${cluster}`;
+}
+
 export class EtcdMemberTask implements Task<EtcdMemberActual> {
   readonly key: TaskKey;
   readonly after: readonly TaskKey[];
@@ -72,7 +77,7 @@ export class EtcdMemberTask implements Task<EtcdMemberActual> {
   constructor(store: StateStore, spec: EtcdMemberSpec) {
     this.store = store;
     this.spec = spec;
-    this.key = `etcd-member:${spec.cluster}`;
+    this.key = etcdMemberKey(spec.cluster);
     this.after = spec.after ?? [];
   }
 

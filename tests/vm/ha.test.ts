@@ -68,8 +68,12 @@ describe('three control planes; one is lost and replaced', () => {
     await startMinio(path.join(lab.workDir, 'minio'));
     const client = new S3Client({ endpoint: `http://127.0.0.1:${minioPort}`, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: creds.user, secretAccessKey: creds.password } });
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    // Three TCG guests on two host cores: the third API server needed more than kubeadm's 250 s to
+    // start, and was killed by its startup probe again and again (run 5); running ones missed their
+    // liveness probe for 80 s (run 3). The probes allow 15 and 5 minutes here (spec.controlPlane.probes).
     // One vCPU is below the control-plane minimum that preflight enforces: say so in the config.
-    const cfg = lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, etcdMemberCount: 3, ...(cpuArgs.length > 0 ? { extra: '  preflight:\n    ignore: [NumCPU]\n' } : {}) });
+    const extra = `  controlPlane:\n    probes: {startupFailureThreshold: 90, livenessFailureThreshold: 30}\n${cpuArgs.length > 0 ? '  preflight:\n    ignore: [NumCPU]\n' : ''}`;
+    const cfg = lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, etcdMemberCount: 3, extra });
     cpConfig = await lab.writeFile('control-plane.yaml', cfg);
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: `cluster/${storeLayout.nodeConfig('control-plane')}`, Body: cfg }));
     credsFile = await lab.writeFile('s3-credentials.env', `AWS_ACCESS_KEY_ID=${creds.user}\nAWS_SECRET_ACCESS_KEY=${creds.password}\n`);
