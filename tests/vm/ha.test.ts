@@ -117,8 +117,14 @@ describe('three control planes; one is lost and replaced', () => {
       // 60 ConfigMaps: keys that must survive the replacement.
       const keys = Array.from({ length: 60 }, (_, i) => `ha-key-${i}`);
       const manifest = keys.map((k) => JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: k, namespace: 'default' }, data: { value: `${k}-value` } })).join('\n---\n');
-      const put = await lab.ssh(cps[0]!, `${kubectl('apply -f -')} <<'EOF'\n${manifest}\nEOF`, 300_000);
-      expect(put.code, `kubectl apply: ${put.stderr}`).toBe(0);
+      // Three control planes on two emulated cores: the API servers answer slowly and the
+      // controller-managers lose their leases (run 6: one apply of the 60 took over 300 s). The
+      // apply is idempotent: it is repeated until it goes through.
+      await lab.waitFor('60 ConfigMaps written', 1_200_000, async () => {
+        const put = await lab.ssh(cps[0]!, `${kubectl('apply -f -')} <<'EOF'\n${manifest}\nEOF`, 300_000);
+        return put.code === 0 ? { ok: true } : { last: `kubectl apply: exit ${put.code}: ${put.stderr || '(no output: ssh timed out after 300 s)'}` };
+      });
+      lab.mark('60 ConfigMaps written');
 
       // Lose cp-3 for good, then launch a replacement with a new name.
       const gone = cps[2]!;
