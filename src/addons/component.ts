@@ -11,8 +11,9 @@
 // Nothing on disk. Credentials: the admin kubeconfig the control-plane component writes; the local
 // API server (https://127.0.0.1:<port>), never the load balancer.
 // Runs after: the kube-apiserver static pod manifest, the admin kubeconfig, kubelet's unit, this
-// node's etcd members, the bootstrap token in the store (each when in the run); every other object after the first binding,
-// so only one task waits for the API server. Only on live control planes: not in a bake, not on an offline root.
+// node's etcd members, the bootstrap token in the store (each when in the run); every other object
+// after the first binding, so only one task waits for the API server. Only on live control planes:
+// not in a bake, not on an offline root.
 import type { Component } from '../agent/component.ts';
 import { localApiServer, type NodeModel } from '../agent/model.ts';
 import type { TaskKey } from '../agent/task.ts';
