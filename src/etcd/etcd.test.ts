@@ -68,6 +68,23 @@ describe('etcd schema', () => {
     const msgs = r.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     expect(msgs).toEqual(['clusters.0.peerPort: port 2379 is used twice', 'clusters: the main cluster is required']);
   });
+
+  it('heartbeat and election timeout: flags only when set; an election timeout under 5 heartbeats is refused, naming the field', () => {
+    const bad = EtcdSpec.safeParse({ heartbeatIntervalMs: 500 });
+    expect(bad.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      'electionTimeoutMs: 1000 ms is less than 5 times the heartbeat interval (500 ms): etcd refuses to start; raise electionTimeoutMs',
+    ]);
+    const member = (etcd: Record<string, unknown>): string => {
+      const graph = buildGraph(cpModel({ spec: { etcd } }), components).finish();
+      const task = graph.tasks.get('etcd-member:main');
+      if (!(task instanceof EtcdMemberTask)) throw new Error('no etcd-member:main task');
+      return task.render({ initialCluster: 'cp=https://10.0.0.2:2380', initialClusterState: 'new', initialClusterToken: 't' });
+    };
+    expect(member({})).not.toMatch(/heartbeat-interval|election-timeout/);
+    const slow = member({ heartbeatIntervalMs: 500, electionTimeoutMs: 5000 });
+    expect(slow).toContain('- --heartbeat-interval=500\n');
+    expect(slow).toContain('- --election-timeout=5000\n');
+  });
 });
 
 const m = (id: string, name: string, isLearner = false): EtcdMember => ({ id, name, peerURLs: [`https://${name}:2380`], clientURLs: [`https://${name}:2379`], isLearner });

@@ -31,6 +31,7 @@ export interface EtcdMemberSpec {
   readonly peerPort: number;
   readonly dataDir: string;
   readonly tls: EtcdTlsPaths;
+  readonly timing?: EtcdMemberConfig['timing'];
   /** nodeup's own client pair (etcd-ca) for membership calls. */
   readonly clientCert: string;
   readonly clientKey: string;
@@ -99,6 +100,7 @@ export class EtcdMemberTask implements Task<EtcdMemberActual> {
       initialClusterState: p.initialClusterState,
       initialClusterToken: p.initialClusterToken,
       tls: this.spec.tls,
+      ...(this.spec.timing ? { timing: this.spec.timing } : {}),
     };
     const r = this.spec.run;
     return r.mode === 'static-pod' ? renderEtcdManifest({ member, image: r.image, pkiDir: this.spec.pkiDir }) : renderEtcdUnit(member, r.binary);

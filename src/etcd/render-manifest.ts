@@ -28,6 +28,8 @@ export interface EtcdMemberConfig {
   readonly initialClusterState: 'new' | 'existing';
   readonly initialClusterToken: string;
   readonly tls: EtcdTlsPaths;
+  /** --heartbeat-interval / --election-timeout in ms; etcd's own defaults when unset. */
+  readonly timing?: { readonly heartbeatIntervalMs?: number; readonly electionTimeoutMs?: number };
 }
 
 export function clientUrl(ip: string, port: number): string {
@@ -66,6 +68,8 @@ export function etcdArgs(c: EtcdMemberConfig): string[] {
     `--auto-compaction-mode=periodic`,
     `--auto-compaction-retention=8h`,
     `--strict-reconfig-check=true`,
+    ...(c.timing?.heartbeatIntervalMs !== undefined ? [`--heartbeat-interval=${c.timing.heartbeatIntervalMs}`] : []),
+    ...(c.timing?.electionTimeoutMs !== undefined ? [`--election-timeout=${c.timing.electionTimeoutMs}`] : []),
   ];
 }
 

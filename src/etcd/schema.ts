@@ -45,6 +45,14 @@ export const EtcdSpec = z
     memberCount: z.number().int().min(1).max(9).optional(),
     /** How long (measured within one run, by repeated probes) a member must stay unreachable before it is removed. */
     deadMemberGraceSeconds: z.number().int().min(30).max(300).default(60),
+    /**
+     * etcd's --heartbeat-interval and --election-timeout (etcd's defaults 100 and 1000 ms when
+     * unset). Raise both where members answer slowly (high latency, emulated or overloaded
+     * machines): with a timeout too short, followers keep calling elections and the cluster has
+     * no leader for long stretches. The timeout must be at least 5 times the interval.
+     */
+    heartbeatIntervalMs: z.number().int().min(10).max(10_000).optional(),
+    electionTimeoutMs: z.number().int().min(50).max(50_000).optional(),
   })
   .superRefine((spec, ctx) => {
     const names = new Set<string>();
@@ -58,5 +66,10 @@ export const EtcdSpec = z
       }
     });
     if (!names.has('main')) ctx.addIssue({ code: 'custom', path: ['clusters'], message: 'the main cluster is required' });
+    const heartbeat = spec.heartbeatIntervalMs ?? 100;
+    const election = spec.electionTimeoutMs ?? 1000;
+    if (election < 5 * heartbeat) {
+      ctx.addIssue({ code: 'custom', path: ['electionTimeoutMs'], message: `${election} ms is less than 5 times the heartbeat interval (${heartbeat} ms): etcd refuses to start; raise electionTimeoutMs` });
+    }
   });
 export type EtcdSpec = z.infer<typeof EtcdSpec>;

@@ -106,6 +106,8 @@ export interface NodeConfigInput {
   readonly cpIp: string;
   /** spec.etcd.memberCount (the control planes' number): a replacement then removes a dead member. */
   readonly etcdMemberCount?: number;
+  /** Extra `spec.etcd:` lines (four-space indent), e.g. heartbeatIntervalMs. */
+  readonly etcdExtra?: string;
   /** Extra `spec:` lines (two-space indent), e.g. units or images. */
   readonly extra?: string;
 }
@@ -303,7 +305,7 @@ ${ov('etcd', e.ETCD_VERSION!, e.ETCD_SHA256!, `etcd-v${e.ETCD_VERSION}-linux-amd
   etcd:
     version: "${e.ETCD_VERSION}"
     clusters: [{name: main, clientPort: 2379, peerPort: 2380}]
-${o.etcdMemberCount ? `    memberCount: ${o.etcdMemberCount}\n    deadMemberGraceSeconds: 30\n` : ''}  addons:
+${o.etcdMemberCount ? `    memberCount: ${o.etcdMemberCount}\n    deadMemberGraceSeconds: 30\n` : ''}${o.etcdExtra ?? ''}  addons:
     coredns: {enabled: false}
   files:
     - path: /root/.ssh/authorized_keys
