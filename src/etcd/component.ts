@@ -61,9 +61,7 @@ function memberTask(model: NodeModel, c: EtcdClusterSpec, runner: readonly TaskK
     peerPort: c.peerPort,
     dataDir: `${e.dataDirRoot}/${c.name}`,
     tls: tlsPaths(c.name),
-    ...(e.heartbeatIntervalMs !== undefined || e.electionTimeoutMs !== undefined
-      ? { timing: { ...(e.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: e.heartbeatIntervalMs } : {}), ...(e.electionTimeoutMs !== undefined ? { electionTimeoutMs: e.electionTimeoutMs } : {}) } }
-      : {}),
+    timing: { heartbeatIntervalMs: e.heartbeatIntervalMs, electionTimeoutMs: e.electionTimeoutMs },
     clientCert: nodeupClientCert,
     clientKey: nodeupClientKey,
     pkiDir: etcdPkiDir,

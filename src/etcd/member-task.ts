@@ -100,7 +100,7 @@ export class EtcdMemberTask implements Task<EtcdMemberActual> {
       initialClusterState: p.initialClusterState,
       initialClusterToken: p.initialClusterToken,
       tls: this.spec.tls,
-      ...(this.spec.timing ? { timing: this.spec.timing } : {}),
+      timing: this.spec.timing,
     };
     const r = this.spec.run;
     return r.mode === 'static-pod' ? renderEtcdManifest({ member, image: r.image, pkiDir: this.spec.pkiDir }) : renderEtcdUnit(member, r.binary);

@@ -29,7 +29,7 @@ export interface EtcdMemberConfig {
   readonly initialClusterToken: string;
   readonly tls: EtcdTlsPaths;
   /** --heartbeat-interval / --election-timeout in ms; etcd's own defaults when unset. */
-  readonly timing?: { readonly heartbeatIntervalMs?: number; readonly electionTimeoutMs?: number };
+  readonly timing?: { readonly heartbeatIntervalMs?: number | undefined; readonly electionTimeoutMs?: number | undefined } | undefined;
 }
 
 export function clientUrl(ip: string, port: number): string {
