@@ -71,9 +71,14 @@ const transientAnswer = /leader changed|no leader|request timed out|too many req
  */
 export function isTransient(err: unknown): boolean {
   if (!(err instanceof AgentError)) return false;
-  if (err.details.unreachable === true) return true;
+  return err.details.unreachable === true || etcdAnswered(err, transientAnswer);
+}
+
+/** etcd itself answered (not a network failure, not a local file), with a message matching pattern. */
+export function etcdAnswered(err: unknown, pattern: RegExp): boolean {
+  if (!(err instanceof AgentError)) return false;
   const answer = err.details.etcdMessage;
-  return typeof answer === 'string' && transientAnswer.test(answer);
+  return typeof answer === 'string' && pattern.test(answer);
 }
 
 export class EtcdClient {
@@ -221,16 +226,29 @@ export class EtcdClient {
   async snapshot(endpoint?: string): Promise<Buffer> {
     const targets = endpoint ? [endpoint] : this.endpoints;
     let last: unknown;
+    let answered = false;
     for (const ep of targets) {
+      let res: HttpResponse;
       try {
-        const res = await this.post(ep, '/v3/maintenance/snapshot', {}, 300_000);
+        res = await this.post(ep, '/v3/maintenance/snapshot', {}, 300_000);
+      } catch (err: unknown) {
+        last = err;
+        continue;
+      }
+      answered = true;
+      try {
         if (res.status !== 200) throw new AgentError('ETCD_MEMBERSHIP', `etcd ${ep} refused a snapshot: HTTP ${res.status} ${res.body.toString('utf8').slice(0, 200)}`);
         return parseSnapshotStream(res.body.toString('utf8'), ep);
       } catch (err: unknown) {
         last = err;
       }
     }
-    throw new AgentError('ETCD_MEMBERSHIP', `no etcd endpoint gave a snapshot: ${errorMessage(last)}`, { cause: last, details: { endpoints: targets } });
+    // Only when no endpoint answered at all is it worth waiting out (isTransient); a refusal or a
+    // broken stream is etcd's word.
+    throw new AgentError('ETCD_MEMBERSHIP', `no etcd endpoint gave a snapshot: ${errorMessage(last)}`, {
+      cause: last,
+      details: { endpoints: targets, unreachable: !answered },
+    });
   }
 }
 

@@ -258,6 +258,43 @@ describe('etcd-membership task on a test host (virtual time)', () => {
     expect(fake.removed).toEqual([]);
   });
 
+  it('waits out etcd\'s "unhealthy cluster" refusal of a removal, then removes', async () => {
+    const { fake, host, task } = await setup(4);
+    fake.dead.add('3');
+    let refusals = 0;
+    const orig = fake.handle;
+    fake.handle = (req) => {
+      if (new URL(req.url).pathname === '/v3/cluster/member/remove' && refusals++ === 0) {
+        return { status: 503, headers: {}, body: Buffer.from(JSON.stringify({ error: 'etcdserver: unhealthy cluster', code: 14, message: 'etcdserver: unhealthy cluster' })) };
+      }
+      return orig(req);
+    };
+    const report = await run(host, task);
+    expect(report.results[0]?.status, JSON.stringify(report.results[0])).toBe('changed');
+    expect(refusals).toBe(2);
+    expect(fake.removed).toEqual(['3']);
+  });
+
+  it('fails at once, removing nothing, when the backup before a removal breaks (not a wait: etcd answered)', async () => {
+    const { fake, host, task } = await setup(4);
+    fake.dead.add('3');
+    const orig = fake.handle;
+    let snapshots = 0;
+    fake.handle = (req) => {
+      if (new URL(req.url).pathname !== '/v3/maintenance/snapshot') return orig(req);
+      snapshots++;
+      return { status: 200, headers: {}, body: Buffer.from('{"error":{"message":"etcdserver: request timed out"}}\n') };
+    };
+    const report = await run(host, task);
+    const r = report.results[0];
+    expect(r?.status).toBe('failed');
+    expect(r?.error?.message).toContain('no etcd endpoint gave a snapshot');
+    expect(r?.error?.message).not.toContain('must wait');
+    // One round over the three answering survivors, not a retry loop.
+    expect(snapshots).toBe(3);
+    expect(fake.removed).toEqual([]);
+  });
+
   it('fails with ETCD_QUORUM when 2 of 4 voters are down, removing nothing', async () => {
     const { fake, host, task } = await setup(4);
     fake.dead.add('3');

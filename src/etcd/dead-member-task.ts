@@ -18,7 +18,7 @@ import { AgentError, errorMessage, NotReadyError } from '../agent/errors.ts';
 import type { Host } from '../agent/host/host.ts';
 import type { ApplyContext, Change, Task, TaskKey } from '../agent/task.ts';
 import type { StateStore } from '../statestore/store.ts';
-import { EtcdClient, memberHex, type EtcdTls } from './client.ts';
+import { EtcdClient, etcdAnswered, isTransient, memberHex, type EtcdTls } from './client.ts';
 import { silentLogger } from '../agent/log.ts';
 import {
   checkRemoval,
@@ -356,14 +356,15 @@ export class DeadMemberTask implements Task<DeadMemberActual> {
       try {
         await removeMember(client, m.id, opts);
       } catch (err: unknown) {
-        const msg = errorMessage(err);
-        if (/member not found/i.test(msg)) {
+        if (etcdAnswered(err, /member not found/i)) {
           await forgetRegistration(this.store, this.spec.cluster, m.name, m.peerUrls);
           continue;
         }
-        // etcd refuses reconfiguration for a few seconds after a promotion or a leader change.
-        if (/unhealthy cluster|leader changed|timed out|too many requests/i.test(msg)) {
-          throw new NotReadyError(`etcd ${this.spec.cluster}: removing ${label(m)} must wait: ${msg}`, { cluster: this.spec.cluster, member: label(m) });
+        // etcd refuses reconfiguration for a few seconds after a promotion or a leader change, and
+        // answers nothing while busy. A failure of our own (the snapshot written to the state store
+        // before the removal) is not waited out: it fails the run with its own message.
+        if (isTransient(err) || etcdAnswered(err, /unhealthy cluster/i)) {
+          throw new NotReadyError(`etcd ${this.spec.cluster}: removing ${label(m)} must wait: ${errorMessage(err)}`, { cluster: this.spec.cluster, member: label(m) });
         }
         throw err;
       }

@@ -175,6 +175,10 @@ describe('client helpers', () => {
       expect(String(final)).toContain('member not found');
       expect(isTransient(final)).toBe(false);
       expect(isTransient(new Error('leader changed'))).toBe(false);
+      // A snapshot nobody answered is waited out; one that etcd refused is not.
+      const snapshot = (ep: string): Promise<unknown> => new EtcdClient(host, [ep]).snapshot().then(() => undefined, (e: unknown) => e);
+      expect(isTransient(await snapshot('https://10.0.0.4:2379'))).toBe(true);
+      expect(isTransient(await snapshot('https://10.0.0.3:2379'))).toBe(false);
     } finally {
       await host.dispose();
     }
