@@ -1,11 +1,14 @@
-// Issue 7, scenario 5: three control-plane nodes, then one of them lost for good and replaced.
+// Issue 7, scenario 5: three control-plane nodes, then two of them lost for good and replaced.
 // The control planes share a real S3 state store (MinIO, built from source, on 127.0.0.1; the guests
 // reach it as 10.0.2.2 with lab credentials `nodeup launch` writes to /etc/nodeup/environment): the
 // first creates the cluster PKI and etcd, the others read the PKI and join etcd as learners that are
-// promoted. Checked: etcd has three voting members; 60 ConfigMaps are written; one guest is deleted
-// (its etcd member is dead for good) and a replacement with a new name boots: it joins, and nodeup
-// removes the dead member by itself (spec.etcd.memberCount: 3); etcd ends with three voting members
-// without the dead one, every ConfigMap is still there, and the replacement's Node is Ready.
+// promoted. Checked: etcd has three voting members; 60 ConfigMaps are written. Then two losses:
+// - cp-3 is deleted, and a replacement with a new name takes its address: it finds the dead member
+//   on its own peer URL and removes it before it joins;
+// - cp-2's machine dies, and a replacement comes up on a new address: etcd refuses it while the
+//   dead member stays, so nodeup waits out the grace period and removes it (spec.etcd.memberCount: 3).
+// After each, etcd has three voting members without the dead one, every ConfigMap is still there
+// (read through the replacement's own API server), and the replacement's Node is Ready.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
@@ -20,6 +23,7 @@ import { Lab, kubectl } from './lab.ts';
 const lab = new Lab('vmha');
 const cps = ['vmha-cp-1', 'vmha-cp-2', 'vmha-cp-3'];
 const replacement = 'vmha-cp-4';
+const second = 'vmha-cp-5';
 const cpIp = '192.168.77.11';
 const bucket = 'nodeup-vmha';
 const creds = { user: `nodeup-${randomBytes(4).toString('hex')}`, password: randomBytes(18).toString('base64url') };
@@ -100,24 +104,50 @@ describe('three control planes; one is lost and replaced', () => {
   };
   const voterNames = (m: Members): string[] => m.members.filter((x) => !x.member.isLearner).map((x) => x.member.name).sort();
 
-  it('three voting etcd members; a replacement joins and the dead member is removed, no key lost', async () => {
+  const describeMembers = (m: Members): string => JSON.stringify(m.members.map((x) => [x.member.name, x.member.isLearner, x.healthy]));
+  const launchConverged = async (name: string, store: string): Promise<void> => {
+    const res = await lab.launch(name, { nodeConfig: cpConfig, memoryMiB: 2560, stateStore: store, args: [...s3Args, ...cpuArgs] });
+    lab.mark(`${name} receipt`);
+    expect(res.code, `nodeup launch ${name}`).toBe(0);
+    expect((await lab.receiptOf(name)).result).toBe('converged');
+  };
+  /** Waits for three healthy voting members, none of them `gone`. */
+  const threeVotersWithout = (gone: string): Promise<Members> =>
+    lab.waitFor(`three healthy voting members without ${gone}`, 600_000, async () => {
+      const m = await members(cps[0]!);
+      return m.members.length === 3 && m.healthyVoters === 3 && !voterNames(m).includes(gone) ? { ok: m } : { last: describeMembers(m) };
+    });
+  /** Every key, read through `from`'s own API server (admin.conf names spec.apiServerEndpoint, cp-1). */
+  const expectKeys = async (from: string, keys: readonly string[]): Promise<void> => {
+    const list = await lab.ssh(from, kubectl(`--server https://127.0.0.1:6443 get configmaps -n default -o 'jsonpath={range .items[*]}{.metadata.name}={.data.value}{"\\n"}{end}'`), 180_000);
+    expect(list.code, list.stderr).toBe(0);
+    const got = new Set(list.stdout.split('\n').filter((l) => l.startsWith('ha-key-')));
+    expect(keys.filter((k) => !got.has(`${k}=${k}-value`)), `ConfigMaps lost (read on ${from})`).toEqual([]);
+  };
+  const nodeReady = async (name: string): Promise<void> => {
+    await lab.waitFor(`${name} Ready`, 600_000, async () => {
+      const r = await lab.ssh(cps[0]!, kubectl(`get node ${name} -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'`));
+      return r.stdout.trim() === 'True' ? { ok: true } : { last: `Ready=${r.stdout.trim() || r.stderr}` };
+    });
+    lab.mark(`${name} Ready`);
+  };
+  /** How many times nodeup's journal on `name` logged `message` (no single quotes in it). */
+  const logged = async (name: string, message: string): Promise<number> =>
+    Number((await lab.ssh(name, `journalctl -u nodeup --no-pager -o cat | grep -c '${message}' || true`)).stdout.trim());
+
+  it('three voting etcd members; two replacements (same address, new address) join and the dead members are removed, no key lost', async () => {
     try {
       const store = `s3://${bucket}/cluster`;
-      for (const name of cps) {
-        const res = await lab.launch(name, { nodeConfig: cpConfig, memoryMiB: 2560, stateStore: store, args: [...s3Args, ...cpuArgs] });
-        lab.mark(`${name} receipt`);
-        expect(res.code, `nodeup launch ${name}`).toBe(0);
-        expect((await lab.receiptOf(name)).result).toBe('converged');
-      }
+      for (const name of cps) await launchConverged(name, store);
       const three = await lab.waitFor('three healthy voting members', 600_000, async () => {
         const m = await members(cps[0]!);
-        return m.voters === 3 && m.healthyVoters === 3 && m.members.length === 3 ? { ok: m } : { last: JSON.stringify(m.members.map((x) => [x.member.name, x.member.isLearner, x.healthy])) };
+        return m.voters === 3 && m.healthyVoters === 3 && m.members.length === 3 ? { ok: m } : { last: describeMembers(m) };
       });
       expect(voterNames(three)).toEqual([...cps].sort());
       await lab.nodesReady(cps[0]!, cps);
       lab.mark('three control planes Ready, three voting members');
 
-      // 60 ConfigMaps: keys that must survive the replacement.
+      // 60 ConfigMaps: keys that must survive the replacements.
       const keys = Array.from({ length: 60 }, (_, i) => `ha-key-${i}`);
       const manifest = keys.map((k) => JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: k, namespace: 'default' }, data: { value: `${k}-value` } })).join('\n---\n');
       // Three control planes on two emulated cores: the API servers answer slowly and the
@@ -129,34 +159,39 @@ describe('three control planes; one is lost and replaced', () => {
       });
       lab.mark('60 ConfigMaps written');
 
-      // Lose cp-3 for good, then launch a replacement with a new name.
+      // First loss: cp-3 is deleted for good, and a replacement with a new name takes its network
+      // slot, so its address (and etcd peer URL). It finds the dead member on its own peer URL and
+      // removes it before it joins (etcd takes no two members on one peer URL).
       const gone = cps[2]!;
       expect((await lab.deleteGuests([gone])).code).toBe(0);
       lab.mark(`${gone} deleted`);
-      const res = await lab.launch(replacement, { nodeConfig: cpConfig, memoryMiB: 2560, stateStore: store, args: [...s3Args, ...cpuArgs] });
-      lab.mark(`${replacement} receipt`);
-      expect(res.code, `nodeup launch ${replacement}`).toBe(0);
-      expect((await lab.receiptOf(replacement)).result).toBe('converged');
+      await launchConverged(replacement, store);
+      expect(voterNames(await threeVotersWithout(gone))).toEqual([cps[0]!, cps[1]!, replacement].sort());
+      expect(await logged(replacement, 'former etcd member, whose data is gone'), 'removed as the former member on this peer URL').toBeGreaterThan(0);
+      lab.mark(`${gone}'s member removed; three voting members`);
+      await expectKeys(replacement, keys);
+      await nodeReady(replacement);
 
-      const after = await lab.waitFor('three healthy voting members without the dead one', 600_000, async () => {
-        const m = await members(cps[0]!);
-        const names = voterNames(m);
-        return m.members.length === 3 && m.healthyVoters === 3 && !names.includes(gone) ? { ok: m } : { last: JSON.stringify(m.members.map((x) => [x.member.name, x.member.isLearner, x.healthy])) };
-      });
-      expect(voterNames(after)).toEqual([cps[0]!, cps[1]!, replacement].sort());
-      lab.mark('dead member removed; three voting members');
-
-      // Every key is still there, read through the replacement's own API server.
-      // admin.conf names spec.apiServerEndpoint (cp-1): --server aims at the replacement's own.
-      const list = await lab.ssh(replacement, kubectl(`--server https://127.0.0.1:6443 get configmaps -n default -o 'jsonpath={range .items[*]}{.metadata.name}={.data.value}{"\\n"}{end}'`), 180_000);
-      expect(list.code, list.stderr).toBe(0);
-      const got = new Set(list.stdout.split('\n').filter((l) => l.startsWith('ha-key-')));
-      expect(keys.filter((k) => !got.has(`${k}=${k}-value`)), 'ConfigMaps lost').toEqual([]);
-      await lab.waitFor(`${replacement} Ready`, 600_000, async () => {
-        const r = await lab.ssh(cps[0]!, kubectl(`get node ${replacement} -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'`));
-        return r.stdout.trim() === 'True' ? { ok: true } : { last: `Ready=${r.stdout.trim() || r.stderr}` };
-      });
-      lab.mark(`${replacement} Ready`);
+      // Second loss, the way a cloud replaces a machine: cp-2 dies (its QEMU is killed; its
+      // instance record keeps its network slot), so the next replacement comes up on a new
+      // address, and nothing names it as cp-2's successor. etcd refuses a fourth member while
+      // cp-2's stays dead: the join waits out spec.etcd.deadMemberGraceSeconds, removes cp-2's
+      // member (memberCount: 3), joins as a learner and is promoted.
+      const lost = cps[1]!;
+      const lostPeer = (await members(cps[0]!)).members.find((x) => x.member.name === lost)?.member.peerURLs[0];
+      await lab.powerCut(lost);
+      lab.mark(`${lost} powered off`);
+      await launchConverged(second, store);
+      const last = await threeVotersWithout(lost);
+      expect(voterNames(last)).toEqual([cps[0]!, replacement, second].sort());
+      const secondPeer = last.members.find((x) => x.member.name === second)?.member.peerURLs[0];
+      expect(secondPeer, 'the second replacement is a member').toBeDefined();
+      expect(secondPeer, 'the second replacement has an address of its own').not.toBe(lostPeer);
+      expect(await logged(second, 'removing a dead etcd member'), 'removed after the grace period').toBeGreaterThan(0);
+      lab.mark(`${lost}'s member removed after the grace period; three voting members`);
+      await expectKeys(second, keys);
+      await nodeReady(second);
+      expect((await lab.deleteGuests([lost])).code).toBe(0);
       await lab.printTimings();
     } catch (err: unknown) {
       await lab.diagnoseAll();
