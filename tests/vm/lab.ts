@@ -149,6 +149,8 @@ export class Lab {
   readonly t0 = Date.now();
   readonly marks: Record<string, number> = {};
   readonly started: string[] = [];
+  /** Guests deleted during the test: teardown deletes only the others (launch --delete refuses unknown names). */
+  private readonly deleted = new Set<string>();
   readonly launches: Record<string, CliResult> = {};
   workDir = '';
   stateDir = '';
@@ -260,7 +262,9 @@ export class Lab {
 
   /** Deletes guests (`nodeup launch --delete`): their machines are gone for good. */
   async deleteGuests(names: readonly string[]): Promise<CliResult> {
-    return nodeup(['launch', '--state-dir', this.stateDir, '--delete', names.join(',')], { echo: false });
+    const res = await nodeup(['launch', '--state-dir', this.stateDir, '--delete', names.join(',')], { echo: false });
+    if (res.code === 0) for (const n of names) this.deleted.add(n);
+    return res;
   }
 
   async teardown(): Promise<void> {
@@ -270,7 +274,12 @@ export class Lab {
       process.stdout.write(`NODEUP_KEEP_VMS=1: keeping ${this.started.join(', ')} in ${this.stateDir} (ssh key ${this.keyFile})\n`);
       return;
     }
-    if (this.started.length > 0) await nodeup(['launch', '--state-dir', this.stateDir, '--delete', this.started.join(',')], { echo: false });
+    const live = this.started.filter((n) => !this.deleted.has(n));
+    if (live.length > 0) {
+      const res = await nodeup(['launch', '--state-dir', this.stateDir, '--delete', live.join(',')], { echo: false });
+      // A guest left running takes the next suite's CPU: fail loudly and keep the state dir to clean up by hand.
+      if (res.code !== 0) throw new Error(`teardown: nodeup launch --delete ${live.join(',')} failed (exit ${res.code}): ${res.stderr.trim()}; guests may still run (see ${this.stateDir})`);
+    }
     await fsp.rm(this.workDir, { recursive: true, force: true });
   }
 
