@@ -274,7 +274,8 @@ export class Lab {
       process.stdout.write(`NODEUP_KEEP_VMS=1: keeping ${this.started.join(', ')} in ${this.stateDir} (ssh key ${this.keyFile})\n`);
       return;
     }
-    const live = this.started.filter((n) => !this.deleted.has(n));
+    // A launch that failed before it made a record leaves nothing to delete.
+    const live = this.started.filter((n) => !this.deleted.has(n) && existsSync(path.join(this.stateDir, n, 'instance.json')));
     if (live.length > 0) {
       const res = await nodeup(['launch', '--state-dir', this.stateDir, '--delete', live.join(',')], { echo: false });
       // A guest left running takes the next suite's CPU: fail loudly and keep the state dir to clean up by hand.
