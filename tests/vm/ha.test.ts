@@ -125,10 +125,7 @@ describe('three control planes; one is lost and replaced', () => {
     expect(keys.filter((k) => !got.has(`${k}=${k}-value`)), `ConfigMaps lost (read on ${from})`).toEqual([]);
   };
   const nodeReady = async (name: string): Promise<void> => {
-    await lab.waitFor(`${name} Ready`, 600_000, async () => {
-      const r = await lab.ssh(cps[0]!, kubectl(`get node ${name} -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'`));
-      return r.stdout.trim() === 'True' ? { ok: true } : { last: `Ready=${r.stdout.trim() || r.stderr}` };
-    });
+    await lab.nodeReady(cps[0]!, name);
     lab.mark(`${name} Ready`);
   };
   /** How many times nodeup's journal on `name` logged `message` (no single quotes in it). */

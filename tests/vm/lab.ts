@@ -407,6 +407,19 @@ ${o.extra ?? ''}`;
     }
   }
 
+  /** Waits until the Node `name` is Ready, whatever other Nodes there are (a dead one's stays). */
+  async nodeReady(from: string, name: string, timeoutMs = 600_000): Promise<void> {
+    await this.waitFor(`${name} Ready`, timeoutMs, async () => {
+      const r = await this.ssh(from, kubectl(`get node ${name} -o json`));
+      if (r.code !== 0) return { last: `kubectl exit ${r.code}: ${r.stderr.trim()}` };
+      const ready = (JSON.parse(r.stdout) as NodeList['items'][number]).status.conditions?.find((c) => c.type === 'Ready');
+      if (ready?.status !== 'True') return { last: `Ready=${ready?.status ?? 'unknown'} ${ready?.message ?? ''}` };
+      const since = Date.parse(ready.lastTransitionTime ?? '');
+      if (!Number.isNaN(since)) this.readyAtMs[name] ??= since;
+      return { ok: true };
+    });
+  }
+
   /** Waits until exactly `names` are registered and Ready; returns the node list. */
   async nodesReady(from: string, names: readonly string[], timeoutMs = 900_000): Promise<NodeList> {
     return this.waitFor(`${names.join(', ')} Ready`, timeoutMs, async () => {
