@@ -66,12 +66,13 @@ export function prefixEnd(prefix: string): string {
 const transientAnswer = /leader changed|no leader|request timed out|too many requests|timed out, possibly due to/i;
 
 /**
- * Worth a retry: no endpoint answered at all (a network failure or a timeout), or etcd answered
- * that it is electing a leader or is too busy (under load, as when a member joins a small cluster).
+ * Worth a retry: no endpoint answered at all (a network failure or a timeout), etcd answered that
+ * it is electing a leader or is too busy (under load, as when a member joins a small cluster), or a
+ * membership guard found the members too slow to answer their status (`busy`).
  */
 export function isTransient(err: unknown): boolean {
   if (!(err instanceof AgentError)) return false;
-  return err.details.unreachable === true || etcdAnswered(err, transientAnswer);
+  return err.details.unreachable === true || err.details.busy === true || etcdAnswered(err, transientAnswer);
 }
 
 /** etcd itself answered (not a network failure, not a local file), with a message matching pattern. */

@@ -31,7 +31,7 @@ function mem(n: number, healthy: boolean, learner = false): MemberHealth {
 
 function health(members: MemberHealth[]): ClusterHealth {
   const voters = members.filter((m) => !m.member.isLearner);
-  return { clusterId: '1', members, voters: voters.length, healthyVoters: voters.filter((m) => m.healthy).length, leaderId: '1' };
+  return { clusterId: '1', members, voters: voters.length, healthyVoters: voters.filter((m) => m.healthy).length, leaderId: '1', quorumProven: false };
 }
 
 const self = { name: 'cp-1', peerUrl: url(1, 2380), clientUrl: url(1, 2379) };

@@ -1,4 +1,7 @@
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import type { HttpResponse } from '../agent/host/host.ts';
 import { createTestHost } from '../agent/host/test-host.ts';
 import { silentLogger } from '../agent/log.ts';
 import { Graph } from '../agent/graph.ts';
@@ -9,10 +12,11 @@ import { EtcdClient, isTransient, parseSnapshotStream, prefixEnd, type EtcdMembe
 import { etcdComponent, etcdImage } from './component.ts';
 import { waitAnswering } from './join.ts';
 import { EtcdMemberTask } from './member-task.ts';
-import { checkChange, checkRemoval, initialClusterOf, quorumOf, type ClusterHealth, type MemberHealth } from './membership.ts';
+import { checkChange, checkRemoval, clusterHealth, initialClusterOf, quorumOf, removeMember, type ClusterHealth, type MemberHealth } from './membership.ts';
 import { renderBackupService, renderBackupTimer, renderEtcdManifest, renderEtcdUnit, type EtcdMemberConfig } from './render-manifest.ts';
 import { restoreGuide } from './restore.ts';
 import { EtcdSpec } from './schema.ts';
+import { FileStore } from '../statestore/file-store.ts';
 
 const member: EtcdMemberConfig = {
   cluster: 'main',
@@ -91,7 +95,7 @@ const m = (id: string, name: string, isLearner = false): EtcdMember => ({ id, na
 const health = (list: [EtcdMember, boolean][]): ClusterHealth => {
   const members: MemberHealth[] = list.map(([member, healthy]) => ({ member, healthy, isLeader: false }));
   const voters = members.filter((h) => !h.member.isLearner);
-  return { clusterId: '1', members, voters: voters.length, healthyVoters: voters.filter((h) => h.healthy).length, leaderId: undefined };
+  return { clusterId: '1', members, voters: voters.length, healthyVoters: voters.filter((h) => h.healthy).length, leaderId: undefined, quorumProven: false };
 };
 
 describe('quorum guard', () => {
@@ -129,6 +133,51 @@ describe('quorum guard', () => {
     const h = health([[m('1', 'a'), true], [m('2', 'b'), true], [m('3', 'c'), false], [m('4', 'd'), false], [m('5', 'e', true), true]]);
     expect(checkChange(h, 'promote e', true).ok).toBe(false);
     expect(checkChange(health([[m('1', 'a'), true], [m('2', 'b', true), true]]), 'promote b', true)).toEqual({ ok: true });
+  });
+});
+
+describe('a busy cluster is not a lost quorum', () => {
+  it('the guards say busy, not lost quorum, when a quorum served the member list', () => {
+    const h = { ...health([[m('1', 'a'), true], [m('2', 'b'), false], [m('3', 'c'), false]]), quorumProven: true };
+    const removal = checkRemoval(h, '3');
+    expect(removal).toMatchObject({ ok: false, busy: true });
+    expect(!removal.ok && removal.reason).toMatch(/^cannot remove c yet: only 1 of 3 voting members answered their status in time.*busy, not gone/);
+    expect(checkChange(h, 'add d', false)).toMatchObject({ ok: false, busy: true });
+  });
+
+  it('asks slow members once more, with time to answer; a removal that still cannot be judged is waited out', async () => {
+    // a answers at once; b and c answer only a request that allows more than 3 s, or not at all.
+    let silent = false;
+    const asked: string[] = [];
+    const host = await createTestHost({
+      http: async (req) => {
+        const u = new URL(req.url);
+        const json = (v: unknown): HttpResponse => ({ status: 200, headers: {}, body: Buffer.from(JSON.stringify(v)) });
+        if (u.pathname === '/v3/cluster/member/list') {
+          return json({ header: { cluster_id: '1' }, members: ['a', 'b', 'c'].map((n, i) => ({ ID: String(i + 1), name: n, peerURLs: [`https://${n}:2380`], clientURLs: [`https://${n}:2379`] })) });
+        }
+        asked.push(`${u.hostname}/${req.timeoutMs ?? 0}`);
+        if (u.hostname !== 'a' && (silent || (req.timeoutMs ?? 0) <= 3000)) throw new Error(`timeout after ${req.timeoutMs} ms`);
+        return json({ header: { member_id: '1', cluster_id: '1' }, version: '3.6.16', leader: '1', raftIndex: '10' });
+      },
+    });
+    try {
+      const client = new EtcdClient(host, ['https://a:2379']);
+      expect(await clusterHealth(client)).toMatchObject({ voters: 3, healthyVoters: 3, quorumProven: true });
+      expect(asked.filter((a) => a.startsWith('b/'))).toEqual(['b/3000', 'b/15000']);
+      // Served without a quorum read, the list proves nothing: nobody is asked twice.
+      asked.length = 0;
+      expect(await clusterHealth(client, { linearizable: false })).toMatchObject({ healthyVoters: 1, quorumProven: false });
+      expect(asked).toHaveLength(3);
+      // b and c stay silent even with time: removing c is waited out (NotReady), not refused for good.
+      silent = true;
+      const store = new FileStore(pathToFileURL(path.join(host.root, 'store')).toString());
+      const err = await removeMember(client, '3', { cluster: 'main', store }).then(() => undefined, (e: unknown) => e);
+      expect(String(err)).toMatch(/cannot remove c yet: .*busy, not gone/);
+      expect(isTransient(err)).toBe(true);
+    } finally {
+      await host.dispose();
+    }
   });
 });
 

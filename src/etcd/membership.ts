@@ -47,36 +47,72 @@ export interface ClusterHealth {
   readonly voters: number;
   readonly healthyVoters: number;
   readonly leaderId: string | undefined;
+  /**
+   * The member list was linearizable: etcd served it through its leader with a quorum read, so the
+   * cluster had quorum a moment ago, whatever the status probes say.
+   */
+  readonly quorumProven: boolean;
 }
 
 /** Member list plus each member's own status (a member answering its status endpoint is healthy). */
 export async function clusterHealth(client: EtcdClient, opts: { readonly linearizable?: boolean } = {}): Promise<ClusterHealth> {
-  const { clusterId, members } = await client.memberList(opts);
-  const statuses = await Promise.all(
-    members.map(async (m) => {
-      const ep = m.clientURLs[0];
-      if (!ep) return { member: m, healthy: false, error: 'not started (no client URL yet)' };
-      try {
-        const s = await client.status(ep);
-        return { member: m, healthy: true, leader: s.leader, raftIndex: s.raftIndex };
-      } catch (err: unknown) {
-        return { member: m, healthy: false, error: errorMessage(err) };
-      }
-    }),
-  );
-  const leaderId = statuses.find((s) => 'leader' in s && s.leader && s.leader !== '0')?.leader;
+  const linearizable = opts.linearizable ?? true;
+  const { clusterId, members } = await client.memberList({ linearizable });
+  const probe = async (m: EtcdMember, timeoutMs?: number): Promise<Probe> => {
+    const ep = m.clientURLs[0];
+    if (!ep) return { member: m, healthy: false, error: 'not started (no client URL yet)' };
+    try {
+      const s = await client.status(ep, timeoutMs);
+      return { member: m, healthy: true, leader: s.leader, raftIndex: s.raftIndex };
+    } catch (err: unknown) {
+      return { member: m, healthy: false, error: errorMessage(err) };
+    }
+  };
+  let statuses = await Promise.all(members.map((m) => probe(m)));
+  // A quorum just served the list, yet too few voters answered their status within its short
+  // timeout: on a loaded host they are slow, not gone. Ask those once more with time to answer,
+  // before any guard reads this as a lost quorum.
+  if (linearizable && healthyVotersOf(statuses) < quorumOf(votersOf(statuses))) {
+    statuses = await Promise.all(statuses.map(async (s) => (s.healthy || !s.member.clientURLs[0] ? s : probe(s.member, slowStatusTimeoutMs))));
+  }
+  const leaderId = statuses.find((s) => s.leader && s.leader !== '0')?.leader;
   const out: MemberHealth[] = statuses.map((s) => ({
     member: s.member,
     healthy: s.healthy,
     isLeader: leaderId !== undefined && s.member.id === leaderId,
-    ...('error' in s && s.error !== undefined ? { error: s.error } : {}),
-    ...('raftIndex' in s && s.raftIndex !== undefined ? { raftIndex: s.raftIndex } : {}),
+    ...(s.error !== undefined ? { error: s.error } : {}),
+    ...(s.raftIndex !== undefined ? { raftIndex: s.raftIndex } : {}),
   }));
-  const voters = out.filter((h) => !h.member.isLearner);
-  return { clusterId, members: out, voters: voters.length, healthyVoters: voters.filter((h) => h.healthy).length, leaderId };
+  return { clusterId, members: out, voters: votersOf(out), healthyVoters: healthyVotersOf(out), leaderId, quorumProven: linearizable };
 }
 
-export type GuardVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+interface Probe {
+  readonly member: EtcdMember;
+  readonly healthy: boolean;
+  readonly leader?: string;
+  readonly raftIndex?: number;
+  readonly error?: string;
+}
+
+/** The second status probe's timeout, for members that missed the first (3 s) on a busy host. */
+const slowStatusTimeoutMs = 15_000;
+const votersOf = (ms: readonly { readonly member: EtcdMember }[]): number => ms.filter((m) => !m.member.isLearner).length;
+const healthyVotersOf = (ms: readonly { readonly member: EtcdMember; readonly healthy: boolean }[]): number => ms.filter((m) => !m.member.isLearner && m.healthy).length;
+
+/**
+ * A guard's answer. `busy`: the refusal rests on status probes that a quorum read contradicts (the
+ * members are too slow to answer, not gone), so it is worth waiting out, not a lost quorum.
+ */
+export type GuardVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: string; readonly busy?: boolean };
+
+/** Too few voters answered their status, though a quorum served the member list a moment ago. */
+function busyVerdict(health: ClusterHealth, what: string): GuardVerdict {
+  return {
+    ok: false,
+    busy: true,
+    reason: `cannot ${what} yet: only ${health.healthyVoters} of ${health.voters} voting members answered their status in time, but etcd answered a linearizable member list, which needs a quorum: its members are busy, not gone`,
+  };
+}
 
 /** Would removing this member keep quorum? Pure. */
 export function checkRemoval(health: ClusterHealth, memberId: string): GuardVerdict {
@@ -85,6 +121,7 @@ export function checkRemoval(health: ClusterHealth, memberId: string): GuardVerd
   const label = target.member.name || memberHex(memberId);
   if (target.member.isLearner) return { ok: true }; // learners do not vote
   if (health.healthyVoters < quorumOf(health.voters)) {
+    if (health.quorumProven) return busyVerdict(health, `remove ${label}`);
     return { ok: false, reason: `the cluster has lost quorum (${health.healthyVoters} healthy of ${health.voters} voting members): no member can be removed; restore from a backup (nodeup etcd restore)` };
   }
   const votersAfter = health.voters - 1;
@@ -104,6 +141,7 @@ export function checkRemoval(health: ClusterHealth, memberId: string): GuardVerd
 export function checkChange(health: ClusterHealth, what: string, addsVoter: boolean): GuardVerdict {
   const need = quorumOf(health.voters);
   if (health.healthyVoters < need) {
+    if (health.quorumProven) return busyVerdict(health, what);
     return { ok: false, reason: `cannot ${what}: only ${health.healthyVoters} of ${health.voters} voting members are healthy and quorum needs ${need}` };
   }
   if (addsVoter) {
@@ -116,7 +154,10 @@ export function checkChange(health: ClusterHealth, what: string, addsVoter: bool
 }
 
 function refuse(verdict: GuardVerdict, cluster: string, extra: Record<string, unknown> = {}): void {
-  if (!verdict.ok) throw new AgentError('ETCD_QUORUM', `etcd ${cluster}: ${verdict.reason}`, { details: { cluster, ...extra } });
+  if (verdict.ok) return;
+  // A busy cluster is waited out (isTransient); a lost quorum is not.
+  if (verdict.busy) throw new AgentError('ETCD_MEMBERSHIP', `etcd ${cluster}: ${verdict.reason}`, { details: { cluster, ...extra, busy: true } });
+  throw new AgentError('ETCD_QUORUM', `etcd ${cluster}: ${verdict.reason}`, { details: { cluster, ...extra } });
 }
 
 export interface MembershipOptions {
