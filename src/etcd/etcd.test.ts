@@ -148,6 +148,7 @@ describe('a busy cluster is not a lost quorum', () => {
   it('asks slow members once more, with time to answer; a removal that still cannot be judged is waited out', async () => {
     // a answers at once; b and c answer only a request that allows more than 3 s, or not at all.
     let silent = false;
+    let version = '3.6.16';
     const asked: string[] = [];
     const host = await createTestHost({
       http: async (req) => {
@@ -158,7 +159,7 @@ describe('a busy cluster is not a lost quorum', () => {
         }
         asked.push(`${u.hostname}/${req.timeoutMs ?? 0}`);
         if (u.hostname !== 'a' && (silent || (req.timeoutMs ?? 0) <= 3000)) throw new Error(`timeout after ${req.timeoutMs} ms`);
-        return json({ header: { member_id: '1', cluster_id: '1' }, version: '3.6.16', leader: '1', raftIndex: '10' });
+        return json({ header: { member_id: '1', cluster_id: '1' }, version, leader: '1', raftIndex: '10' });
       },
     });
     try {
@@ -175,6 +176,14 @@ describe('a busy cluster is not a lost quorum', () => {
       const err = await removeMember(client, '3', { cluster: 'main', store }).then(() => undefined, (e: unknown) => e);
       expect(String(err)).toMatch(/cannot remove c yet: .*busy, not gone/);
       expect(isTransient(err)).toBe(true);
+      // etcd 3.4 answers the list from its own view, quorum or not: its shortfall is a lost quorum.
+      version = '3.4.37';
+      asked.length = 0;
+      expect(await clusterHealth(client)).toMatchObject({ healthyVoters: 1, quorumProven: false });
+      expect(asked).toHaveLength(3);
+      const lost = await removeMember(client, '3', { cluster: 'main', store }).then(() => undefined, (e: unknown) => e);
+      expect(String(lost)).toMatch(/lost quorum \(1 healthy of 3 voting members\)/);
+      expect(isTransient(lost)).toBe(false);
     } finally {
       await host.dispose();
     }

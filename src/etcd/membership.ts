@@ -48,8 +48,9 @@ export interface ClusterHealth {
   readonly healthyVoters: number;
   readonly leaderId: string | undefined;
   /**
-   * The member list was linearizable: etcd served it through its leader with a quorum read, so the
-   * cluster had quorum a moment ago, whatever the status probes say.
+   * The member list was linearizable and the members are etcd 3.5 or later: etcd served it through
+   * its leader with a quorum read, so the cluster had quorum a moment ago, whatever the status
+   * probes say.
    */
   readonly quorumProven: boolean;
 }
@@ -63,7 +64,7 @@ export async function clusterHealth(client: EtcdClient, opts: { readonly lineari
     if (!ep) return { member: m, healthy: false, error: 'not started (no client URL yet)' };
     try {
       const s = await client.status(ep, timeoutMs);
-      return { member: m, healthy: true, leader: s.leader, raftIndex: s.raftIndex };
+      return { member: m, healthy: true, leader: s.leader, raftIndex: s.raftIndex, version: s.version };
     } catch (err: unknown) {
       return { member: m, healthy: false, error: errorMessage(err) };
     }
@@ -72,7 +73,8 @@ export async function clusterHealth(client: EtcdClient, opts: { readonly lineari
   // A quorum just served the list, yet too few voters answered their status within its short
   // timeout: on a loaded host they are slow, not gone. Ask those once more with time to answer,
   // before any guard reads this as a lost quorum.
-  if (linearizable && healthyVotersOf(statuses) < quorumOf(votersOf(statuses))) {
+  const quorumProven = linearizable && servedByQuorum(statuses);
+  if (quorumProven && healthyVotersOf(statuses) < quorumOf(votersOf(statuses))) {
     statuses = await Promise.all(statuses.map(async (s) => (s.healthy || !s.member.clientURLs[0] ? s : probe(s.member, slowStatusTimeoutMs))));
   }
   const leaderId = statuses.find((s) => s.leader && s.leader !== '0')?.leader;
@@ -83,7 +85,20 @@ export async function clusterHealth(client: EtcdClient, opts: { readonly lineari
     ...(s.error !== undefined ? { error: s.error } : {}),
     ...(s.raftIndex !== undefined ? { raftIndex: s.raftIndex } : {}),
   }));
-  return { clusterId, members: out, voters: votersOf(out), healthyVoters: healthyVotersOf(out), leaderId, quorumProven: linearizable };
+  return { clusterId, members: out, voters: votersOf(out), healthyVoters: healthyVotersOf(out), leaderId, quorumProven };
+}
+
+/**
+ * A linearizable member list went through a quorum only on etcd 3.5 and later: 3.4 ignores the
+ * request's `linearizable` and answers from the member's own view. So every member that answered
+ * must be 3.5 or later (and one must have answered, to know).
+ */
+function servedByQuorum(statuses: readonly Probe[]): boolean {
+  const versions = statuses.flatMap((s) => (s.version ? [s.version] : []));
+  return versions.length > 0 && versions.every((v) => {
+    const [major = 0, minor = 0] = v.split('.').map(Number);
+    return major > 3 || (major === 3 && minor >= 5);
+  });
 }
 
 interface Probe {
@@ -91,6 +106,7 @@ interface Probe {
   readonly healthy: boolean;
   readonly leader?: string;
   readonly raftIndex?: number;
+  readonly version?: string;
   readonly error?: string;
 }
 
