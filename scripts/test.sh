@@ -4,7 +4,7 @@
 # real parts, and the VM suites (QEMU guests booted through cloud-init).
 # Usage: bash scripts/test.sh [--fast]   (--fast: unit and golden tests only)
 # NODEUP_VM_TESTS=0 leaves the VM suites out (~40 min under TCG with caches warm). The three-control-
-# plane scenario (tests/vm/ha.test.ts, ~70 min more under TCG) runs only with NODEUP_VM_HA=1 or through
+# plane scenario (tests/vm/ha.test.ts, ~55 to 70 min more under TCG) runs only with NODEUP_VM_HA=1 or through
 # `npm run test:vm`; the run says so when it leaves it out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +44,7 @@ if [ "${NODEUP_VM_TESTS:-1}" != "0" ]; then
   vm_args=(--project vm)
   if [ "${NODEUP_VM_HA:-0}" != "1" ]; then
     vm_args+=(--exclude tests/vm/ha.test.ts)
-    log "NOT RUN HERE: tests/vm/ha.test.ts (three control planes and two replacements, ~70 min more under TCG; passed once with one replacement on 2 cores); run it with NODEUP_VM_HA=1 bash scripts/test.sh or npm run test:vm"
+    log "NOT RUN HERE: tests/vm/ha.test.ts (three control planes and two replacements, ~55 to 70 min more under TCG on 2 cores, where it passed in 55 min); run it with NODEUP_VM_HA=1 bash scripts/test.sh or npm run test:vm"
   fi
   if bash scripts/vm/setup.sh; then run_layer "${vm_args[@]}"; else status=1; fi
 fi
