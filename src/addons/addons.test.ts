@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { nodeRoutesOn } from '../agent/config.ts';
 import { AgentError, NotReadyError } from '../agent/errors.ts';
 import { execute } from '../agent/executor.ts';
 import { Graph } from '../agent/graph.ts';
@@ -45,7 +46,7 @@ describe.each(cases)('addons objects: %s', (name, spec) => {
     const m = liveModel({ spec });
     const dir = `testdata/${name}/expected`;
     await expect(objectsYaml([stampObject(renderBootstrapTokenSecret(token))])).toMatchFileSnapshot(`${dir}/bootstrap-token.yaml`);
-    await expect(objectsYaml(renderBootstrapRbac({ nodeProxierForNodes: m.spec.addons.nodeProxierForNodes }).map(stampObject))).toMatchFileSnapshot(`${dir}/rbac.yaml`);
+    await expect(objectsYaml(renderBootstrapRbac({ nodeProxierForNodes: m.spec.addons.nodeProxierForNodes, nodeRoutes: nodeRoutesOn(m.spec.networking) }).map(stampObject))).toMatchFileSnapshot(`${dir}/rbac.yaml`);
     await expect(objectsYaml(renderCoredns(corednsInput(m)).map(stampObject))).toMatchFileSnapshot(`${dir}/coredns.yaml`);
   });
 });
@@ -86,6 +87,17 @@ describe('renderers', () => {
     expect(role('nodeup:apiserver-kubelet-client')).toBe('system:kubelet-api-admin');
     expect(byName['nodeup:apiserver-kubelet-client']?.subjects).toEqual([{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'kube-apiserver-kubelet-client' }]);
     expect(renderBootstrapRbac({ nodeProxierForNodes: false }).map((b) => b.metadata.name)).not.toContain('nodeup:node-proxier');
+  });
+
+  it('lets nodes list Nodes only when nodes route pod subnets themselves', () => {
+    const objs = renderBootstrapRbac({ nodeProxierForNodes: false, nodeRoutes: true });
+    const role = objs.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'nodeup:node-routes');
+    expect(role?.rules).toEqual([{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }]);
+    const binding = objs.find((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name === 'nodeup:node-routes');
+    expect(binding?.subjects).toEqual([{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'system:nodes' }]);
+    // the role is applied before the binding that names it
+    expect(objs.indexOf(role!)).toBeLessThan(objs.indexOf(binding!));
+    expect(renderBootstrapRbac({ nodeProxierForNodes: false, nodeRoutes: false }).map((o) => o.metadata.name)).not.toContain('nodeup:node-routes');
   });
 
   it.each([
@@ -159,12 +171,14 @@ describe('addons component', () => {
     const graph = g.finish();
     const mine = [...graph.tasks.keys()].filter((k) => k.startsWith('manifest:')).sort();
     expect(mine).toEqual([
+      'manifest:clusterrole/nodeup:node-routes',
       'manifest:clusterrole/system:coredns',
       'manifest:clusterrolebinding/nodeup:apiserver-kubelet-client',
       'manifest:clusterrolebinding/nodeup:kubelet-bootstrap',
       'manifest:clusterrolebinding/nodeup:node-autoapprove-bootstrap',
       'manifest:clusterrolebinding/nodeup:node-autoapprove-certificate-rotation',
       'manifest:clusterrolebinding/nodeup:node-proxier',
+      'manifest:clusterrolebinding/nodeup:node-routes',
       'manifest:clusterrolebinding/system:coredns',
       'manifest:kube-system/configmap/coredns',
       'manifest:kube-system/deployment/coredns',
@@ -199,7 +213,7 @@ describe('addons component', () => {
     const g = new Graph();
     addonsComponent.build(liveModel({ spec: { addons: { coredns: { enabled: false } } } }), g);
     const graph = g.finish();
-    expect([...graph.tasks.keys()]).toHaveLength(6);
+    expect([...graph.tasks.keys()]).toHaveLength(8);
     for (const deps of graph.deps.values()) expect(deps.every((d) => d.startsWith('manifest:'))).toBe(true);
   });
 

@@ -14,6 +14,7 @@
 // node's etcd members, the bootstrap token in the store (each when in the run); every other object
 // after the first binding, so only one task waits for the API server. Only on live control planes:
 // not in a bake, not on an offline root.
+import { nodeRoutesOn } from '../agent/config.ts';
 import type { Component } from '../agent/component.ts';
 import { localApiServer, type NodeModel } from '../agent/model.ts';
 import type { TaskKey } from '../agent/task.ts';
@@ -75,7 +76,10 @@ export const addonsComponent: Component = {
     const base = present([apiServerManifestKey, adminKubeconfigKey, kubeletUnitKey, ...model.spec.etcd.clusters.map((c) => etcdMemberKey(c.name))]);
     // The first binding is the gate: only it waits for the API server (NotReady retries hold an
     // executor slot), the others start once it has been applied.
-    const [gate, ...bindings] = renderBootstrapRbac({ nodeProxierForNodes: model.spec.addons.nodeProxierForNodes });
+    const [gate, ...bindings] = renderBootstrapRbac({
+      nodeProxierForNodes: model.spec.addons.nodeProxierForNodes,
+      nodeRoutes: nodeRoutesOn(model.spec.networking),
+    });
     if (!gate) return;
     const gateKey = manifestKey(objectId(gate));
     graph.add(new ManifestTask({ id: objectId(gate), api, object: gate, after: base }));

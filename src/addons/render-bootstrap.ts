@@ -62,9 +62,19 @@ export function clusterRoleBinding(name: string, role: string, subjects: readonl
 export interface BootstrapRbacInput {
   /** Bind system:node-proxier to system:nodes (workers' kube-proxy runs as the node). */
   readonly nodeProxierForNodes: boolean;
+  /** Let nodes list Nodes (nodeup-routes.service routes pod subnets from them: bridge CNI, per-node subnets). */
+  readonly nodeRoutes?: boolean;
 }
 
-/** The bindings, in a stable order. Every role named here is created by the API server itself (RBAC bootstrap policy). */
+/** Read-only access to Node objects, the one permission `nodeup routes` needs. */
+export const nodeRoutesRole: KubeObject = {
+  apiVersion: 'rbac.authorization.k8s.io/v1',
+  kind: 'ClusterRole',
+  metadata: { name: 'nodeup:node-routes' },
+  rules: [{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }],
+};
+
+/** The bindings, in a stable order. Every role named here is created by the API server itself (RBAC bootstrap policy), but nodeup:node-routes, which comes just before its binding. */
 export function renderBootstrapRbac(i: BootstrapRbacInput): KubeObject[] {
   const out = [
     // Bootstrap tokens may create CSRs (kubeadm:kubelet-bootstrap).
@@ -80,6 +90,9 @@ export function renderBootstrapRbac(i: BootstrapRbacInput): KubeObject[] {
   ];
   if (i.nodeProxierForNodes) {
     out.push(clusterRoleBinding('nodeup:node-proxier', 'system:node-proxier', [{ kind: 'Group', name: 'system:nodes' }]));
+  }
+  if (i.nodeRoutes) {
+    out.push(nodeRoutesRole, clusterRoleBinding('nodeup:node-routes', 'nodeup:node-routes', [{ kind: 'Group', name: 'system:nodes' }]));
   }
   return out;
 }

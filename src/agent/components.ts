@@ -10,6 +10,7 @@ import { kubeProxyComponent } from '../kube-proxy/component.ts';
 import { containerdComponent } from '../containerd/component.ts';
 import { imagesComponent } from '../images/component.ts';
 import { addonsComponent } from '../addons/component.ts';
+import { podRoutesComponent } from '../pod-routes/component.ts';
 
 export const components: readonly Component[] = [
   packagesComponent,
@@ -20,6 +21,7 @@ export const components: readonly Component[] = [
   etcdComponent,
   controlPlaneComponent,
   kubeProxyComponent,
+  podRoutesComponent,
   imagesComponent,
   addonsComponent,
 ];

@@ -86,11 +86,22 @@ export const BridgeSpec = z.strictObject({
    * default: 24 for an IPv4 podCIDR, 64 for IPv6 (kube-controller-manager's own defaults).
    */
   nodeCIDRMaskSize: z.number().int().min(1).max(128).optional(),
+  /**
+   * `podSubnet: per-node` only: nodeup-routes.service keeps a route to every other node's pod
+   * subnet via that node's InternalIP (nodes on one link). false: the network routes pod subnets
+   * itself (cloud route tables, BGP).
+   */
+  nodeRoutes: z.boolean().default(true),
 });
 
 /** The per-node pod subnet's prefix length: bridge.nodeCIDRMaskSize, else 24 (IPv4) or 64 (IPv6). Pure. */
 export function nodeCIDRMaskSize(n: { readonly podCIDR: string; readonly bridge: { readonly nodeCIDRMaskSize?: number | undefined } }): number {
   return n.bridge.nodeCIDRMaskSize ?? (n.podCIDR.includes(':') ? 64 : 24);
+}
+
+/** Whether nodes route each other's pod subnets (nodeup-routes.service): bridge CNI, per-node subnets, bridge.nodeRoutes. Pure. */
+export function nodeRoutesOn(n: { readonly cni: string; readonly bridge: { readonly podSubnet: string; readonly nodeRoutes: boolean } }): boolean {
+  return n.cni === 'bridge' && n.bridge.podSubnet === 'per-node' && n.bridge.nodeRoutes;
 }
 
 export const NetworkingSpec = z

@@ -9,6 +9,7 @@ import { userdataCommand } from '../bootstrap/userdata-command.ts';
 import { sshCommand } from '../ssh/command.ts';
 import { bakeCommand } from '../bootstrap/bake.ts';
 import { etcdCommand } from '../etcd/cli.ts';
+import { routesCommand } from '../pod-routes/cli.ts';
 import { exampleCommand, publishCommand } from './example-command.ts';
 
 /** In the order `nodeup --help` lists them: the node's own commands, then the operator's. */
@@ -22,6 +23,7 @@ export const commands: readonly Command[] = [
   launchCommand,
   sshCommand,
   etcdCommand,
+  routesCommand,
   publishCommand,
   exampleCommand,
   schemaCommand,

@@ -100,7 +100,7 @@ describe('spec.networking schema', () => {
   });
   it('defaults: per-node pod subnets, /24 for IPv4 and /64 for IPv6, no node address choice', () => {
     const n = NodeConfig.parse(doc({})).spec.networking;
-    expect(n.bridge).toEqual({ podSubnet: 'per-node' });
+    expect(n.bridge).toEqual({ podSubnet: 'per-node', nodeRoutes: true });
     expect(n.nodeAddress).toEqual({});
     expect(nodeCIDRMaskSize(n)).toBe(24);
     expect(nodeCIDRMaskSize(NodeConfig.parse(doc({ podCIDR: 'fd00:10:244::/56' })).spec.networking)).toBe(64);

@@ -31,6 +31,10 @@ export interface KubeconfigParts {
   readonly caPem?: string;
   readonly certPem?: string;
   readonly keyPem?: string;
+  /** File references (kubeconfigs kubelet writes after TLS bootstrap point at its rotating pair). */
+  readonly caFile?: string;
+  readonly certFile?: string;
+  readonly keyFile?: string;
 }
 
 /** Reads back what renderKubeconfig wrote; tolerant: missing parts are undefined. Pure. */
@@ -42,13 +46,13 @@ export function parseKubeconfig(text: string): KubeconfigParts {
     return {};
   }
   const d = doc as {
-    clusters?: { cluster?: { server?: string; 'certificate-authority-data'?: string } }[];
-    users?: { user?: { 'client-certificate-data'?: string; 'client-key-data'?: string } }[];
+    clusters?: { cluster?: { server?: string; 'certificate-authority-data'?: string; 'certificate-authority'?: string } }[];
+    users?: { user?: { 'client-certificate-data'?: string; 'client-key-data'?: string; 'client-certificate'?: string; 'client-key'?: string } }[];
   } | null;
   const un = (s: string | undefined): string | undefined => (s === undefined ? undefined : Buffer.from(s, 'base64').toString('utf8'));
   const c = d?.clusters?.[0]?.cluster;
   const u = d?.users?.[0]?.user;
-  const out: { server?: string; caPem?: string; certPem?: string; keyPem?: string } = {};
+  const out: { -readonly [K in keyof KubeconfigParts]: KubeconfigParts[K] } = {};
   if (c?.server !== undefined) out.server = c.server;
   const ca = un(c?.['certificate-authority-data']);
   if (ca !== undefined) out.caPem = ca;
@@ -56,5 +60,8 @@ export function parseKubeconfig(text: string): KubeconfigParts {
   if (cert !== undefined) out.certPem = cert;
   const key = un(u?.['client-key-data']);
   if (key !== undefined) out.keyPem = key;
+  if (c?.['certificate-authority'] !== undefined) out.caFile = c['certificate-authority'];
+  if (u?.['client-certificate'] !== undefined) out.certFile = u['client-certificate'];
+  if (u?.['client-key'] !== undefined) out.keyFile = u['client-key'];
   return out;
 }

@@ -1,0 +1,122 @@
+// The pod-routes sync loop (`nodeup routes`, run by nodeup-routes.service): every interval it
+// lists the Nodes (served from the API server's watch cache: resourceVersion=0), works out the
+// routes to the other nodes' pod subnets (routes.ts) and changes only those marked with nodeup's
+// route protocol. A node that joins gets its route within one interval; a node that is deleted
+// loses it. It authenticates as the node itself (kubelet's kubeconfig, re-read every round so a
+// rotated client certificate is picked up) and needs `list nodes` (the add-ons bind
+// nodeup:node-routes to system:nodes).
+import { AgentError, errorMessage } from '../agent/errors.ts';
+import type { Host } from '../agent/host/host.ts';
+import type { Logger } from '../agent/log.ts';
+import { parseKubeconfig } from '../pki/kubeconfig.ts';
+import { desiredRoutes, nodesFromList, parseIpRoutes, routeActions, routeProtocol, type PodRoute } from './routes.ts';
+
+export interface RouteSyncOptions {
+  readonly kubeconfigPath: string;
+  readonly nodeName: string;
+  /** Between two rounds. */
+  readonly intervalMs: number;
+  /** Stop after this many rounds (tests); default: run until the process ends. */
+  readonly rounds?: number;
+}
+
+export interface RoundResult {
+  readonly nodes: number;
+  readonly routes: number;
+  readonly added: number;
+  readonly removed: number;
+  readonly failed: number;
+}
+
+interface ApiAccess {
+  readonly server: string;
+  readonly tls: { readonly ca: string; readonly cert: string; readonly key: string };
+}
+
+async function apiAccess(host: Host, kubeconfigPath: string): Promise<ApiAccess> {
+  const raw = await host.fs.read(kubeconfigPath);
+  if (!raw) throw new AgentError('NOT_READY', `${kubeconfigPath} does not exist yet (kubelet writes it when it joins)`, { details: { file: kubeconfigPath } });
+  const k = parseKubeconfig(raw.toString('utf8'));
+  const pem = async (data: string | undefined, file: string | undefined, what: string): Promise<string> => {
+    if (data !== undefined) return data;
+    const f = file === undefined ? undefined : await host.fs.read(file);
+    if (f) return f.toString('utf8');
+    throw new AgentError('KUBE_API', `${kubeconfigPath}: no ${what}${file ? ` (${file} is missing)` : ''}`, { details: { file: kubeconfigPath } });
+  };
+  if (!k.server) throw new AgentError('KUBE_API', `${kubeconfigPath}: no cluster server`, { details: { file: kubeconfigPath } });
+  return {
+    server: k.server.replace(/\/+$/, ''),
+    tls: {
+      ca: await pem(k.caPem, k.caFile, 'certificate authority'),
+      cert: await pem(k.certPem, k.certFile, 'client certificate'),
+      key: await pem(k.keyPem, k.keyFile, 'client key'),
+    },
+  };
+}
+
+async function installedRoutes(host: Host): Promise<{ family: '-4' | '-6'; routes: ReturnType<typeof parseIpRoutes> }[]> {
+  const out = [];
+  for (const family of ['-4', '-6'] as const) {
+    const r = await host.run('ip', [family, '-j', 'route', 'show', 'proto', String(routeProtocol)]);
+    out.push({ family, routes: parseIpRoutes(r.stdout) });
+  }
+  return out;
+}
+
+/** One round: list, compare, change. Throws when the API server cannot be asked. */
+export async function syncRoutesOnce(host: Host, log: Logger, o: Pick<RouteSyncOptions, 'kubeconfigPath' | 'nodeName'>): Promise<RoundResult> {
+  const api = await apiAccess(host, o.kubeconfigPath);
+  const res = await host.http({ url: `${api.server}/api/v1/nodes?resourceVersion=0`, headers: { accept: 'application/json' }, tls: api.tls, timeoutMs: 15_000 });
+  if (res.status !== 200) {
+    throw new AgentError('KUBE_API', `listing nodes failed: HTTP ${res.status}`, {
+      details: { status: res.status, body: res.body.toString('utf8').slice(0, 300), hint: res.status === 403 ? 'the node may not list nodes: is the nodeup:node-routes binding applied?' : undefined },
+    });
+  }
+  const nodes = nodesFromList(res.body.toString('utf8'));
+  const want = desiredRoutes(nodes, o.nodeName);
+  const have = (await installedRoutes(host)).flatMap((f) => f.routes);
+  const actions = routeActions(have, want);
+  let failed = 0;
+  const family = (dst: string): '-4' | '-6' => (dst.includes(':') ? '-6' : '-4');
+  for (const r of actions.replace) {
+    const ok = await change(host, log, ['ip', family(r.dst), 'route', 'replace', r.dst, 'via', r.via, 'proto', String(routeProtocol)], r);
+    if (!ok) failed += 1;
+  }
+  for (const r of actions.remove) {
+    const ok = await change(host, log, ['ip', family(r.dst), 'route', 'del', r.dst, 'proto', String(routeProtocol)], { dst: r.dst, via: r.via ?? '', node: '' });
+    if (!ok) failed += 1;
+  }
+  return { nodes: nodes.length, routes: want.length, added: actions.replace.length, removed: actions.remove.length, failed };
+}
+
+async function change(host: Host, log: Logger, argv: readonly string[], r: PodRoute): Promise<boolean> {
+  const [file = 'ip', ...args] = argv;
+  const verb = args[2] === 'del' ? 'removed' : 'set';
+  try {
+    await host.run(file, args);
+    log.info({ dst: r.dst, via: r.via, node: r.node || undefined }, verb === 'set' ? 'pod route set' : 'pod route removed');
+    return true;
+  } catch (err: unknown) {
+    // e.g. "Nexthop has invalid gateway": the node is not on this node's link (docs/networking.md).
+    log.warn({ dst: r.dst, via: r.via, node: r.node || undefined, err: errorMessage(err) }, 'pod route change failed');
+    return false;
+  }
+}
+
+/** Round after round until `rounds` (or forever); a failed round is logged and retried next interval. */
+export async function runRouteSync(host: Host, log: Logger, o: RouteSyncOptions): Promise<void> {
+  let lastError = '';
+  for (let round = 1; o.rounds === undefined || round <= o.rounds; round++) {
+    try {
+      const r = await syncRoutesOnce(host, log, o);
+      if (r.added || r.removed || r.failed || lastError) log.info({ ...r }, 'pod routes synced');
+      lastError = '';
+    } catch (err: unknown) {
+      const msg = errorMessage(err);
+      // One line per distinct problem, not one per round.
+      if (msg !== lastError) log.warn({ err: msg }, 'pod routes not synced; retrying');
+      lastError = msg;
+    }
+    if (o.rounds === undefined || round < o.rounds) await host.sleep(o.intervalMs);
+  }
+}
