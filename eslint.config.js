@@ -19,18 +19,18 @@ export default tseslint.config(
     // Components and renderers reach the outside world only through the Host facade.
     files: ['src/**/*.ts'],
     ignores: [
-      'src/agent/host/**',
+      'src/engine/host/**',
       'src/statestore/**',
       'src/orchestrator/**',
       'src/ssh/**',
-      'src/agent/main.ts',
+      'src/app/main.ts',
       'src/**/*.test.ts',
       'src/**/test-*.ts',
       'src/**/cli.ts',
       'src/bootstrap/**',
     ],
     rules: {
-      'no-restricted-imports': ['error', { paths: outsideWorld.map((name) => ({ name, message: 'use the Host facade (src/agent/host)' })) }],
+      'no-restricted-imports': ['error', { paths: outsideWorld.map((name) => ({ name, message: 'use the Host facade (src/engine/host)' })) }],
     },
   },
   {

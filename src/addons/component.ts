@@ -14,15 +14,15 @@
 // node's etcd members, the bootstrap token in the store (each when in the run); every other object
 // after the first binding, so only one task waits for the API server. Only on live control planes:
 // not in a bake, not on an offline root.
-import type { Component } from '../agent/component.ts';
-import { localApiServer, type NodeModel } from '../agent/model.ts';
-import type { TaskKey } from '../agent/task.ts';
+import type { Component } from '../model/component.ts';
+import { localApiServer, type NodeModel } from '../model/node-model.ts';
+import type { TaskKey } from '../engine/task.ts';
 import { adminKubeconfig, manifestDir } from '../controlplane/render-manifests.ts';
 import { etcdMemberKey } from '../etcd/member-task.ts';
-import { kubeletUnitKey } from '../kubelet/paths.ts';
+import { kubeletUnitKey } from '../model/paths/kubelet.ts';
 import { bootstrapTokenKey } from '../pki/cluster-pki.ts';
 import { bootstrapTokenTaskKey } from '../pki/tasks.ts';
-import type { StateStore } from '../statestore/store.ts';
+import type { StateStore } from '../model/state-store.ts';
 import type { ApiTarget } from './kube-api.ts';
 import type { KubeObject } from './kube-object.ts';
 import { ManifestTask, manifestKey, type Desired } from './manifest-task.ts';

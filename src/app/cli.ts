@@ -1,7 +1,7 @@
 // The command table. Each folder that adds a command exports a Command; main.ts lists them.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { AgentError } from './errors.ts';
-import { createLogger, type Logger } from './log.ts';
+import { AgentError } from '../engine/errors.ts';
+import { createLogger, type Logger } from '../engine/log.ts';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 

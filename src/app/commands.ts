@@ -1,17 +1,17 @@
 // The agent's own commands: apply, plan, status, version, install-unit, schema.
-import { execute } from './executor.ts';
+import { execute } from '../engine/executor.ts';
 import { type Command, type CommandContext, stringList } from './cli.ts';
-import { jsonSchemas } from './config.ts';
-import { AgentError, errorMessage, exitCodeFor } from './errors.ts';
-import { Graph } from './graph.ts';
-import { NodeHost } from './host/node-host.ts';
-import { renderPlan } from './plan-printer.ts';
+import { jsonSchemas } from '../model/config.ts';
+import { AgentError, errorMessage, exitCodeFor } from '../engine/errors.ts';
+import { Graph } from '../engine/graph.ts';
+import { NodeHost } from '../engine/host/node-host.ts';
+import { renderPlan } from '../engine/plan-printer.ts';
 import { receiptPath, type Receipt } from './receipt.ts';
 import { runNode } from './run.ts';
 import { nodeupCommit, nodeupVersion } from './version.ts';
-import { renderNodeupUnit } from '../systemd/nodeup-unit.ts';
-import { UnitTask } from '../systemd/unit-task.ts';
-import { writeLocalFile } from './host/local.ts';
+import { renderNodeupUnit } from './nodeup-unit.ts';
+import { UnitTask } from '../engine/tasks/unit.ts';
+import { writeLocalFile } from '../engine/host/local.ts';
 
 function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
   return {

@@ -5,12 +5,12 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { components } from './components.ts';
-import { NodeConfig, apiVersion, configHash } from './config.ts';
-import { parseOsRelease } from './host/facts.ts';
-import { testFacts } from './host/test-host.ts';
-import { deriveNodeModel } from './model.ts';
+import { NodeConfig, apiVersion, configHash } from '../model/config.ts';
+import { parseOsRelease } from '../engine/host/facts.ts';
+import { testFacts } from '../engine/host/test-host.ts';
+import { deriveNodeModel } from '../model/node-model.ts';
 import { buildGraph } from './run.ts';
-import { distros } from '../packages/distros.ts';
+import { distros } from '../model/distros.ts';
 import { FileStore } from '../statestore/file-store.ts';
 
 const roots = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../tests/fixtures/roots');

@@ -1,5 +1,5 @@
 // The one registration list, in display order. A new component adds one line here.
-import type { Component } from './component.ts';
+import type { Component } from '../model/component.ts';
 import { nodeFilesComponent } from './node-files.ts';
 import { packagesComponent } from '../packages/component.ts';
 import { prereqsComponent } from '../node-prereqs/component.ts';

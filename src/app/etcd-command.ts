@@ -2,21 +2,21 @@
 // On a node the boot config says where the state store is and the node config gives ports; with
 // --store and --endpoints (and --ca/--cert/--key) the command works against any etcd.
 import * as path from 'node:path/posix';
-import type { Command, CommandContext } from '../agent/cli.ts';
-import { AgentError, errorMessage } from '../agent/errors.ts';
-import type { Host } from '../agent/host/host.ts';
-import { readLocalFile } from '../agent/host/local.ts';
-import { NodeHost } from '../agent/host/node-host.ts';
-import { loadBoot, loadModel } from '../agent/run.ts';
+import type { Command, CommandContext } from './cli.ts';
+import { AgentError, errorMessage } from '../engine/errors.ts';
+import type { Host } from '../engine/host/host.ts';
+import { readLocalFile } from '../engine/host/local.ts';
+import { NodeHost } from '../engine/host/node-host.ts';
+import { loadBoot, loadModel } from './run.ts';
 import { openStateStore } from '../statestore/open.ts';
-import type { StateStore } from '../statestore/store.ts';
-import { backupToStore, listBackups, pruneBackups } from './backup.ts';
-import { EtcdClient, memberHex, type EtcdTls } from './client.ts';
-import { etcdCaPath, nodeupClientCert, nodeupClientKey } from './component.ts';
-import { etcdStatePath } from './member-task.ts';
-import { clusterHealth, registeredMembers, removeMember, type ClusterHealth, type MemberIdentity } from './membership.ts';
-import { restoreFromBackup, restoreGuide } from './restore.ts';
-import { defaultEtcdClusters, type EtcdClusterSpec } from './schema.ts';
+import type { StateStore } from '../model/state-store.ts';
+import { backupToStore, listBackups, pruneBackups } from '../etcd/backup.ts';
+import { EtcdClient, memberHex, type EtcdTls } from '../etcd/client.ts';
+import { etcdCaPath, nodeupClientCert, nodeupClientKey } from '../etcd/component.ts';
+import { etcdStatePath } from '../etcd/member-task.ts';
+import { clusterHealth, registeredMembers, removeMember, type ClusterHealth, type MemberIdentity } from '../etcd/membership.ts';
+import { restoreFromBackup, restoreGuide } from '../etcd/restore.ts';
+import { defaultEtcdClusters, type EtcdClusterSpec } from '../etcd/schema.ts';
 import '../statestore/backends.ts';
 
 /** The members table. Pure. */

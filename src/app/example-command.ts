@@ -2,8 +2,8 @@
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from './cli.ts';
-import { AgentError } from './errors.ts';
-import { readLocalFile, writeLocalFile, makeLocalDir } from './host/local.ts';
+import { AgentError } from '../engine/errors.ts';
+import { readLocalFile, writeLocalFile, makeLocalDir } from '../engine/host/local.ts';
 import { publishNodeConfig, renderBootConfig, writeExample } from './example.ts';
 import { openStateStore } from '../statestore/open.ts';
 import '../statestore/backends.ts';

@@ -1,8 +1,8 @@
 // The embedded example: a file:// state store with a two-group cluster (one control plane, workers)
 // and a boot config per group. `nodeup example --dir DIR` writes it; the README's first command
 // plans and applies it against a scratch root.
-import { apiVersion, configHash, parseNodeConfig, type BootConfig } from './config.ts';
-import { storeLayout, type StateStore } from '../statestore/store.ts';
+import { apiVersion, configHash, parseNodeConfig, type BootConfig } from '../model/config.ts';
+import { storeLayout, type StateStore } from '../model/state-store.ts';
 import * as yaml from 'js-yaml';
 
 export const exampleCluster = 'example';

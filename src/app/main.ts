@@ -3,12 +3,12 @@
 import 'reflect-metadata';
 import { commandHelp, loggerFor, mainHelp, parseCommandLine, type Command } from './cli.ts';
 import { applyCommand, installUnitCommand, planCommand, schemaCommand, statusCommand, versionCommand } from './commands.ts';
-import { AgentError, errorMessage, exitCodeFor } from './errors.ts';
+import { AgentError, errorMessage, exitCodeFor } from '../engine/errors.ts';
 import { launchCommand } from '../orchestrator/cli.ts';
 import { userdataCommand } from '../bootstrap/userdata-command.ts';
 import { sshCommand } from '../ssh/command.ts';
 import { bakeCommand } from '../bootstrap/bake.ts';
-import { etcdCommand } from '../etcd/cli.ts';
+import { etcdCommand } from './etcd-command.ts';
 import { exampleCommand, publishCommand } from './example-command.ts';
 
 /** In the order `nodeup --help` lists them: the node's own commands, then the operator's. */

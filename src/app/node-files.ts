@@ -1,8 +1,8 @@
 // The user's own files and units from spec.files and spec.units (kOps' fileAssets and hooks).
 // Owns: the paths and unit names the user lists; nothing else.
-import type { Component } from './component.ts';
-import { FileTask } from './tasks/file.ts';
-import { UnitTask } from '../systemd/unit-task.ts';
+import type { Component } from '../model/component.ts';
+import { FileTask } from '../engine/tasks/file.ts';
+import { UnitTask } from '../engine/tasks/unit.ts';
 
 export const nodeFilesComponent: Component = {
   name: 'node-files',

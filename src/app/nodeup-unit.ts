@@ -6,7 +6,7 @@
 // NODEUP_APPLY_ARGS holds extra `apply` arguments for every run (e.g. `--only node-files`): the
 // unquoted `$NODEUP_APPLY_ARGS` in ExecStart is split into words by systemd, and is no words at
 // all when the variable is unset.
-import { renderUnit } from './render-unit.ts';
+import { renderUnit } from '../engine/tasks/render-unit.ts';
 
 export const nodeupEnvironmentFile = '/etc/nodeup/environment';
 

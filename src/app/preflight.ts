@@ -1,8 +1,8 @@
 // Preflight: named checks run before any change. A failing check stops the run with exit code 2
 // and says how to skip it; each component contributes its own checks.
-import type { Component, PreflightCheck } from './component.ts';
-import { AgentError } from './errors.ts';
-import type { NodeModel } from './model.ts';
+import type { Component, PreflightCheck } from '../model/component.ts';
+import { AgentError } from '../engine/errors.ts';
+import type { NodeModel } from '../model/node-model.ts';
 
 export interface PreflightResult {
   readonly name: string;

@@ -1,6 +1,6 @@
 // The run receipt: what the last run did, so people and orchestrators see failures, not silence.
-import type { ErrorSummary } from './errors.ts';
-import type { RunReport, TaskStatus } from './executor.ts';
+import type { ErrorSummary } from '../engine/errors.ts';
+import type { RunReport, TaskStatus } from '../engine/executor.ts';
 import type { PreflightResult } from './preflight.ts';
 
 export const receiptPath = '/var/lib/nodeup/status.json';

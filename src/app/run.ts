@@ -1,21 +1,21 @@
 // One run of the agent: boot config -> state store -> node config (hash checked) -> host facts ->
 // model -> task graph -> preflight -> plan or apply -> receipt.
 import { components as allComponents } from './components.ts';
-import type { Component } from './component.ts';
-import { parseBootConfig, parseNodeConfig, type BootConfig } from './config.ts';
-import { AgentError, summarizeError } from './errors.ts';
-import { execute, type Mode, type RunReport } from './executor.ts';
-import { Graph } from './graph.ts';
-import { readHostFacts, type HostFacts } from './host/facts.ts';
-import type { Host } from './host/host.ts';
-import { readLocalFile } from './host/local.ts';
-import type { Logger } from './log.ts';
-import { deriveNodeModel, type NodeModel } from './model.ts';
+import type { Component } from '../model/component.ts';
+import { parseBootConfig, parseNodeConfig, type BootConfig } from '../model/config.ts';
+import { AgentError, summarizeError } from '../engine/errors.ts';
+import { execute, type Mode, type RunReport } from '../engine/executor.ts';
+import { Graph } from '../engine/graph.ts';
+import { readHostFacts, type HostFacts } from '../engine/host/facts.ts';
+import type { Host } from '../engine/host/host.ts';
+import { readLocalFile } from '../engine/host/local.ts';
+import type { Logger } from '../engine/log.ts';
+import { deriveNodeModel, type NodeModel } from '../model/node-model.ts';
 import { assertPreflight, runPreflight, type PreflightResult } from './preflight.ts';
 import { buildReceipt, capiSentinel, readySentinel, receiptPath, type Receipt } from './receipt.ts';
 import { nodeupVersion } from './version.ts';
 import { openStateStore } from '../statestore/open.ts';
-import { storeLayout, type StateStore } from '../statestore/store.ts';
+import { storeLayout, type StateStore } from '../model/state-store.ts';
 import { loadNodeSecrets } from '../pki/secrets.ts';
 import '../statestore/backends.ts';
 

@@ -4,13 +4,13 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { stringList, type Command, type CommandContext } from '../agent/cli.ts';
-import { BootConfig, apiVersion, configHash, formatIssues, parseBootConfig, parseNodeConfig } from '../agent/config.ts';
-import { AgentError } from '../agent/errors.ts';
-import { readLocalFile } from '../agent/host/local.ts';
-import { nodeupVersion } from '../agent/version.ts';
+import { stringList, type Command, type CommandContext } from '../app/cli.ts';
+import { BootConfig, apiVersion, configHash, formatIssues, parseBootConfig, parseNodeConfig } from '../model/config.ts';
+import { AgentError } from '../engine/errors.ts';
+import { readLocalFile } from '../engine/host/local.ts';
+import { nodeupVersion } from '../app/version.ts';
 import { openStateStore } from '../statestore/open.ts';
-import { storeLayout } from '../statestore/store.ts';
+import { storeLayout } from '../model/state-store.ts';
 import '../statestore/backends.ts';
 import { assertUserDataSize, defaultBootConfigPath, defaultInstallPath, renderBootstrapScript, userDataLimitBytes, type BinaryArch, type UserDataInput } from './render-userdata.ts';
 

@@ -1,10 +1,10 @@
 // Test helper: a NodeModel from a golden case's model.yaml (a NodeConfig plus the host's distro).
 import * as yaml from 'js-yaml';
-import { parseNodeConfig, type BootConfig } from '../agent/config.ts';
-import { readLocalFile } from '../agent/host/local.ts';
-import { testFacts } from '../agent/host/test-host.ts';
-import { deriveNodeModel, type NodeModel } from '../agent/model.ts';
-import type { StateStore } from '../statestore/store.ts';
+import { parseNodeConfig, type BootConfig } from '../model/config.ts';
+import { readLocalFile } from '../engine/host/local.ts';
+import { testFacts } from '../engine/host/test-host.ts';
+import { deriveNodeModel, type NodeModel } from '../model/node-model.ts';
+import type { StateStore } from '../model/state-store.ts';
 
 export interface CaseFile {
   /** os-release id and version, e.g. { id: rocky, versionId: "9" }; default Debian 12. */

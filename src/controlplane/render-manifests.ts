@@ -2,7 +2,7 @@
 // kube-scheduler) and the default audit policy. Flags are maps, sorted, with user extraArgs last
 // (they override); plain data in, YAML out.
 import * as yaml from 'js-yaml';
-import { managedHeader } from '../agent/tasks/file.ts';
+import { managedHeader } from '../engine/tasks/file.ts';
 
 export const pkiDir = '/etc/kubernetes/pki';
 export const manifestDir = '/etc/kubernetes/manifests';

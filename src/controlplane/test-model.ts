@@ -1,9 +1,9 @@
 // Test helper: a NodeModel for control-plane and etcd tests from a spec fragment.
-import { parseNodeConfig, type BootConfig } from '../agent/config.ts';
-import type { HostFacts } from '../agent/host/facts.ts';
-import { testFacts } from '../agent/host/test-host.ts';
-import { deriveNodeModel, type NodeModel, type NodeSecrets } from '../agent/model.ts';
-import type { StateStore } from '../statestore/store.ts';
+import { parseNodeConfig, type BootConfig } from '../model/config.ts';
+import type { HostFacts } from '../engine/host/facts.ts';
+import { testFacts } from '../engine/host/test-host.ts';
+import { deriveNodeModel, type NodeModel, type NodeSecrets } from '../model/node-model.ts';
+import type { StateStore } from '../model/state-store.ts';
 
 export interface CpModelOptions {
   readonly role?: 'control-plane' | 'worker';

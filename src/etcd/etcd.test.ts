@@ -1,12 +1,12 @@
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { HttpResponse } from '../agent/host/host.ts';
-import { createTestHost } from '../agent/host/test-host.ts';
-import { silentLogger } from '../agent/log.ts';
-import { Graph } from '../agent/graph.ts';
-import { components } from '../agent/components.ts';
-import { buildGraph } from '../agent/run.ts';
+import type { HttpResponse } from '../engine/host/host.ts';
+import { createTestHost } from '../engine/host/test-host.ts';
+import { silentLogger } from '../engine/log.ts';
+import { Graph } from '../engine/graph.ts';
+import { components } from '../app/components.ts';
+import { buildGraph } from '../app/run.ts';
 import { cpModel } from '../controlplane/test-model.ts';
 import { EtcdClient, isTransient, parseSnapshotStream, prefixEnd, type EtcdMember } from './client.ts';
 import { etcdComponent, etcdImage } from './component.ts';

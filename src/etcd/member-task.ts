@@ -13,11 +13,11 @@
 //            changed" or "request timed out", is NotReady: the executor retries with backoff, and
 //            every step is idempotent.
 import * as path from 'node:path/posix';
-import { AgentError, errorMessage, NotReadyError } from '../agent/errors.ts';
-import type { Host } from '../agent/host/host.ts';
-import { shortHash } from '../agent/tasks/file.ts';
-import { fieldChange, type ApplyContext, type Change, type Task, type TaskKey } from '../agent/task.ts';
-import type { StateStore } from '../statestore/store.ts';
+import { AgentError, errorMessage, NotReadyError } from '../engine/errors.ts';
+import type { Host } from '../engine/host/host.ts';
+import { shortHash } from '../engine/tasks/file.ts';
+import { fieldChange, type ApplyContext, type Change, type Task, type TaskKey } from '../engine/task.ts';
+import type { StateStore } from '../model/state-store.ts';
 import { EtcdClient, isTransient } from './client.ts';
 import { ensureMember, finishMember, type StartParams } from './join.ts';
 import type { MemberIdentity } from './membership.ts';

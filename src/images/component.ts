@@ -4,10 +4,10 @@
 // /var/lib/nodeup/images. In `nodeup bake` the images of the node's role are pulled too, so a
 // node from the baked image (a control plane included) starts without a registry.
 // Runs after: unit:containerd.service and the registry hosts.toml files (by key).
-import type { Component } from '../agent/component.ts';
-import type { NodeModel } from '../agent/model.ts';
-import type { TaskKey } from '../agent/task.ts';
-import { containerdSocket, containerdUnitKey, hostsFileKeys, runtimeTools, sandboxImage } from '../containerd/keys.ts';
+import type { Component } from '../model/component.ts';
+import type { NodeModel } from '../model/node-model.ts';
+import type { TaskKey } from '../engine/task.ts';
+import { containerdSocket, containerdUnitKey, hostsFileKeys, runtimeTools, sandboxImage } from '../model/paths/containerd.ts';
 import { ImageTask } from './image-task.ts';
 
 /** The images a node of this role runs, with the same registries its manifests name: what a bake pre-pulls. Pure. */

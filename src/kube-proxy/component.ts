@@ -6,10 +6,10 @@
 // PKI tasks); workers use kubelet's rotating client certificate (see paths.ts for the RBAC it needs).
 // Runs after: nothing explicit; kubelet picks the manifest up whenever it appears.
 // Bake: nothing is written into an image (the pod belongs to a running node with its credentials).
-import type { Component } from '../agent/component.ts';
-import { nodeApiServer, type NodeModel } from '../agent/model.ts';
-import { DirTask, FileTask, shortHash } from '../agent/tasks/file.ts';
-import { caCertPath, pkiDir, staticPodDir } from '../kubelet/paths.ts';
+import type { Component } from '../model/component.ts';
+import { nodeApiServer, type NodeModel } from '../model/node-model.ts';
+import { DirTask, FileTask, shortHash } from '../engine/tasks/file.ts';
+import { caCertPath, pkiDir, staticPodDir } from '../model/paths/kubelet.ts';
 import { AbsentFileTask } from './absent-task.ts';
 import {
   kubeletClientCurrentPath,
@@ -20,7 +20,7 @@ import {
   kubeProxyKeyPath,
   kubeProxyKubeconfigPath,
   kubeProxyManifestPath,
-} from './paths.ts';
+} from '../model/paths/kube-proxy.ts';
 import { renderKubeProxyConfig } from './render-config.ts';
 import { renderKubeProxyKubeconfig } from './render-kubeconfig.ts';
 import { renderKubeProxyManifest } from './render-manifest.ts';

@@ -1,5 +1,5 @@
-import type { GraphBuilder } from './graph.ts';
-import type { NodeModel } from './model.ts';
+import type { GraphBuilder } from '../engine/graph.ts';
+import type { NodeModel } from './node-model.ts';
 
 /** A named check run before any change; `--ignore-preflight NAME` skips it. */
 export interface PreflightCheck {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { configHash, jsonSchemas, parseBootConfig, parseNodeConfig } from './config.ts';
-import { AgentError } from './errors.ts';
+import { AgentError } from '../engine/errors.ts';
 
 const node = (spec: string): string => `apiVersion: nodeup.dev/v1alpha1
 kind: NodeConfig

@@ -14,9 +14,9 @@ import { ImagesSpec } from '../images/schema.ts';
 import { AddonsSpec } from '../addons/schema.ts';
 import { KubeletSpec } from '../kubelet/schema.ts';
 import { PackagesSpec } from '../packages/schema.ts';
-import { AgentError } from './errors.ts';
+import { AgentError } from '../engine/errors.ts';
 import { parseIpv4Cidr } from './node-address.ts';
-import { AssetOverride, Cidr, DnsLabel, FileMode, HttpUrl, KubeVersion, Url } from './schema-util.ts';
+import { AssetOverride, Cidr, DnsLabel, FileMode, HttpUrl, KubeVersion, Url } from '../engine/schema-util.ts';
 
 export const apiVersion = 'nodeup.dev/v1alpha1';
 

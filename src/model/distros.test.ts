@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { AgentError, exitCodeFor } from '../agent/errors.ts';
-import { parseOsRelease } from '../agent/host/facts.ts';
+import { AgentError, exitCodeFor } from '../engine/errors.ts';
+import { parseOsRelease } from '../engine/host/facts.ts';
 import { detectDistro, distroKey, distros, logicalPackages } from './distros.ts';
-import { fixtureOsRelease } from './test-support.ts';
+import { fixtureOsRelease } from '../packages/test-support.ts';
 
 describe('detectDistro', () => {
   it.each(distros.map((d) => d.id))('finds the %s row from its real os-release fixture', async (id) => {

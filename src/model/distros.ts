@@ -1,8 +1,8 @@
 // The one table of distro differences. Builders read fields of `model.distro`; they never compare
 // distro ids. `Record<LogicalPackage, ...>` makes the table complete by construction: a new logical
 // package does not compile until every distro maps it.
-import { AgentError } from '../agent/errors.ts';
-import type { OsRelease } from '../agent/host/facts.ts';
+import { AgentError } from '../engine/errors.ts';
+import type { OsRelease } from '../engine/host/facts.ts';
 
 /**
  * Host packages a Kubernetes 1.33-1.35 node needs besides what nodeup downloads itself (kubelet,

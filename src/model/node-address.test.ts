@@ -2,9 +2,9 @@
 // parsing; the networking schema (nodeAddress, bridge) validation.
 import { describe, expect, it } from 'vitest';
 import { NodeConfig, nodeCIDRMaskSize } from './config.ts';
-import { AgentError } from './errors.ts';
-import { parseDefaultRouteInterface } from './host/facts.ts';
-import { testFacts } from './host/test-host.ts';
+import { AgentError } from '../engine/errors.ts';
+import { parseDefaultRouteInterface } from '../engine/host/facts.ts';
+import { testFacts } from '../engine/host/test-host.ts';
 import { ipv4InCidr, selectNodeIp } from './node-address.ts';
 
 // A QEMU lab guest: the user network holds the default route, the cluster network is a second NIC;

@@ -1,8 +1,8 @@
 // The node's own address: the one IPv4 every component advertises (kubelet --node-ip, etcd peer and
 // client URLs, kube-apiserver --advertise-address, the serving certificates' SANs). Chosen once from
 // spec.networking.nodeAddress and the host facts, in deriveNodeModel. Pure.
-import { AgentError } from './errors.ts';
-import type { HostFacts } from './host/facts.ts';
+import { AgentError } from '../engine/errors.ts';
+import type { HostFacts } from '../engine/host/facts.ts';
 
 /** spec.networking.nodeAddress, as validated. */
 export interface NodeAddressChoice {

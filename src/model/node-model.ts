@@ -1,12 +1,12 @@
 // The NodeModel: the validated config plus host facts, read once. Builders read only this.
 import type { BootConfig, NodeConfig, NodeSpec } from './config.ts';
-import type { Arch, HostFacts } from './host/facts.ts';
-import type { AssetSource } from './host/host.ts';
-import { AgentError } from './errors.ts';
+import type { Arch, HostFacts } from '../engine/host/facts.ts';
+import type { AssetSource } from '../engine/host/host.ts';
+import { AgentError } from '../engine/errors.ts';
 import { selectNodeIp } from './node-address.ts';
-import { detectDistro, type Distro } from '../packages/distros.ts';
-import { kubeMinor, releaseDefaults, resolveAsset, type AssetName, type KubeMinor } from '../assets/versions.ts';
-import type { StateStore } from '../statestore/store.ts';
+import { detectDistro, type Distro } from './distros.ts';
+import { kubeMinor, releaseDefaults, resolveAsset, type AssetName, type KubeMinor } from './assets/versions.ts';
+import type { StateStore } from './state-store.ts';
 
 export interface Versions {
   readonly kubernetes: string; // v1.35.4

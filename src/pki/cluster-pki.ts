@@ -2,10 +2,10 @@
 // first control-plane node under a state-store lock (pki/.lock, taken with a create-only write), so
 // two nodes racing end with one CA. Also the workers' bootstrap token (secrets/bootstrap-token).
 import { randomBytes } from 'node:crypto';
-import { AgentError } from '../agent/errors.ts';
-import type { Logger } from '../agent/log.ts';
-import { silentLogger } from '../agent/log.ts';
-import { storeLayout, type StateStore } from '../statestore/store.ts';
+import { AgentError } from '../engine/errors.ts';
+import type { Logger } from '../engine/log.ts';
+import { silentLogger } from '../engine/log.ts';
+import { storeLayout, type StateStore } from '../model/state-store.ts';
 import { createCa, createKeyPair, type KeyPairPem } from './x509.ts';
 
 /** The CAs every cluster has. etcd peers get their own CA so a client cert can never join the ring. */

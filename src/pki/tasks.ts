@@ -7,11 +7,11 @@
 //    names differ, or when it was not signed by the store's current CA. Keys are written 0600.
 // Plans print hashes and reasons, never key material.
 import * as path from 'node:path/posix';
-import type { Host } from '../agent/host/host.ts';
-import { AgentError } from '../agent/errors.ts';
-import { shortHash } from '../agent/tasks/file.ts';
-import { fieldChange, octal, type ApplyContext, type Change, type Task, type TaskKey } from '../agent/task.ts';
-import type { StateStore } from '../statestore/store.ts';
+import type { Host } from '../engine/host/host.ts';
+import { AgentError } from '../engine/errors.ts';
+import { shortHash } from '../engine/tasks/file.ts';
+import { fieldChange, octal, type ApplyContext, type Change, type Task, type TaskKey } from '../engine/task.ts';
+import type { StateStore } from '../model/state-store.ts';
 import { ensureBootstrapToken, ensureClusterPki, pkiComplete, readCa, readCaCert, bootstrapTokenKey, type CaName } from './cluster-pki.ts';
 import { parseKubeconfig, renderKubeconfig } from './kubeconfig.ts';
 import { certInfo, issueLeaf, keyMatchesCert, signedBy, type CertInfo, type LeafRequest } from './x509.ts';

@@ -14,12 +14,12 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as x509 from '@peculiar/x509';
 import * as yaml from 'js-yaml';
-import { execute, type Mode, type RunReport } from '../../src/agent/executor.ts';
-import { Graph } from '../../src/agent/graph.ts';
-import type { HttpResponse } from '../../src/agent/host/host.ts';
-import { NodeHost } from '../../src/agent/host/node-host.ts';
-import { silentLogger } from '../../src/agent/log.ts';
-import type { NodeModel } from '../../src/agent/model.ts';
+import { execute, type Mode, type RunReport } from '../../src/engine/executor.ts';
+import { Graph } from '../../src/engine/graph.ts';
+import type { HttpResponse } from '../../src/engine/host/host.ts';
+import { NodeHost } from '../../src/engine/host/node-host.ts';
+import { silentLogger } from '../../src/engine/log.ts';
+import type { NodeModel } from '../../src/model/node-model.ts';
 import { addonsComponent } from '../../src/addons/component.ts';
 import { KubeApi, readCredentials } from '../../src/addons/kube-api.ts';
 import type { KubeObject } from '../../src/addons/kube-object.ts';
@@ -30,7 +30,7 @@ import { bootstrapTokenKey, ensureBootstrapToken, ensureClusterPki, readCa } fro
 import { renderKubeconfig } from '../../src/pki/kubeconfig.ts';
 import { issueLeaf } from '../../src/pki/x509.ts';
 import { FileStore } from '../../src/statestore/file-store.ts';
-import { storeLayout } from '../../src/statestore/store.ts';
+import { storeLayout } from '../../src/model/state-store.ts';
 import { freePort } from './etcd-harness.ts';
 
 x509.cryptoProvider.set(webcrypto);

@@ -11,7 +11,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NodeModel } from '../../src/agent/model.ts';
+import type { NodeModel } from '../../src/model/node-model.ts';
 import { wantedPackages } from '../../src/packages/component.ts';
 import { captureLog, fixtureOsRelease, packagesModel, runPackages } from '../../src/packages/test-support.ts';
 import { RecordingHost, repoRoot, requireTool, sh } from './packages-support.ts';

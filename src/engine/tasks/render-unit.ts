@@ -1,6 +1,6 @@
 // Pure renderer for systemd unit files: sections and keys in the order given, repeated keys as
 // arrays, a managed-by header on top.
-import { managedHeader } from '../agent/tasks/file.ts';
+import { managedHeader } from './file.ts';
 
 export type UnitValue = string | number | boolean | readonly (string | number)[];
 export type UnitSection = Readonly<Record<string, UnitValue | undefined>>;

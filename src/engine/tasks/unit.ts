@@ -2,9 +2,9 @@
 // Restarts happen only when the unit itself changed or a task it listens to notified it. One
 // daemon-reload is shared by every unit that changed at about the same time.
 import * as path from 'node:path/posix';
-import type { Host } from '../agent/host/host.ts';
-import { shortHash } from '../agent/tasks/file.ts';
-import { fieldChange, type ApplyContext, type Change, type Task, type TaskKey } from '../agent/task.ts';
+import type { Host } from '../host/host.ts';
+import { shortHash } from './file.ts';
+import { fieldChange, type ApplyContext, type Change, type Task, type TaskKey } from '../task.ts';
 
 export interface UnitTaskSpec {
   /** e.g. "kubelet.service" */

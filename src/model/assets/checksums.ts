@@ -9,7 +9,7 @@
 // crictl_checksums (crictl-v<v>-linux-<arch>.tar.gz), etcd_binary_checksums (etcd-v<v>-linux-<arch>.tar.gz).
 // Only versions the versions table uses (its defaults, plus the previous defaults) are copied; any
 // other version needs spec.assets.overrides.<asset> with urls and sha256.
-import type { Arch } from '../agent/host/facts.ts';
+import type { Arch } from '../../engine/host/facts.ts';
 
 export type ChecksumTable = Readonly<Record<string, Readonly<Record<string, Readonly<Partial<Record<Arch, string>>>>>>>;
 

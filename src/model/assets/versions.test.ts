@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { NodeSpec } from '../agent/config.ts';
-import { AgentError } from '../agent/errors.ts';
+import { NodeSpec } from '../config.ts';
+import { AgentError } from '../../engine/errors.ts';
 import { checksums } from './checksums.ts';
 import { assetNames, defaultKubernetesVersion, kubeMinor, releaseDefaults, resolveAsset, supportedMinors, type AssetName } from './versions.ts';
 

@@ -1,10 +1,10 @@
 // The versions table: for each supported Kubernetes minor, the default versions of the parts nodeup
 // installs, and for every downloadable asset its official URL pattern. SHA-256s live in
 // checksums.ts (facts from the upstream releases). Users override any version, URL or hash.
-import type { Arch } from '../agent/host/facts.ts';
-import { AgentError } from '../agent/errors.ts';
-import type { AssetSource } from '../agent/host/host.ts';
-import type { AssetOverride } from '../agent/schema-util.ts';
+import type { Arch } from '../../engine/host/facts.ts';
+import { AgentError } from '../../engine/errors.ts';
+import type { AssetSource } from '../../engine/host/host.ts';
+import type { AssetOverride } from '../../engine/schema-util.ts';
 import { checksums } from './checksums.ts';
 
 export type AssetName = 'kubelet' | 'kubectl' | 'containerd' | 'runc' | 'cni-plugins' | 'crictl' | 'etcd';

@@ -1,7 +1,7 @@
 // Keys and paths other components may order against or use (components never import each other's
 // builders; they name tasks by key: `after: [containerdUnitKey]`).
-import type { NodeModel } from '../agent/model.ts';
-import type { TaskKey } from '../agent/task.ts';
+import type { NodeModel } from '../node-model.ts';
+import type { TaskKey } from '../../engine/task.ts';
 
 export const containerdUnitKey: TaskKey = 'unit:containerd.service';
 export const containerdConfigPath = '/etc/containerd/config.toml';

@@ -1,5 +1,5 @@
 // Where kubelet's files live (kubeadm's layout), and the keys other components may order against.
-import type { TaskKey } from '../agent/task.ts';
+import type { TaskKey } from '../../engine/task.ts';
 
 export const kubeletUnitName = 'kubelet.service';
 export const kubeletUnitKey: TaskKey = `unit:${kubeletUnitName}`;

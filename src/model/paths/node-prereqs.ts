@@ -1,5 +1,5 @@
 // Keys of the host-prerequisite tasks, for components that must run after them (kubelet).
-import type { TaskKey } from '../agent/task.ts';
+import type { TaskKey } from '../../engine/task.ts';
 
 export const kmodFile = '/etc/modules-load.d/kubernetes.conf';
 export const sysctlFile = '/etc/sysctl.d/99-kubernetes.conf';
