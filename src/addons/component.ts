@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // addons: the cluster objects that let workers join, held in the API server by server-side apply
 // (kubeadm's `bootstrap-token` and `kubelet-finalize` phases), plus optional CoreDNS.
 // Owns, in the API server (label app.kubernetes.io/managed-by=nodeup, annotation nodeup.dev/hash):
@@ -17,12 +18,12 @@
 import type { Component } from '../model/component.ts';
 import { localApiServer, type NodeModel } from '../model/node-model.ts';
 import type { TaskKey } from '../engine/task.ts';
-import { adminKubeconfig, manifestDir } from '../controlplane/render-manifests.ts';
-import { etcdMemberKey } from '../etcd/member-task.ts';
+import { adminKubeconfig, manifestDir } from '../model/paths/controlplane.ts';
+import { etcdMemberKey } from '../model/paths/etcd.ts';
 import { kubeletUnitKey } from '../model/paths/kubelet.ts';
-import { bootstrapTokenKey } from '../pki/cluster-pki.ts';
-import { bootstrapTokenTaskKey } from '../pki/tasks.ts';
-import type { StateStore } from '../model/state-store.ts';
+import { bootstrapTokenKey } from '../engine/pki/cluster-pki.ts';
+import { bootstrapTokenTaskKey } from '../engine/pki/tasks.ts';
+import type { StateStore } from '../engine/state-store.ts';
 import type { ApiTarget } from './kube-api.ts';
 import type { KubeObject } from './kube-object.ts';
 import { ManifestTask, manifestKey, type Desired } from './manifest-task.ts';

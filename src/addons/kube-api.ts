@@ -4,7 +4,7 @@
 // (connection refused, 5xx, 429) is reported as `unreachable`, which callers turn into NotReadyError.
 import { AgentError, NotReadyError, errorMessage } from '../engine/errors.ts';
 import type { Host, HttpResponse } from '../engine/host/host.ts';
-import { parseKubeconfig } from '../pki/kubeconfig.ts';
+import { parseKubeconfig } from '../engine/pki/kubeconfig.ts';
 import { describeObject, objectPath, type KubeObject } from './kube-object.ts';
 
 export interface ApiTarget {

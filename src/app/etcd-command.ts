@@ -9,7 +9,7 @@ import { readLocalFile } from '../engine/host/local.ts';
 import { NodeHost } from '../engine/host/node-host.ts';
 import { loadBoot, loadModel } from './run.ts';
 import { openStateStore } from '../statestore/open.ts';
-import type { StateStore } from '../model/state-store.ts';
+import type { StateStore } from '../engine/state-store.ts';
 import { backupToStore, listBackups, pruneBackups } from '../etcd/backup.ts';
 import { EtcdClient, memberHex, type EtcdTls } from '../etcd/client.ts';
 import { etcdCaPath, nodeupClientCert, nodeupClientKey } from '../etcd/component.ts';

@@ -2,7 +2,7 @@
 // and a boot config per group. `nodeup example --dir DIR` writes it; the README's first command
 // plans and applies it against a scratch root.
 import { apiVersion, configHash, parseNodeConfig, type BootConfig } from '../model/config.ts';
-import { storeLayout, type StateStore } from '../model/state-store.ts';
+import { storeLayout, type StateStore } from '../engine/state-store.ts';
 import * as yaml from 'js-yaml';
 
 export const exampleCluster = 'example';

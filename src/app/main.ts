@@ -1,3 +1,6 @@
+// src/app owns the CLI entry, commands, the component registry, run (boot config -> receipt), receipt,
+// preflight runner, example, nodeup.service and `nodeup etcd`.
+// Layer: application. May import every layer below (components, model, engine) and other app folders.
 // The entry point: parses the command line, runs one command, maps errors to exit codes.
 // The only place that calls process.exit.
 import 'reflect-metadata';

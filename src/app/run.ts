@@ -15,8 +15,8 @@ import { assertPreflight, runPreflight, type PreflightResult } from './preflight
 import { buildReceipt, capiSentinel, readySentinel, receiptPath, type Receipt } from './receipt.ts';
 import { nodeupVersion } from './version.ts';
 import { openStateStore } from '../statestore/open.ts';
-import { storeLayout, type StateStore } from '../model/state-store.ts';
-import { loadNodeSecrets } from '../pki/secrets.ts';
+import { storeLayout, type StateStore } from '../engine/state-store.ts';
+import { loadNodeSecrets } from '../model/node-secrets.ts';
 import '../statestore/backends.ts';
 
 export interface RunRequest {

@@ -1,3 +1,4 @@
+// Layer: application. May import every layer below (components, model, engine) and other app folders.
 // `nodeup userdata`: renders the cloud-init user-data of an instance group. The node config's hash
 // is read from the state store (or given), so the user-data changes whenever the config does —
 // which is how a launch template tells that its nodes need replacing.
@@ -10,7 +11,7 @@ import { AgentError } from '../engine/errors.ts';
 import { readLocalFile } from '../engine/host/local.ts';
 import { nodeupVersion } from '../app/version.ts';
 import { openStateStore } from '../statestore/open.ts';
-import { storeLayout } from '../model/state-store.ts';
+import { storeLayout } from '../engine/state-store.ts';
 import '../statestore/backends.ts';
 import { assertUserDataSize, defaultBootConfigPath, defaultInstallPath, renderBootstrapScript, userDataLimitBytes, type BinaryArch, type UserDataInput } from './render-userdata.ts';
 

@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // containerd: the container runtime of every node (both roles).
 // Owns on disk: containerd, containerd-shim-runc-v2, ctr, runc and crictl in the distro's binDir
 // (release source), /opt/cni/bin/* (CNI plugins), /etc/containerd/{config.toml,conf.d/,certs.d/},

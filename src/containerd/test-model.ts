@@ -4,7 +4,7 @@ import { parseNodeConfig, type BootConfig } from '../model/config.ts';
 import { readLocalFile } from '../engine/host/local.ts';
 import { testFacts } from '../engine/host/test-host.ts';
 import { deriveNodeModel, type NodeModel } from '../model/node-model.ts';
-import type { StateStore } from '../model/state-store.ts';
+import type { StateStore } from '../engine/state-store.ts';
 
 export interface CaseFile {
   /** os-release id and version, e.g. { id: rocky, versionId: "9" }; default Debian 12. */

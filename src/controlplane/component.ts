@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // control-plane: kube-apiserver, kube-controller-manager and kube-scheduler as static pods, with
 // this node's leaf certificates and kubeconfigs.
 // Owns: /etc/kubernetes/manifests/kube-{apiserver,controller-manager,scheduler}.yaml,
@@ -16,8 +17,8 @@ import type { GraphBuilder } from '../engine/graph.ts';
 import type { TaskKey } from '../engine/task.ts';
 import { DirTask, FileTask } from '../engine/tasks/file.ts';
 import { StaticPodTask } from './static-pod-task.ts';
-import { BootstrapTokenTask, CertTask, ClusterPkiTask, StoreFileTask, clusterPkiKey } from '../pki/tasks.ts';
-import { storeLayout } from '../model/state-store.ts';
+import { BootstrapTokenTask, CertTask, ClusterPkiTask, StoreFileTask, clusterPkiKey } from '../engine/pki/tasks.ts';
+import { storeLayout } from '../engine/state-store.ts';
 import {
   adminKubeconfig,
   auditLogDir,

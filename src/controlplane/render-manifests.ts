@@ -3,12 +3,13 @@
 // (they override); plain data in, YAML out.
 import * as yaml from 'js-yaml';
 import { managedHeader } from '../engine/tasks/file.ts';
+import { adminKubeconfig, manifestDir } from '../model/paths/controlplane.ts';
+
+export { adminKubeconfig, manifestDir };
 
 export const pkiDir = '/etc/kubernetes/pki';
-export const manifestDir = '/etc/kubernetes/manifests';
 export const controllerManagerKubeconfig = '/etc/kubernetes/controller-manager.conf';
 export const schedulerKubeconfig = '/etc/kubernetes/scheduler.conf';
-export const adminKubeconfig = '/etc/kubernetes/admin.conf';
 export const auditPolicyPath = '/etc/kubernetes/audit-policy.yaml';
 export const auditLogDir = '/var/log/kubernetes/audit';
 

@@ -3,7 +3,7 @@ import { parseNodeConfig, type BootConfig } from '../model/config.ts';
 import type { HostFacts } from '../engine/host/facts.ts';
 import { testFacts } from '../engine/host/test-host.ts';
 import { deriveNodeModel, type NodeModel, type NodeSecrets } from '../model/node-model.ts';
-import type { StateStore } from '../model/state-store.ts';
+import type { StateStore } from '../engine/state-store.ts';
 
 export interface CpModelOptions {
   readonly role?: 'control-plane' | 'worker';

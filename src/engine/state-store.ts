@@ -1,8 +1,8 @@
 // The state store: where a cluster's configs, PKI, secrets, node receipts and etcd backups live.
 // file:// (the embedded default), s3:// (AWS S3 and S3-compatible servers), https:// (read-only).
-import { AgentError, errorMessage } from '../engine/errors.ts';
-import type { Logger } from '../engine/log.ts';
-import { silentLogger } from '../engine/log.ts';
+import { AgentError, errorMessage } from './errors.ts';
+import type { Logger } from './log.ts';
+import { silentLogger } from './log.ts';
 
 export interface WriteStoreOptions {
   /** Create only: fails (returns false) when the key exists. The primitive behind state-store locks. */

@@ -1,3 +1,7 @@
+// src/engine owns the foundation: task contract, graph, executor, plan printer, errors, log,
+// semaphore, schema helpers, the state-store contract; host/ (the host facade), tasks/ (generic task
+// kinds), pki/ (certificate task kinds).
+// Layer: engine (README "How it works"). Imports no project layer above it: only src/engine.
 // The whole contract of a task kind: observe the host, diff against the desired state (pure),
 // apply the changes. `plan` is the same walk without apply.
 import type { Host } from './host/host.ts';

@@ -5,7 +5,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { AgentError } from '../engine/errors.ts';
 import type { Logger } from '../engine/log.ts';
 import { silentLogger } from '../engine/log.ts';
-import { storeLayout, type StateStore } from '../model/state-store.ts';
+import { storeLayout, type StateStore } from '../engine/state-store.ts';
 import type { EtcdClient } from './client.ts';
 
 export interface BackupMeta {

@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // etcd: this control-plane node's members of the main and events clusters (kOps runs both), as
 // static pods or systemd units, with their certificates and a scheduled backup timer.
 // Owns: /etc/kubernetes/pki/etcd/ (CA certificates, per-cluster server and peer pairs, nodeup's
@@ -12,11 +13,12 @@ import type { Component } from '../model/component.ts';
 import type { NodeModel } from '../model/node-model.ts';
 import type { TaskKey } from '../engine/task.ts';
 import { DirTask } from '../engine/tasks/file.ts';
-import { CertTask, ClusterPkiTask, StoreFileTask, clusterPkiKey } from '../pki/tasks.ts';
-import { storeLayout } from '../model/state-store.ts';
+import { CertTask, ClusterPkiTask, StoreFileTask, clusterPkiKey } from '../engine/pki/tasks.ts';
+import { storeLayout } from '../engine/state-store.ts';
 import { UnitTask } from '../engine/tasks/unit.ts';
 import { DeadMemberTask } from './dead-member-task.ts';
-import { EtcdMemberTask, etcdMemberKey, etcdStatePath } from './member-task.ts';
+import { EtcdMemberTask, etcdStatePath } from './member-task.ts';
+import { etcdMemberKey } from '../model/paths/etcd.ts';
 import { clientUrl, peerUrl, renderBackupService, renderBackupTimer, type EtcdTlsPaths } from './render-manifest.ts';
 import type { EtcdClusterSpec } from './schema.ts';
 

@@ -17,7 +17,7 @@
 import { AgentError, errorMessage, NotReadyError } from '../engine/errors.ts';
 import type { Host } from '../engine/host/host.ts';
 import type { ApplyContext, Change, Task, TaskKey } from '../engine/task.ts';
-import type { StateStore } from '../model/state-store.ts';
+import type { StateStore } from '../engine/state-store.ts';
 import { EtcdClient, etcdAnswered, isTransient, memberHex, type EtcdTls } from './client.ts';
 import { silentLogger } from '../engine/log.ts';
 import {

@@ -7,7 +7,7 @@
 import { AgentError, errorMessage } from '../engine/errors.ts';
 import type { Logger } from '../engine/log.ts';
 import { silentLogger } from '../engine/log.ts';
-import type { StateStore } from '../model/state-store.ts';
+import type { StateStore } from '../engine/state-store.ts';
 import { memberHex, type EtcdClient } from './client.ts';
 import { makeRoomForJoin, type ReplaceDeadOptions } from './dead-member-task.ts';
 import {

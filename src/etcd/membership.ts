@@ -9,7 +9,7 @@
 import { AgentError, errorMessage } from '../engine/errors.ts';
 import type { Logger } from '../engine/log.ts';
 import { silentLogger } from '../engine/log.ts';
-import { storeLayout, type StateStore } from '../model/state-store.ts';
+import { storeLayout, type StateStore } from '../engine/state-store.ts';
 import { backupToStore } from './backup.ts';
 import { memberHex, type EtcdClient, type EtcdMember } from './client.ts';
 

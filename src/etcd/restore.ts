@@ -7,7 +7,7 @@ import { AgentError } from '../engine/errors.ts';
 import type { Host } from '../engine/host/host.ts';
 import type { Logger } from '../engine/log.ts';
 import { silentLogger } from '../engine/log.ts';
-import { storeLayout, type StateStore } from '../model/state-store.ts';
+import { storeLayout, type StateStore } from '../engine/state-store.ts';
 import { listBackups, readBackup, type BackupMeta } from './backup.ts';
 import type { StartParams } from './join.ts';
 import { createdKey, registerMember, registeredMembers, type CreatedMarker, type MemberIdentity } from './membership.ts';

@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // images: container images placed into containerd's k8s.io namespace before kubelet needs them.
 // Owns: one `image:<ref>` task per archive (verified by SHA-256, imported with ctr, skipped when
 // already imported) and per pre-pulled image (through the CRI, so mirrors apply); records under

@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // kube-proxy: a static pod on every node, nftables mode by default (iptables selectable; ipvs is
 // deprecated upstream and not offered). Disabled (spec.kubeProxy.enabled: false, e.g. when the CNI
 // replaces it): the manifest is removed if an earlier run wrote it.

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
 import { silentLogger } from '../engine/log.ts';
-import { createCa, issueLeaf, type KeyPairPem } from '../pki/x509.ts';
+import { createCa, issueLeaf, type KeyPairPem } from '../engine/pki/x509.ts';
 import { KubeletCertFilesTask, pairProblem, pemParts } from './cert-files-task.ts';
 
 const dir = '/var/lib/kubelet/pki';

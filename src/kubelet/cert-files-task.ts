@@ -9,7 +9,7 @@
 import * as path from 'node:path/posix';
 import type { Host } from '../engine/host/host.ts';
 import type { ApplyContext, Change, Task, TaskKey } from '../engine/task.ts';
-import { keyMatchesCert } from '../pki/x509.ts';
+import { keyMatchesCert } from '../engine/pki/x509.ts';
 
 export interface CertFilesSpec {
   /** kubelet's --cert-dir. */

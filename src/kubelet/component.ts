@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // kubelet (and kubectl): the node agent from a verified release asset, configured by file.
 // Owns: <binDir>/kubelet and <binDir>/kubectl, /var/lib/kubelet/config.yaml (KubeletConfiguration),
 // /var/lib/kubelet/kubelet-flags.env (node name, node IP, labels, kubeconfig flags), kubelet.service, and the

@@ -1,3 +1,4 @@
+// Layer: model. Imports src/engine and each component's leaf schema.ts, nothing else of the project.
 import type { GraphBuilder } from '../engine/graph.ts';
 import type { NodeModel } from './node-model.ts';
 

@@ -1,3 +1,4 @@
+// Layer: model. Imports src/engine and each component's leaf schema.ts, nothing else of the project.
 // Config, validated once at the edge. Two documents:
 //  - BootConfig: the few lines user-data carries (where the state store is, who this node is, and
 //    the SHA-256 of its full config).

@@ -1,3 +1,6 @@
+// src/model owns the node's data: config documents (config.ts), NodeModel, the Component contract,
+// node address, distro and versions tables (assets/), paths and keys shared between components (paths/).
+// Layer: model. Imports src/engine and each component's leaf schema.ts, nothing else of the project.
 // The NodeModel: the validated config plus host facts, read once. Builders read only this.
 import type { BootConfig, NodeConfig, NodeSpec } from './config.ts';
 import type { Arch, HostFacts } from '../engine/host/facts.ts';
@@ -6,7 +9,7 @@ import { AgentError } from '../engine/errors.ts';
 import { selectNodeIp } from './node-address.ts';
 import { detectDistro, type Distro } from './distros.ts';
 import { kubeMinor, releaseDefaults, resolveAsset, type AssetName, type KubeMinor } from './assets/versions.ts';
-import type { StateStore } from './state-store.ts';
+import type { StateStore } from '../engine/state-store.ts';
 
 export interface Versions {
   readonly kubernetes: string; // v1.35.4

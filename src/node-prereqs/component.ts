@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // prereqs: what the kernel and the host must provide before containerd and kubelet run.
 // Owns: /etc/modules-load.d/kubernetes.conf (overlay, br_netfilter; loaded now on a live node),
 // /etc/sysctl.d/99-kubernetes.conf (forwarding, bridge netfilter; applied live), swap off (live

@@ -1,3 +1,4 @@
+// Layer: application. May import every layer below (components, model, engine) and other app folders.
 // `nodeup launch`: the thin orchestrator's command. Creates the machines of one instance group
 // (qemu guests here, EC2 instances on AWS), lists them, deletes them.
 import * as fsp from 'node:fs/promises';

@@ -16,7 +16,7 @@ import { AgentError } from '../engine/errors.ts';
 import type { Logger } from '../engine/log.ts';
 import type { Receipt } from '../app/receipt.ts';
 import { openStateStore } from '../statestore/open.ts';
-import { storeLayout, type StateStore } from '../model/state-store.ts';
+import { storeLayout, type StateStore } from '../engine/state-store.ts';
 import { chooseAccel, type Accel } from './accel.ts';
 import { instanceNames, type InstanceInfo, type InstanceRequest, type Provider } from './provider.ts';
 import { QemuProvider, qemuAlive } from './qemu.ts';

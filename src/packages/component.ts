@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // The `packages` component: the distro's base packages for a Kubernetes node (src/model/distros.ts),
 // plus spec.packages.extra and spec.packages.pin, as `package:<name>` tasks sharing one batch.
 // Owns: nothing on disk directly; dpkg/rpm state, apt-mark holds, /etc/dnf/plugins/versionlock.list.

@@ -12,7 +12,7 @@ import type { Host } from '../engine/host/host.ts';
 import { testFacts } from '../engine/host/test-host.ts';
 import type { Logger } from '../engine/log.ts';
 import { deriveNodeModel, type NodeModel } from '../model/node-model.ts';
-import type { StateStore } from '../model/state-store.ts';
+import type { StateStore } from '../engine/state-store.ts';
 import { buildPackageTasks } from './component.ts';
 import type { ManagerOptions } from './manager.ts';
 

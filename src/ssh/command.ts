@@ -1,3 +1,4 @@
+// Layer: application. May import every layer below (components, model, engine) and other app folders.
 // `nodeup ssh apply|plan [user@]host[:port] ...`: reprovision machines over SSH with the same
 // binary and boot config every other boot path uses. Many hosts run with a parallelism limit; the
 // rollout stops at the first failed host (hosts not started yet are skipped).

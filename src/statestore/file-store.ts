@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AgentError } from '../engine/errors.ts';
 import { syncDir, syncFile } from '../engine/host/node-host.ts';
-import type { StateStore, WriteStoreOptions } from '../model/state-store.ts';
+import type { StateStore, WriteStoreOptions } from '../engine/state-store.ts';
 
 export class FileStore implements StateStore {
   readonly url: string;

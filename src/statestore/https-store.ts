@@ -9,7 +9,7 @@ import { AgentError, errorMessage } from '../engine/errors.ts';
 import type { Logger } from '../engine/log.ts';
 import { silentLogger } from '../engine/log.ts';
 import { checkHttpStoreUrl } from './store-urls.ts';
-import { defaultRetry, withRetry, type RetryPolicy, type StateStore, type WriteStoreOptions } from '../model/state-store.ts';
+import { defaultRetry, withRetry, type RetryPolicy, type StateStore, type WriteStoreOptions } from '../engine/state-store.ts';
 
 export interface HttpsStoreOptions {
   readonly log?: Logger | undefined;

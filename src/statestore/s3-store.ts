@@ -19,7 +19,7 @@ import type { Logger } from '../engine/log.ts';
 import { silentLogger } from '../engine/log.ts';
 import type { S3Settings } from '../model/config.ts';
 import { parseS3Url } from './store-urls.ts';
-import { defaultRetry, withRetry, type RetryPolicy, type StateStore, type WriteStoreOptions } from '../model/state-store.ts';
+import { defaultRetry, withRetry, type RetryPolicy, type StateStore, type WriteStoreOptions } from '../engine/state-store.ts';
 
 export { parseS3Url };
 

@@ -13,7 +13,7 @@ import type { HostFacts } from '../../src/engine/host/facts.ts';
 import { silentLogger } from '../../src/engine/log.ts';
 import { components } from '../../src/app/components.ts';
 import { cniPlugins } from '../../src/containerd/component.ts';
-import { storeLayout } from '../../src/model/state-store.ts';
+import { storeLayout } from '../../src/engine/state-store.ts';
 
 export interface Scenario {
   readonly dir: string;

@@ -26,11 +26,11 @@ import type { KubeObject } from '../../src/addons/kube-object.ts';
 import { controlPlaneInput } from '../../src/controlplane/component.ts';
 import { adminKubeconfig, controllerManagerKubeconfig, paths, renderApiServerManifest, renderControllerManagerManifest } from '../../src/controlplane/render-manifests.ts';
 import { cpModel } from '../../src/controlplane/test-model.ts';
-import { bootstrapTokenKey, ensureBootstrapToken, ensureClusterPki, readCa } from '../../src/pki/cluster-pki.ts';
-import { renderKubeconfig } from '../../src/pki/kubeconfig.ts';
-import { issueLeaf } from '../../src/pki/x509.ts';
+import { bootstrapTokenKey, ensureBootstrapToken, ensureClusterPki, readCa } from '../../src/engine/pki/cluster-pki.ts';
+import { renderKubeconfig } from '../../src/engine/pki/kubeconfig.ts';
+import { issueLeaf } from '../../src/engine/pki/x509.ts';
 import { FileStore } from '../../src/statestore/file-store.ts';
-import { storeLayout } from '../../src/model/state-store.ts';
+import { storeLayout } from '../../src/engine/state-store.ts';
 import { freePort } from './etcd-harness.ts';
 
 x509.cryptoProvider.set(webcrypto);

@@ -16,7 +16,7 @@ import type { ReplaceDeadOptions } from '../../src/etcd/dead-member-task.ts';
 import { ensureMember, type EnsureMemberResult, type StartParams } from '../../src/etcd/join.ts';
 import type { MemberIdentity } from '../../src/etcd/membership.ts';
 import { clientUrl, etcdArgs, peerUrl, type EtcdTlsPaths } from '../../src/etcd/render-manifest.ts';
-import { createCa, issueLeaf, type KeyPairPem } from '../../src/pki/x509.ts';
+import { createCa, issueLeaf, type KeyPairPem } from '../../src/engine/pki/x509.ts';
 import { FileStore } from '../../src/statestore/file-store.ts';
 
 export interface EtcdBinaries {

@@ -1,3 +1,4 @@
+// Layer: engine (README "How it works"). Imports no project layer above it: only src/engine.
 // The one facade to the outside world. Everything that touches files, processes or the network goes
 // through a Host; tests swap in createTestHost() (a real temp root, scripted commands, mocked HTTP).
 

@@ -2,10 +2,10 @@
 // first control-plane node under a state-store lock (pki/.lock, taken with a create-only write), so
 // two nodes racing end with one CA. Also the workers' bootstrap token (secrets/bootstrap-token).
 import { randomBytes } from 'node:crypto';
-import { AgentError } from '../engine/errors.ts';
-import type { Logger } from '../engine/log.ts';
-import { silentLogger } from '../engine/log.ts';
-import { storeLayout, type StateStore } from '../model/state-store.ts';
+import { AgentError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { silentLogger } from '../log.ts';
+import { storeLayout, type StateStore } from '../state-store.ts';
 import { createCa, createKeyPair, type KeyPairPem } from './x509.ts';
 
 /** The CAs every cluster has. etcd peers get their own CA so a client cert can never join the ring. */

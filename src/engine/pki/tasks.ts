@@ -1,3 +1,4 @@
+// Layer: engine (README "How it works"). Imports no project layer above it: only src/engine.
 // PKI task kinds.
 //  - `pki:cluster`: the cluster's CAs exist in the state store (created under the store lock).
 //  - `pki:bootstrap-token`: the workers' bootstrap token exists in the state store.
@@ -7,11 +8,11 @@
 //    names differ, or when it was not signed by the store's current CA. Keys are written 0600.
 // Plans print hashes and reasons, never key material.
 import * as path from 'node:path/posix';
-import type { Host } from '../engine/host/host.ts';
-import { AgentError } from '../engine/errors.ts';
-import { shortHash } from '../engine/tasks/file.ts';
-import { fieldChange, octal, type ApplyContext, type Change, type Task, type TaskKey } from '../engine/task.ts';
-import type { StateStore } from '../model/state-store.ts';
+import type { Host } from '../host/host.ts';
+import { AgentError } from '../errors.ts';
+import { shortHash } from '../tasks/file.ts';
+import { fieldChange, octal, type ApplyContext, type Change, type Task, type TaskKey } from '../task.ts';
+import type { StateStore } from '../state-store.ts';
 import { ensureBootstrapToken, ensureClusterPki, pkiComplete, readCa, readCaCert, bootstrapTokenKey, type CaName } from './cluster-pki.ts';
 import { parseKubeconfig, renderKubeconfig } from './kubeconfig.ts';
 import { certInfo, issueLeaf, keyMatchesCert, signedBy, type CertInfo, type LeafRequest } from './x509.ts';

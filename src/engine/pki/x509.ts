@@ -4,7 +4,7 @@
 import 'reflect-metadata';
 import { webcrypto, X509Certificate as NodeX509, createPrivateKey, createPublicKey } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { AgentError } from '../engine/errors.ts';
+import { AgentError } from '../errors.ts';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;

@@ -1,3 +1,4 @@
+// Layer: engine (README "How it works"). Imports no project layer above it: only src/engine.
 // Generic file-system task kinds: file, dir, symlink. Content is compared by hash, so the plan never
 // prints file contents (private keys stay out of plans and logs).
 import { createHash } from 'node:crypto';
