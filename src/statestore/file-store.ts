@@ -6,7 +6,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AgentError } from '../engine/errors.ts';
-import { syncDir, syncFile } from '../engine/host/node-host.ts';
+import { syncDir, syncFile } from '../engine/host/fsync.ts';
 import type { StateStore, WriteStoreOptions } from '../engine/state-store.ts';
 
 export class FileStore implements StateStore {

@@ -11,6 +11,7 @@ import { Agent, getGlobalDispatcher, interceptors, request, type Dispatcher } fr
 import * as tar from 'tar';
 import * as os from 'node:os';
 import { AgentError } from '../errors.ts';
+import { syncDir, syncFile } from './fsync.ts';
 import { Semaphore } from '../semaphore.ts';
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
@@ -475,29 +476,6 @@ export class NodeHost implements Host {
   }
   now(): number {
     return Date.now();
-  }
-}
-
-/** Flushes a file's data to the disk (before it is renamed into place). */
-export async function syncFile(p: string): Promise<void> {
-  const fh = await fsp.open(p, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Flushes a directory entry (after a rename) so a power cut keeps the new name; best effort. */
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r').catch(() => undefined);
-  if (!fh) return;
-  try {
-    await fh.sync();
-  } catch {
-    // some filesystems refuse fsync on a directory: the data itself is already synced
-  } finally {
-    await fh.close();
   }
 }
 
