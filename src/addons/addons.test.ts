@@ -12,7 +12,7 @@ import type { NodeModel } from '../model/node-model.ts';
 import { controlPlaneComponent } from '../controlplane/component.ts';
 import { adminKubeconfig } from '../model/paths/controlplane.ts';
 import { etcdComponent } from '../etcd/component.ts';
-import { cpModel, type CpModelOptions } from '../controlplane/test-model.ts';
+import { cpModel, type CpModelOptions } from '../../tests/support/controlplane-model.ts';
 import { bootstrapTokenKey } from '../engine/pki/cluster-pki.ts';
 import { renderKubeconfig } from '../engine/pki/kubeconfig.ts';
 import { FileStore } from '../statestore/file-store.ts';
@@ -21,7 +21,7 @@ import { collectionPath, driftedFields, hashAnnotation, managedByLabel, objectPa
 import { ManifestTask, manifestKey } from './manifest-task.ts';
 import { bootstrapGroup, renderBootstrapRbac, renderBootstrapTokenSecret } from './render-bootstrap.ts';
 import { renderCoredns, tenthServiceIp } from './render-coredns.ts';
-import { FakeApiServer } from './test-api.ts';
+import { FakeApiServer } from '../../tests/support/kube-api.ts';
 
 const token = 'abcdef.0123456789abcdef';
 const liveModel = (o: CpModelOptions = {}): NodeModel => ({ ...cpModel(o), live: true });

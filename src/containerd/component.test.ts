@@ -17,7 +17,7 @@ import { buildGraph } from '../app/run.ts';
 import type { Component } from '../model/component.ts';
 import { containerdComponent, cniPlugins } from './component.ts';
 import { containerdUnitKey } from '../model/paths/containerd.ts';
-import { modelFromCase } from './test-model.ts';
+import { modelFromCase } from '../../tests/support/containerd-model.ts';
 
 let assets: string;
 const overrides: Record<string, { urls: string[]; sha256: string }> = {};

@@ -16,7 +16,7 @@ import { CertTask, StoreFileTask } from '../engine/pki/tasks.ts';
 import { FileStore } from '../statestore/file-store.ts';
 import { apiServerSans, controlPlaneComponent, controlPlaneInput, firstServiceIp } from './component.ts';
 import { renderApiServerManifest, renderAuditPolicy, renderControllerManagerManifest, renderSchedulerManifest } from './render-manifests.ts';
-import { cpModel } from './test-model.ts';
+import { cpModel } from '../../tests/support/controlplane-model.ts';
 import { Graph } from '../engine/graph.ts';
 
 const cases: [string, Record<string, unknown>][] = [

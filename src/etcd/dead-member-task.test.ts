@@ -8,7 +8,7 @@ import { Graph } from '../engine/graph.ts';
 import type { HttpRequest, HttpResponse } from '../engine/host/host.ts';
 import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
 import { silentLogger } from '../engine/log.ts';
-import { cpModel } from '../controlplane/test-model.ts';
+import { cpModel } from '../../tests/support/controlplane-model.ts';
 import { FileStore } from '../statestore/file-store.ts';
 import { listBackups } from './backup.ts';
 import type { EtcdMember } from './client.ts';

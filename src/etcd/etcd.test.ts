@@ -7,7 +7,7 @@ import { silentLogger } from '../engine/log.ts';
 import { Graph } from '../engine/graph.ts';
 import { components } from '../app/components.ts';
 import { buildGraph } from '../app/run.ts';
-import { cpModel } from '../controlplane/test-model.ts';
+import { cpModel } from '../../tests/support/controlplane-model.ts';
 import { EtcdClient, isTransient, parseSnapshotStream, prefixEnd, type EtcdMember } from './client.ts';
 import { etcdComponent, etcdImage } from './component.ts';
 import { waitAnswering } from './join.ts';

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AgentError, NotReadyError } from '../engine/errors.ts';
 import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
 import * as yaml from 'js-yaml';
-import { modelFromCase } from '../containerd/test-model.ts';
+import { modelFromCase } from '../../tests/support/containerd-model.ts';
 import { ImageTask, parseCtrImages } from './image-task.ts';
 import { imagesComponent, prePullList, roleImages } from './component.ts';
 import { containerdComponent } from '../containerd/component.ts';

@@ -15,7 +15,7 @@ import { prereqsComponent } from '../node-prereqs/component.ts';
 import { fakeKubeAssets, type FakeAssets } from '../../tests/golden/kubelet-support.ts';
 import { clusterDnsAddress, kubeletComponent, kubeletConfigInput } from './component.ts';
 import { nodeLabelProblem } from './schema.ts';
-import { testModel } from './test-model.ts';
+import { testModel } from '../../tests/support/kubelet-model.ts';
 
 const parseKubelet = (kubelet: unknown) => NodeSpec.safeParse({ role: 'worker', apiServerEndpoint: 'https://a:6443', kubelet });
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AgentError, exitCodeFor } from '../engine/errors.ts';
 import { parseOsRelease } from '../engine/host/facts.ts';
 import { detectDistro, distroKey, distros, logicalPackages } from './distros.ts';
-import { fixtureOsRelease } from '../packages/test-support.ts';
+import { fixtureOsRelease } from '../../tests/support/packages.ts';
 
 describe('detectDistro', () => {
   it.each(distros.map((d) => d.id))('finds the %s row from its real os-release fixture', async (id) => {

@@ -6,7 +6,7 @@ import { createTestHost, type ScriptedCommand, type TestHost } from '../engine/h
 import { renderPlan } from '../engine/plan-printer.ts';
 import { classifyApt, parseDpkgQuery } from './apt.ts';
 import { classifyDnf, parseRpmQuery, parseVersionlock, renderVersionlock, rpmVersionMatches } from './dnf.ts';
-import { captureLog, fixtureOsRelease, packagesModel, runPackages } from './test-support.ts';
+import { captureLog, fixtureOsRelease, packagesModel, runPackages } from '../../tests/support/packages.ts';
 
 const base = ['apparmor', 'ca-certificates', 'iptables', 'kmod', 'mount'];
 const dpkgQuery = /^dpkg-query -W -f \S+ /;

@@ -10,7 +10,7 @@ import { buildGraph } from '../../src/app/run.ts';
 import { releaseDefaults, supportedMinors } from '../../src/model/assets/versions.ts';
 import { kubeProxyComponent } from '../../src/kube-proxy/component.ts';
 import { kubeletComponent } from '../../src/kubelet/component.ts';
-import { testModel } from '../../src/kubelet/test-model.ts';
+import { testModel } from '../support/kubelet-model.ts';
 import { prereqsComponent } from '../../src/node-prereqs/component.ts';
 import { fakeKubeAssets, isRenderedFile, type FakeAssets } from './kubelet-support.ts';
 

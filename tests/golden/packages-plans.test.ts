@@ -9,7 +9,7 @@ import { renderPlan } from '../../src/engine/plan-printer.ts';
 import { runPreflight } from '../../src/app/preflight.ts';
 import { packagesComponent } from '../../src/packages/component.ts';
 import { distros } from '../../src/model/distros.ts';
-import { captureLog, fixtureOsRelease, packagesModel, runPackages } from '../../src/packages/test-support.ts';
+import { captureLog, fixtureOsRelease, packagesModel, runPackages } from '../support/packages.ts';
 
 let hosts: TestHost[] = [];
 afterEach(async () => {

@@ -25,7 +25,7 @@ import { KubeApi, readCredentials } from '../../src/addons/kube-api.ts';
 import type { KubeObject } from '../../src/addons/kube-object.ts';
 import { controlPlaneInput } from '../../src/controlplane/component.ts';
 import { adminKubeconfig, controllerManagerKubeconfig, paths, renderApiServerManifest, renderControllerManagerManifest } from '../../src/controlplane/render-manifests.ts';
-import { cpModel } from '../../src/controlplane/test-model.ts';
+import { cpModel } from '../support/controlplane-model.ts';
 import { bootstrapTokenKey, ensureBootstrapToken, ensureClusterPki, readCa } from '../../src/engine/pki/cluster-pki.ts';
 import { renderKubeconfig } from '../../src/engine/pki/kubeconfig.ts';
 import { issueLeaf } from '../../src/engine/pki/x509.ts';

@@ -17,7 +17,7 @@ import { execute } from '../../src/engine/executor.ts';
 import { Graph } from '../../src/engine/graph.ts';
 import { NodeHost } from '../../src/engine/host/node-host.ts';
 import { silentLogger } from '../../src/engine/log.ts';
-import { cpModel } from '../../src/controlplane/test-model.ts';
+import { cpModel } from '../support/controlplane-model.ts';
 import { EtcdClient } from '../../src/etcd/client.ts';
 import { etcdComponent } from '../../src/etcd/component.ts';
 import { clusterHealth } from '../../src/etcd/membership.ts';

@@ -15,7 +15,7 @@ import { silentLogger } from '../../src/engine/log.ts';
 import type { NodeModel } from '../../src/model/node-model.ts';
 import { buildGraph } from '../../src/app/run.ts';
 import { containerdConfigInput, containerdFiles } from '../../src/containerd/component.ts';
-import { modelFromCase } from '../../src/containerd/test-model.ts';
+import { modelFromCase } from '../support/containerd-model.ts';
 import { imagesComponent, roleImages } from '../../src/images/component.ts';
 import { ImageTask } from '../../src/images/image-task.ts';
 import {

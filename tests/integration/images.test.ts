@@ -14,7 +14,7 @@ import { Graph } from '../../src/engine/graph.ts';
 import { NodeHost } from '../../src/engine/host/node-host.ts';
 import { silentLogger } from '../../src/engine/log.ts';
 import { containerdConfigInput } from '../../src/containerd/component.ts';
-import { loadCase } from '../../src/containerd/test-model.ts';
+import { loadCase } from '../support/containerd-model.ts';
 import { ImageTask } from '../../src/images/image-task.ts';
 import { containerd2, debianContainerd, makeTinyImage, startContainerd, type ContainerdBinaries, type ContainerdInstance } from './containerd-harness.ts';
 

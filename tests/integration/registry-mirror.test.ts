@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeHost } from '../../src/engine/host/node-host.ts';
 import { silentLogger } from '../../src/engine/log.ts';
 import { containerdConfigInput, containerdFiles } from '../../src/containerd/component.ts';
-import { modelFromCase } from '../../src/containerd/test-model.ts';
+import { modelFromCase } from '../support/containerd-model.ts';
 import { ImageTask } from '../../src/images/image-task.ts';
 import {
   containerd2,

@@ -1,10 +1,10 @@
 // Test helper: a NodeModel from a golden case's model.yaml (a NodeConfig plus the host's distro).
 import * as yaml from 'js-yaml';
-import { parseNodeConfig, type BootConfig } from '../model/config.ts';
-import { readLocalFile } from '../engine/host/local.ts';
-import { testFacts } from '../engine/host/test-host.ts';
-import { deriveNodeModel, type NodeModel } from '../model/node-model.ts';
-import type { StateStore } from '../engine/state-store.ts';
+import { parseNodeConfig, type BootConfig } from '../../src/model/config.ts';
+import { readLocalFile } from '../../src/engine/host/local.ts';
+import { testFacts } from '../../src/engine/host/test-host.ts';
+import { deriveNodeModel, type NodeModel } from '../../src/model/node-model.ts';
+import type { StateStore } from '../../src/engine/state-store.ts';
 
 export interface CaseFile {
   /** os-release id and version, e.g. { id: rocky, versionId: "9" }; default Debian 12. */

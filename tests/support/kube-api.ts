@@ -2,9 +2,9 @@
 // the manifest task relies on: /readyz, GET/LIST/DELETE, server-side apply that adds server fields
 // (uid, resourceVersion, managedFields, defaults), 404 for a missing namespace, and 422 for a changed
 // roleRef. It records every request. The integration test checks the same against a real API server.
-import { AgentError } from '../engine/errors.ts';
-import type { HttpRequest, HttpResponse } from '../engine/host/host.ts';
-import type { KubeObject } from './kube-object.ts';
+import { AgentError } from '../../src/engine/errors.ts';
+import type { HttpRequest, HttpResponse } from '../../src/engine/host/host.ts';
+import type { KubeObject } from '../../src/addons/kube-object.ts';
 
 export interface RecordedRequest {
   readonly method: string;

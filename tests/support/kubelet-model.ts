@@ -1,9 +1,9 @@
 // Test helper: a NodeModel for kubelet, kube-proxy and prereqs tests, from a few knobs.
-import { parseNodeConfig, type BootConfig } from '../model/config.ts';
-import type { HostFacts } from '../engine/host/facts.ts';
-import { testFacts } from '../engine/host/test-host.ts';
-import { deriveNodeModel, type NodeModel, type NodeSecrets } from '../model/node-model.ts';
-import type { StateStore } from '../engine/state-store.ts';
+import { parseNodeConfig, type BootConfig } from '../../src/model/config.ts';
+import type { HostFacts } from '../../src/engine/host/facts.ts';
+import { testFacts } from '../../src/engine/host/test-host.ts';
+import { deriveNodeModel, type NodeModel, type NodeSecrets } from '../../src/model/node-model.ts';
+import type { StateStore } from '../../src/engine/state-store.ts';
 
 export interface TestModelOptions {
   readonly role?: 'control-plane' | 'worker';

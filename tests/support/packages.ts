@@ -4,17 +4,17 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { parseNodeConfig, type BootConfig } from '../model/config.ts';
-import { execute, type Mode, type RunReport } from '../engine/executor.ts';
-import { Graph } from '../engine/graph.ts';
-import { parseOsRelease } from '../engine/host/facts.ts';
-import type { Host } from '../engine/host/host.ts';
-import { testFacts } from '../engine/host/test-host.ts';
-import type { Logger } from '../engine/log.ts';
-import { deriveNodeModel, type NodeModel } from '../model/node-model.ts';
-import type { StateStore } from '../engine/state-store.ts';
-import { buildPackageTasks } from './component.ts';
-import type { ManagerOptions } from './manager.ts';
+import { parseNodeConfig, type BootConfig } from '../../src/model/config.ts';
+import { execute, type Mode, type RunReport } from '../../src/engine/executor.ts';
+import { Graph } from '../../src/engine/graph.ts';
+import { parseOsRelease } from '../../src/engine/host/facts.ts';
+import type { Host } from '../../src/engine/host/host.ts';
+import { testFacts } from '../../src/engine/host/test-host.ts';
+import type { Logger } from '../../src/engine/log.ts';
+import { deriveNodeModel, type NodeModel } from '../../src/model/node-model.ts';
+import type { StateStore } from '../../src/engine/state-store.ts';
+import { buildPackageTasks } from '../../src/packages/component.ts';
+import type { ManagerOptions } from '../../src/packages/manager.ts';
 
 export const fixtureRoots = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../tests/fixtures/roots');
 
