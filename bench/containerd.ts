@@ -14,7 +14,7 @@ import * as yaml from 'js-yaml';
 import { NodeHost } from '../src/engine/host/node-host.ts';
 import { silentLogger } from '../src/engine/log.ts';
 import { containerdConfigInput, containerdFiles } from '../src/containerd/component.ts';
-import { modelFromCase } from '../src/containerd/test-model.ts';
+import { modelFromCase } from '../tests/support/containerd-model.ts';
 import { ImageTask } from '../src/images/image-task.ts';
 import {
   containerd2,
