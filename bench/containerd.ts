@@ -11,10 +11,10 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import * as yaml from 'js-yaml';
-import { NodeHost } from '../src/agent/host/node-host.ts';
-import { silentLogger } from '../src/agent/log.ts';
+import { NodeHost } from '../src/engine/host/node-host.ts';
+import { silentLogger } from '../src/engine/log.ts';
 import { containerdConfigInput, containerdFiles } from '../src/containerd/component.ts';
-import { modelFromCase } from '../src/containerd/test-model.ts';
+import { modelFromCase } from '../tests/support/containerd-model.ts';
 import { ImageTask } from '../src/images/image-task.ts';
 import {
   containerd2,

@@ -7,7 +7,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { captureLog, packagesModel, runPackages } from '../src/packages/test-support.ts';
+import { captureLog, packagesModel, runPackages } from '../tests/support/packages.ts';
 import { RecordingHost, serveDir, sh } from '../tests/integration/packages-support.ts';
 
 const fixture = process.argv[2] ?? '';

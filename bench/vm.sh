@@ -17,7 +17,7 @@ if [ ! -f "$CACHE/vm/base-current/.ok" ] || [ ! -x dist/nodeup-linux-amd64 ]; th
   exit 1
 fi
 WORK="$(mktemp -d /tmp/nodeup-bench-vm-XXXXXX)"
-trap 'node src/agent/main.ts launch --state-dir "$WORK/instances" --delete bench-1 >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+trap 'node src/app/main.ts launch --state-dir "$WORK/instances" --delete bench-1 >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 cat >"$WORK/node.yaml" <<'YAML'
 apiVersion: nodeup.dev/v1alpha1
 kind: NodeConfig
@@ -40,7 +40,7 @@ YAML
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg); guest: 2 vCPUs, 2048 MiB; base image $(readlink -f "$CACHE/vm/base-current")"
 for i in $(seq 1 "$RUNS"); do
   t0=$(date +%s.%N)
-  node src/agent/main.ts launch --node-config "$WORK/node.yaml" --name bench-1 --binary dist/nodeup-linux-amd64 \
+  node src/app/main.ts launch --node-config "$WORK/node.yaml" --name bench-1 --binary dist/nodeup-linux-amd64 \
     --state-dir "$WORK/instances" --only node-files --timeout 1800 --log-format json >"$WORK/out.txt" 2>"$WORK/err.txt" || {
     echo "run $i: launch failed"; tail -20 "$WORK/out.txt"; tail -40 "$WORK/instances/bench-1/serial.log" 2>/dev/null; exit 1; }
   t1=$(date +%s.%N)
@@ -49,5 +49,5 @@ for i in $(seq 1 "$RUNS"); do
     const s = (ms) => (ms / 1000).toFixed(1);
     console.log(`run ${process.argv[2]}: accelerator ${t.accel}; guest start -> nodeup start ${s(t.startedAtMs - t.launchedAtMs)} s (guest uptime ${t.startedUptimeS} s); nodeup wall ${s(t.nodeupMs)} s; guest start -> receipt (converged) ${s(t.receiptAtMs - t.launchedAtMs)} s; whole launch command ${(Number(process.argv[3])).toFixed(1)} s`);
   ' "$WORK/instances/bench-1/timings.json" "$i" "$(echo "$t1 - $t0" | bc)"
-  node src/agent/main.ts launch --state-dir "$WORK/instances" --delete bench-1 --log-level warn >/dev/null
+  node src/app/main.ts launch --state-dir "$WORK/instances" --delete bench-1 --log-level warn >/dev/null
 done

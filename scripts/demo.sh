@@ -18,7 +18,7 @@ bash scripts/setup.sh --no-fixtures
 source scripts/node-env.sh
 DEMO="${NODEUP_CACHE:-$HOME/.cache/nodeup}/demo"
 rm -rf "$DEMO" && mkdir -p "$DEMO"
-nodeup() { node src/agent/main.ts "$@"; }
+nodeup() { node src/app/main.ts "$@"; }
 say() { printf '\n=== %s\n' "$*"; }
 
 say "nodeup example: state store and boot configs in $DEMO"

@@ -3,7 +3,7 @@
 # names and layouts as the upstream releases) in a local asset mirror that guests read through
 # `nodeup launch --assets DIR`:
 #
-#   <mirror>/<name>/<version>/linux-amd64/<file>      (mirrorUrl in src/assets/versions.ts)
+#   <mirror>/<name>/<version>/linux-amd64/<file>      (mirrorUrl in src/model/assets/versions.ts)
 #     kubelet/1.35.4/linux-amd64/kubelet              kubectl/1.35.4/linux-amd64/kubectl
 #     containerd/2.2.9/linux-amd64/containerd-2.2.9-linux-amd64.tar.gz   (bin/containerd, ...)
 #     runc/1.3.6/linux-amd64/runc.amd64

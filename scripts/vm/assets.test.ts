@@ -1,5 +1,5 @@
 // scripts/vm/assets.sh against fake fixtures (tiny scripts standing in for the Go builds): every
-// archive lands where src/assets/versions.ts's mirrorUrl looks for it, with the upstream layout,
+// archive lands where src/model/assets/versions.ts's mirrorUrl looks for it, with the upstream layout,
 // reproducibly, and SHA256SUMS / assets.env carry the real hashes of the files written.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as tar from 'tar';
 import { describe, expect, it } from 'vitest';
-import { mirrorUrl, type AssetName } from '../../src/assets/versions.ts';
+import { mirrorUrl, type AssetName } from '../../src/model/assets/versions.ts';
 import { cniPlugins as nodeupCniPlugins } from '../../src/containerd/component.ts';
 
 const run = promisify(execFile);

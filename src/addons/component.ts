@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // addons: the cluster objects that let workers join, held in the API server by server-side apply
 // (kubeadm's `bootstrap-token` and `kubelet-finalize` phases), plus optional CoreDNS.
 // Owns, in the API server (label app.kubernetes.io/managed-by=nodeup, annotation nodeup.dev/hash):
@@ -14,16 +15,16 @@
 // node's etcd members, the bootstrap token in the store (each when in the run); every other object
 // after the first binding, so only one task waits for the API server. Only on live control planes:
 // not in a bake, not on an offline root.
-import { nodeRoutesOn } from '../agent/config.ts';
-import type { Component } from '../agent/component.ts';
-import { localApiServer, type NodeModel } from '../agent/model.ts';
-import type { TaskKey } from '../agent/task.ts';
-import { adminKubeconfig, manifestDir } from '../controlplane/render-manifests.ts';
-import { etcdMemberKey } from '../etcd/member-task.ts';
-import { kubeletUnitKey } from '../kubelet/paths.ts';
-import { bootstrapTokenKey } from '../pki/cluster-pki.ts';
-import { bootstrapTokenTaskKey } from '../pki/tasks.ts';
-import type { StateStore } from '../statestore/store.ts';
+import type { Component } from '../model/component.ts';
+import { localApiServer, type NodeModel } from '../model/node-model.ts';
+import type { TaskKey } from '../engine/task.ts';
+import { adminKubeconfig, manifestDir } from '../model/paths/controlplane.ts';
+import { etcdMemberKey } from '../model/paths/etcd.ts';
+import { kubeletUnitKey } from '../model/paths/kubelet.ts';
+import { bootstrapTokenKey } from '../engine/pki/cluster-pki.ts';
+import { bootstrapTokenTaskKey } from '../engine/pki/tasks.ts';
+import type { StateStore } from '../engine/state-store.ts';
+import { nodeRoutesOn } from '../model/config.ts';
 import type { ApiTarget } from './kube-api.ts';
 import type { KubeObject } from './kube-object.ts';
 import { ManifestTask, manifestKey, type Desired } from './manifest-task.ts';

@@ -2,9 +2,9 @@
 // kubeconfig on the node (the admin kubeconfig the control-plane component writes). Enough for
 // readiness, GET, LIST by label, server-side apply and DELETE. An API server that does not answer
 // (connection refused, 5xx, 429) is reported as `unreachable`, which callers turn into NotReadyError.
-import { AgentError, NotReadyError, errorMessage } from '../agent/errors.ts';
-import type { Host, HttpResponse } from '../agent/host/host.ts';
-import { parseKubeconfig } from '../pki/kubeconfig.ts';
+import { AgentError, NotReadyError, errorMessage } from '../engine/errors.ts';
+import type { Host, HttpResponse } from '../engine/host/host.ts';
+import { parseKubeconfig } from '../engine/pki/kubeconfig.ts';
 import { describeObject, objectPath, type KubeObject } from './kube-object.ts';
 
 export interface ApiTarget {

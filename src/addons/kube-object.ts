@@ -2,7 +2,7 @@
 // comparison of the fields nodeup sets against what the API server holds. All pure.
 import { createHash } from 'node:crypto';
 import * as yaml from 'js-yaml';
-import { AgentError } from '../agent/errors.ts';
+import { AgentError } from '../engine/errors.ts';
 
 export interface ObjectMeta {
   readonly name: string;

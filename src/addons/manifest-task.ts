@@ -8,9 +8,9 @@
 //  - apply: wait for /readyz (NotReadyError until it answers ok: the executor retries with backoff
 //    until its deadline), PATCH with application/apply-patch+yaml, fieldManager=nodeup, force=true;
 //    then delete pruned objects (an old bootstrap token's Secret).
-import { AgentError, NotReadyError } from '../agent/errors.ts';
-import type { Host } from '../agent/host/host.ts';
-import type { ApplyContext, Change, Task, TaskKey } from '../agent/task.ts';
+import { AgentError, NotReadyError } from '../engine/errors.ts';
+import type { Host } from '../engine/host/host.ts';
+import type { ApplyContext, Change, Task, TaskKey } from '../engine/task.ts';
 import { KubeApi, isUnreachable, readCredentials, type ApiTarget } from './kube-api.ts';
 import {
   collectionPath,

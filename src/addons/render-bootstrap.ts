@@ -1,7 +1,7 @@
 // Pure renderers of what kubelet TLS bootstrap needs in the API server (kubeadm's `bootstrap-token`
 // and `kubelet-finalize` phases, cmd/kubeadm/app/phases/bootstraptoken/node/{token,tlsbootstrap}.go):
 // the bootstrap token Secret and the ClusterRoleBindings to the roles Kubernetes itself creates.
-import { AgentError } from '../agent/errors.ts';
+import { AgentError } from '../engine/errors.ts';
 import { managedByLabel, managedByValue, type KubeObject } from './kube-object.ts';
 
 /** The extra group every nodeup bootstrap token puts its user in (kubeadm's is ...:kubeadm:default-node-token). */

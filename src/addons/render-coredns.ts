@@ -1,7 +1,7 @@
 // Pure renderer of the CoreDNS add-on, shaped like the one kubeadm installs: ServiceAccount,
 // ClusterRole/Binding system:coredns, ConfigMap with the Corefile, Deployment, and the kube-dns
 // Service at the cluster DNS address kubelets are configured with.
-import { AgentError } from '../agent/errors.ts';
+import { AgentError } from '../engine/errors.ts';
 import type { KubeObject } from './kube-object.ts';
 import { clusterRoleBinding } from './render-bootstrap.ts';
 

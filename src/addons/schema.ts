@@ -11,7 +11,7 @@ export const CorednsSpec = z.strictObject({
   enabled: z.boolean().default(true),
   /** Where the image comes from; the image is `<registry>/coredns/coredns:<version>`. Default: spec.controlPlane.imageRegistry. */
   imageRegistry: Registry.optional(),
-  /** Default: the CoreDNS version paired with the Kubernetes minor (src/assets/versions.ts). */
+  /** Default: the CoreDNS version paired with the Kubernetes minor (src/model/assets/versions.ts). */
   version: z.string().regex(/^v\d+\.\d+\.\d+$/, 'expected a version such as v1.12.1').optional(),
   replicas: z.number().int().min(1).max(10).default(2),
 });

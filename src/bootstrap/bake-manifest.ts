@@ -1,7 +1,7 @@
 // The bake manifest (/etc/nodeup/bake-manifest.json): what a baked image holds, so an operator (or
 // a test) can check that a node booted from it needs no downloads and no package installs. Pure.
-import type { RunReport } from '../agent/executor.ts';
-import type { NodeModel } from '../agent/model.ts';
+import type { RunReport } from '../engine/executor.ts';
+import type { NodeModel } from '../model/node-model.ts';
 import type { SealResult } from './seal.ts';
 
 export const bakeManifestPath = '/etc/nodeup/bake-manifest.json';

@@ -5,20 +5,20 @@
 // manifest is written. A node booted from the image then converges with zero downloads and zero
 // package installs; its user-data finds the pinned binary already in place.
 import { isSea } from 'node:sea';
-import { stringList, type Command } from '../agent/cli.ts';
-import { AgentError, errorMessage, exitCodeFor } from '../agent/errors.ts';
-import { execute, type RunReport } from '../agent/executor.ts';
-import { Graph } from '../agent/graph.ts';
-import { assetCacheDir, type Host } from '../agent/host/host.ts';
-import { NodeHost } from '../agent/host/node-host.ts';
-import { modelAsset, type NodeModel } from '../agent/model.ts';
-import { renderPlan } from '../agent/plan-printer.ts';
-import { receiptPath } from '../agent/receipt.ts';
-import { runNode, type RunOutcome, type RunRequest } from '../agent/run.ts';
-import { nodeupVersion } from '../agent/version.ts';
-import { assetNames } from '../assets/versions.ts';
-import { renderNodeupUnit } from '../systemd/nodeup-unit.ts';
-import { UnitTask } from '../systemd/unit-task.ts';
+import { stringList, type Command } from '../app/cli.ts';
+import { AgentError, errorMessage, exitCodeFor } from '../engine/errors.ts';
+import { execute, type RunReport } from '../engine/executor.ts';
+import { Graph } from '../engine/graph.ts';
+import { assetCacheDir, type Host } from '../engine/host/host.ts';
+import { NodeHost } from '../engine/host/node-host.ts';
+import { modelAsset, type NodeModel } from '../model/node-model.ts';
+import { renderPlan } from '../engine/plan-printer.ts';
+import { receiptPath } from '../app/receipt.ts';
+import { runNode, type RunOutcome, type RunRequest } from '../app/run.ts';
+import { nodeupVersion } from '../app/version.ts';
+import { assetNames } from '../model/assets/versions.ts';
+import { renderNodeupUnit } from '../app/nodeup-unit.ts';
+import { UnitTask } from '../engine/tasks/unit.ts';
 import { bakeManifestPath, buildBakeManifest, renderBakeManifest, type BakeManifest } from './bake-manifest.ts';
 import { defaultBootConfigPath, defaultInstallPath } from './render-userdata.ts';
 import { applySeal, sealSteps } from './seal.ts';

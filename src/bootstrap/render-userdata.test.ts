@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { apiVersion, type BootConfig } from '../agent/config.ts';
-import { AgentError } from '../agent/errors.ts';
+import { apiVersion, type BootConfig } from '../model/config.ts';
+import { AgentError } from '../engine/errors.ts';
 import { assertNoSecrets, assertUserDataSize, renderBootstrapScript, userDataLimitBytes, type UserDataInput } from './render-userdata.ts';
 
 const boot: BootConfig = {

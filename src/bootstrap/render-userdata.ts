@@ -12,8 +12,8 @@
 // adds only what a lab launcher needs (progress reports, embedded store files, a private link):
 // see src/orchestrator/render-user-data.ts.
 import * as yaml from 'js-yaml';
-import type { BootConfig } from '../agent/config.ts';
-import { AgentError } from '../agent/errors.ts';
+import type { BootConfig } from '../model/config.ts';
+import { AgentError } from '../engine/errors.ts';
 
 /** The architectures a nodeup binary is built for. */
 export type BinaryArch = 'amd64' | 'arm64';

@@ -2,8 +2,8 @@
 // image (image-builder's sysprep role, done as data). `sealSteps` is the pure list; `applySeal`
 // runs it through the Host, so it works on the live build VM and on an offline root alike.
 import * as path from 'node:path/posix';
-import type { Host } from '../agent/host/host.ts';
-import type { Logger } from '../agent/log.ts';
+import type { Host } from '../engine/host/host.ts';
+import type { Logger } from '../engine/log.ts';
 
 export type SealStep =
   /** On a live build machine only: stop what would write again at shutdown, before cleaning up. */

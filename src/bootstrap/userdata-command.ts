@@ -1,16 +1,17 @@
+// Layer: application. May import every layer below (components, model, engine) and other app folders.
 // `nodeup userdata`: renders the cloud-init user-data of an instance group. The node config's hash
 // is read from the state store (or given), so the user-data changes whenever the config does —
 // which is how a launch template tells that its nodes need replacing.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { stringList, type Command, type CommandContext } from '../agent/cli.ts';
-import { BootConfig, apiVersion, configHash, formatIssues, parseBootConfig, parseNodeConfig } from '../agent/config.ts';
-import { AgentError } from '../agent/errors.ts';
-import { readLocalFile } from '../agent/host/local.ts';
-import { nodeupVersion } from '../agent/version.ts';
+import { stringList, type Command, type CommandContext } from '../app/cli.ts';
+import { BootConfig, apiVersion, configHash, formatIssues, parseBootConfig, parseNodeConfig } from '../model/config.ts';
+import { AgentError } from '../engine/errors.ts';
+import { readLocalFile } from '../engine/host/local.ts';
+import { nodeupVersion } from '../app/version.ts';
 import { openStateStore } from '../statestore/open.ts';
-import { storeLayout } from '../statestore/store.ts';
+import { storeLayout } from '../engine/state-store.ts';
 import '../statestore/backends.ts';
 import { assertUserDataSize, defaultBootConfigPath, defaultInstallPath, renderBootstrapScript, userDataLimitBytes, type BinaryArch, type UserDataInput } from './render-userdata.ts';
 

@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // containerd: the container runtime of every node (both roles).
 // Owns on disk: containerd, containerd-shim-runc-v2, ctr, runc and crictl in the distro's binDir
 // (release source), /opt/cni/bin/* (CNI plugins), /etc/containerd/{config.toml,conf.d/,certs.d/},
@@ -9,14 +10,14 @@
 // after `unit:containerd.service` (see keys.ts).
 // A changed config.toml or drop-in restarts containerd; hosts.toml changes do not (containerd
 // reads certs.d on every pull).
-import type { Component, PreflightCheck } from '../agent/component.ts';
-import { AgentError } from '../agent/errors.ts';
-import type { GraphBuilder } from '../agent/graph.ts';
-import { modelAsset, type NodeModel } from '../agent/model.ts';
-import type { TaskKey } from '../agent/task.ts';
-import { ArchiveTask, DownloadTask } from '../agent/tasks/download.ts';
-import { DirTask, FileTask, managedHeader } from '../agent/tasks/file.ts';
-import { UnitTask } from '../systemd/unit-task.ts';
+import type { Component, PreflightCheck } from '../model/component.ts';
+import { AgentError } from '../engine/errors.ts';
+import type { GraphBuilder } from '../engine/graph.ts';
+import { modelAsset, type NodeModel } from '../model/node-model.ts';
+import type { TaskKey } from '../engine/task.ts';
+import { ArchiveTask, DownloadTask } from '../engine/tasks/download.ts';
+import { DirTask, FileTask, managedHeader } from '../engine/tasks/file.ts';
+import { UnitTask } from '../engine/tasks/unit.ts';
 import {
   bridgeConflistPath,
   bridgeNetworkName,
@@ -38,7 +39,7 @@ import {
   generatedConflistPath,
   hostsDirName,
   sandboxImage,
-} from './keys.ts';
+} from '../model/paths/containerd.ts';
 import { renderBridgeConflist, renderBridgeConflistTemplate, renderCrictlYaml } from './render-cni.ts';
 import { configSchemaFor, renderContainerdConfig, type ContainerdConfigInput } from './render-config.ts';
 import { renderHostsToml } from './render-hosts.ts';

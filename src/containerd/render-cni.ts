@@ -1,7 +1,7 @@
 // Pure renderers for the node-local CNI network (bridge + host-local + portmap; `networking.cni:
 // external` leaves CNI config to the cluster's add-on): a template containerd fills with the node's
 // pod subnet (default), or a static conflist over the whole pod CIDR (one node); and /etc/crictl.yaml.
-import { managedHeader } from '../agent/tasks/file.ts';
+import { managedHeader } from '../engine/tasks/file.ts';
 
 export interface BridgeCniInput {
   /** The pod CIDR host-local hands addresses from. */

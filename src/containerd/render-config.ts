@@ -3,7 +3,7 @@
 // version 3 for containerd 2.x ("io.containerd.cri.v1.images" / "io.containerd.cri.v1.runtime",
 // pinned_images.sandbox). Both: systemd cgroups for runc, registry config_path (hosts.toml per
 // mirror), conf.d drop-ins via `imports`, an optional nvidia runtime, user additions last.
-import { managedHeader } from '../agent/tasks/file.ts';
+import { managedHeader } from '../engine/tasks/file.ts';
 import { setPath, writeToml, type TomlTable } from './toml.ts';
 import type { TomlAddition } from './schema.ts';
 

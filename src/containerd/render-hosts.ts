@@ -1,10 +1,10 @@
 // Pure renderer for containerd's registry host files: /etc/containerd/certs.d/<registry>/hosts.toml,
 // one per mirrored registry ("*" -> _default). Mirrors are tried in the order given, then the
 // upstream `server` (none for _default: the pulled name's own registry).
-import { managedHeader } from '../agent/tasks/file.ts';
+import { managedHeader } from '../engine/tasks/file.ts';
 import { tomlString } from './toml.ts';
 
-export { hostsDirName } from './keys.ts';
+export { hostsDirName } from '../model/paths/containerd.ts';
 
 /** The upstream server of a registry (docker.io's API lives at registry-1.docker.io). Pure. */
 export function upstreamServer(registry: string): string | undefined {

@@ -1,6 +1,6 @@
 // Pure renderer for nodeup's own containerd.service (based on upstream's unit): delegated cgroups,
 // protected from the OOM killer, no process or file limits, restarted when it dies.
-import { renderUnit } from '../systemd/render-unit.ts';
+import { renderUnit } from '../engine/tasks/render-unit.ts';
 
 export interface ContainerdUnitInput {
   /** Full path of the containerd binary. */

@@ -8,7 +8,7 @@ import { ContainerdSpec, splitDottedPath } from './schema.ts';
 import { containerdFiles, containerdUnitContent } from './component.ts';
 import { configSchemaFor, renderContainerdConfig } from './render-config.ts';
 import { hostsDirName, renderHostsToml } from './render-hosts.ts';
-import { loadCase } from './test-model.ts';
+import { loadCase } from '../../tests/support/containerd-model.ts';
 import { setPath, writeToml } from './toml.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { HttpUrl, SemVer } from '../agent/schema-util.ts';
+import { HttpUrl, SemVer } from '../engine/schema-util.ts';
 
 /** A value a `configAdditions` entry may set: TOML scalars and arrays of them. */
 export const TomlScalar = z.union([z.string(), z.number(), z.boolean()]);

@@ -5,9 +5,9 @@
 //   wanted (certs.d/<registry>/hosts.toml, conf.d/*.toml). Entries without nodeup's managed header
 //   belong to the user and are never touched.
 import * as path from 'node:path/posix';
-import type { Host } from '../agent/host/host.ts';
-import { managedHeader } from '../agent/tasks/file.ts';
-import { fieldChange, octal, type Change, type Task, type TaskKey } from '../agent/task.ts';
+import type { Host } from '../engine/host/host.ts';
+import { managedHeader } from '../engine/tasks/file.ts';
+import { fieldChange, octal, type Change, type Task, type TaskKey } from '../engine/task.ts';
 
 export interface AbsentFileSpec {
   readonly path: string;

@@ -5,19 +5,19 @@ import { pathToFileURL } from 'node:url';
 import * as yaml from 'js-yaml';
 import { MockAgent, getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { components } from '../agent/components.ts';
-import { execute } from '../agent/executor.ts';
-import { createTestHost } from '../agent/host/test-host.ts';
-import { silentLogger } from '../agent/log.ts';
-import { buildGraph } from '../agent/run.ts';
-import { caNames, ensureClusterPki } from '../pki/cluster-pki.ts';
-import { loadNodeSecrets } from '../pki/secrets.ts';
-import { CertTask, StoreFileTask } from '../pki/tasks.ts';
+import { components } from '../app/components.ts';
+import { execute } from '../engine/executor.ts';
+import { createTestHost } from '../engine/host/test-host.ts';
+import { silentLogger } from '../engine/log.ts';
+import { buildGraph } from '../app/run.ts';
+import { caNames, ensureClusterPki } from '../engine/pki/cluster-pki.ts';
+import { loadNodeSecrets } from '../model/node-secrets.ts';
+import { CertTask, StoreFileTask } from '../engine/pki/tasks.ts';
 import { FileStore } from '../statestore/file-store.ts';
 import { apiServerSans, controlPlaneComponent, controlPlaneInput, firstServiceIp } from './component.ts';
 import { renderApiServerManifest, renderAuditPolicy, renderControllerManagerManifest, renderSchedulerManifest } from './render-manifests.ts';
-import { cpModel } from './test-model.ts';
-import { Graph } from '../agent/graph.ts';
+import { cpModel } from '../../tests/support/controlplane-model.ts';
+import { Graph } from '../engine/graph.ts';
 
 const cases: [string, Record<string, unknown>][] = [
   ['default', { kubernetesVersion: 'v1.35.1' }],

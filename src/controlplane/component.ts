@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // control-plane: kube-apiserver, kube-controller-manager and kube-scheduler as static pods, with
 // this node's leaf certificates and kubeconfigs.
 // Owns: /etc/kubernetes/manifests/kube-{apiserver,controller-manager,scheduler}.yaml,
@@ -7,17 +8,17 @@
 // lock) and the workers' bootstrap token.
 // Runs after: the PKI tasks it adds; kubelet (when in the run) picks the manifests up.
 // Only on control-plane nodes, and not in an image bake (certificates are per node).
-import type { Component } from '../agent/component.ts';
-import { AgentError } from '../agent/errors.ts';
-import { nodeCIDRMaskSize } from '../agent/config.ts';
-import { localApiServer, type NodeModel } from '../agent/model.ts';
-import { ipv4InCidr } from '../agent/node-address.ts';
-import type { GraphBuilder } from '../agent/graph.ts';
-import type { TaskKey } from '../agent/task.ts';
-import { DirTask, FileTask } from '../agent/tasks/file.ts';
+import type { Component } from '../model/component.ts';
+import { AgentError } from '../engine/errors.ts';
+import { nodeCIDRMaskSize } from '../model/config.ts';
+import { localApiServer, type NodeModel } from '../model/node-model.ts';
+import { ipv4InCidr } from '../model/node-address.ts';
+import type { GraphBuilder } from '../engine/graph.ts';
+import type { TaskKey } from '../engine/task.ts';
+import { DirTask, FileTask } from '../engine/tasks/file.ts';
 import { StaticPodTask } from './static-pod-task.ts';
-import { BootstrapTokenTask, CertTask, ClusterPkiTask, StoreFileTask, clusterPkiKey } from '../pki/tasks.ts';
-import { storeLayout } from '../statestore/store.ts';
+import { BootstrapTokenTask, CertTask, ClusterPkiTask, StoreFileTask, clusterPkiKey } from '../engine/pki/tasks.ts';
+import { storeLayout } from '../engine/state-store.ts';
 import {
   adminKubeconfig,
   auditLogDir,

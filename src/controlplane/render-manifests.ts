@@ -2,13 +2,14 @@
 // kube-scheduler) and the default audit policy. Flags are maps, sorted, with user extraArgs last
 // (they override); plain data in, YAML out.
 import * as yaml from 'js-yaml';
-import { managedHeader } from '../agent/tasks/file.ts';
+import { managedHeader } from '../engine/tasks/file.ts';
+import { adminKubeconfig, manifestDir } from '../model/paths/controlplane.ts';
+
+export { adminKubeconfig, manifestDir };
 
 export const pkiDir = '/etc/kubernetes/pki';
-export const manifestDir = '/etc/kubernetes/manifests';
 export const controllerManagerKubeconfig = '/etc/kubernetes/controller-manager.conf';
 export const schedulerKubeconfig = '/etc/kubernetes/scheduler.conf';
-export const adminKubeconfig = '/etc/kubernetes/admin.conf';
 export const auditPolicyPath = '/etc/kubernetes/audit-policy.yaml';
 export const auditLogDir = '/var/log/kubernetes/audit';
 

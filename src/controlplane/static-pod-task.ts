@@ -3,9 +3,9 @@
 // `nodeup.dev/restarted-at` annotation (kubelet restarts a static pod whose manifest changed).
 // observe() ignores that annotation, so a converged node still has an empty plan.
 import * as path from 'node:path/posix';
-import type { Host, FileStat } from '../agent/host/host.ts';
-import { shortHash } from '../agent/tasks/file.ts';
-import { fieldChange, octal, type Change, type Task, type TaskKey } from '../agent/task.ts';
+import type { Host, FileStat } from '../engine/host/host.ts';
+import { shortHash } from '../engine/tasks/file.ts';
+import { fieldChange, octal, type Change, type Task, type TaskKey } from '../engine/task.ts';
 
 const restartLine = /^ {4}nodeup\.dev\/restarted-at: .*\n/m;
 const managedAnnotation = "    nodeup.dev/managed: 'true'\n";

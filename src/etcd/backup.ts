@@ -2,10 +2,10 @@
 // Taken before every membership change and by the scheduled timer; retention keeps the newest N.
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { AgentError } from '../agent/errors.ts';
-import type { Logger } from '../agent/log.ts';
-import { silentLogger } from '../agent/log.ts';
-import { storeLayout, type StateStore } from '../statestore/store.ts';
+import { AgentError } from '../engine/errors.ts';
+import type { Logger } from '../engine/log.ts';
+import { silentLogger } from '../engine/log.ts';
+import { storeLayout, type StateStore } from '../engine/state-store.ts';
 import type { EtcdClient } from './client.ts';
 
 export interface BackupMeta {

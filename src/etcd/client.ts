@@ -1,8 +1,8 @@
 // A small etcd v3 client over the JSON gateway (/v3/...), which etcd 3.4, 3.5 and 3.6 all serve on
 // their client URLs, through host.http() with mutual TLS. Enough for membership, health, backups
 // and tests: member list/add/promote/remove, status, snapshot, put/range.
-import { AgentError, errorMessage } from '../agent/errors.ts';
-import type { Host, HttpResponse } from '../agent/host/host.ts';
+import { AgentError, errorMessage } from '../engine/errors.ts';
+import type { Host, HttpResponse } from '../engine/host/host.ts';
 
 export interface EtcdTls {
   readonly ca: string;

@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // etcd: this control-plane node's members of the main and events clusters (kOps runs both), as
 // static pods or systemd units, with their certificates and a scheduled backup timer.
 // Owns: /etc/kubernetes/pki/etcd/ (CA certificates, per-cluster server and peer pairs, nodeup's
@@ -8,15 +9,16 @@
 // etcd-membership:<cluster> removes dead voters while the cluster is larger than wanted.
 // Runs after: the PKI tasks (pki:cluster); kubelet runs the static pods.
 // Version: the versions table's etcd (3.6 for Kubernetes >= 1.34, 3.5 before) unless spec.etcd.version.
-import type { Component } from '../agent/component.ts';
-import type { NodeModel } from '../agent/model.ts';
-import type { TaskKey } from '../agent/task.ts';
-import { DirTask } from '../agent/tasks/file.ts';
-import { CertTask, ClusterPkiTask, StoreFileTask, clusterPkiKey } from '../pki/tasks.ts';
-import { storeLayout } from '../statestore/store.ts';
-import { UnitTask } from '../systemd/unit-task.ts';
+import type { Component } from '../model/component.ts';
+import type { NodeModel } from '../model/node-model.ts';
+import type { TaskKey } from '../engine/task.ts';
+import { DirTask } from '../engine/tasks/file.ts';
+import { CertTask, ClusterPkiTask, StoreFileTask, clusterPkiKey } from '../engine/pki/tasks.ts';
+import { storeLayout } from '../engine/state-store.ts';
+import { UnitTask } from '../engine/tasks/unit.ts';
 import { DeadMemberTask } from './dead-member-task.ts';
-import { EtcdMemberTask, etcdMemberKey, etcdStatePath } from './member-task.ts';
+import { EtcdMemberTask, etcdStatePath } from './member-task.ts';
+import { etcdMemberKey } from '../model/paths/etcd.ts';
 import { clientUrl, peerUrl, renderBackupService, renderBackupTimer, type EtcdTlsPaths } from './render-manifest.ts';
 import type { EtcdClusterSpec } from './schema.ts';
 

@@ -14,12 +14,12 @@
 //   diff:    one change per member that would be removed;
 //   apply:   per member: re-check (linearizable), back up, remove, forget its registration in the
 //            state store (removeMember), so later joins never try to reach it.
-import { AgentError, errorMessage, NotReadyError } from '../agent/errors.ts';
-import type { Host } from '../agent/host/host.ts';
-import type { ApplyContext, Change, Task, TaskKey } from '../agent/task.ts';
-import type { StateStore } from '../statestore/store.ts';
+import { AgentError, errorMessage, NotReadyError } from '../engine/errors.ts';
+import type { Host } from '../engine/host/host.ts';
+import type { ApplyContext, Change, Task, TaskKey } from '../engine/task.ts';
+import type { StateStore } from '../engine/state-store.ts';
 import { EtcdClient, etcdAnswered, isTransient, memberHex, type EtcdTls } from './client.ts';
-import { silentLogger } from '../agent/log.ts';
+import { silentLogger } from '../engine/log.ts';
 import {
   checkRemoval,
   clusterHealth,

@@ -4,10 +4,10 @@
 //   otherwise                   -> add itself as a learner through a registered member, start with
 //                                  initial-cluster-state=existing, wait, promote when caught up.
 // How etcd is started is the caller's business (static pod, systemd unit, or a test's process).
-import { AgentError, errorMessage } from '../agent/errors.ts';
-import type { Logger } from '../agent/log.ts';
-import { silentLogger } from '../agent/log.ts';
-import type { StateStore } from '../statestore/store.ts';
+import { AgentError, errorMessage } from '../engine/errors.ts';
+import type { Logger } from '../engine/log.ts';
+import { silentLogger } from '../engine/log.ts';
+import type { StateStore } from '../engine/state-store.ts';
 import { memberHex, type EtcdClient } from './client.ts';
 import { makeRoomForJoin, type ReplaceDeadOptions } from './dead-member-task.ts';
 import {

@@ -13,15 +13,16 @@
 //            changed" or "request timed out", is NotReady: the executor retries with backoff, and
 //            every step is idempotent.
 import * as path from 'node:path/posix';
-import { AgentError, errorMessage, NotReadyError } from '../agent/errors.ts';
-import type { Host } from '../agent/host/host.ts';
-import { shortHash } from '../agent/tasks/file.ts';
-import { fieldChange, type ApplyContext, type Change, type Task, type TaskKey } from '../agent/task.ts';
-import type { StateStore } from '../statestore/store.ts';
+import { AgentError, errorMessage, NotReadyError } from '../engine/errors.ts';
+import type { Host } from '../engine/host/host.ts';
+import { shortHash } from '../engine/tasks/file.ts';
+import { fieldChange, type ApplyContext, type Change, type Task, type TaskKey } from '../engine/task.ts';
+import type { StateStore } from '../engine/state-store.ts';
 import { EtcdClient, isTransient } from './client.ts';
 import { ensureMember, finishMember, type StartParams } from './join.ts';
 import type { MemberIdentity } from './membership.ts';
 import { renderEtcdManifest, renderEtcdUnit, type EtcdMemberConfig, type EtcdTlsPaths } from './render-manifest.ts';
+import { etcdMemberKey } from '../model/paths/etcd.ts';
 
 export interface EtcdMemberSpec {
   readonly cluster: string;
@@ -62,11 +63,6 @@ interface SavedState extends StartParams {
 
 export function etcdStatePath(cluster: string): string {
   return `/var/lib/nodeup/etcd-${cluster}.json`;
-}
-
-/** `etcd-member:main`: the task that makes this node a member of one etcd cluster. */
-export function etcdMemberKey(cluster: string): TaskKey {
-  return `etcd-member:${cluster}`;
 }
 
 export class EtcdMemberTask implements Task<EtcdMemberActual> {

@@ -6,10 +6,10 @@
 //    promoted once it has caught up (etcd itself refuses to promote a learner that is behind).
 //  - A member is removed only when the removal keeps quorum; the guard says why otherwise.
 //  - Before every membership change a snapshot goes to backups/etcd/<cluster>/.
-import { AgentError, errorMessage } from '../agent/errors.ts';
-import type { Logger } from '../agent/log.ts';
-import { silentLogger } from '../agent/log.ts';
-import { storeLayout, type StateStore } from '../statestore/store.ts';
+import { AgentError, errorMessage } from '../engine/errors.ts';
+import type { Logger } from '../engine/log.ts';
+import { silentLogger } from '../engine/log.ts';
+import { storeLayout, type StateStore } from '../engine/state-store.ts';
 import { backupToStore } from './backup.ts';
 import { memberHex, type EtcdClient, type EtcdMember } from './client.ts';
 

@@ -2,8 +2,8 @@
 // the integration tests, so tests run the flags nodes run), the static pod manifest, the systemd
 // unit, and the scheduled-backup service and timer.
 import * as yaml from 'js-yaml';
-import { managedHeader } from '../agent/tasks/file.ts';
-import { renderUnit } from '../systemd/render-unit.ts';
+import { managedHeader } from '../engine/tasks/file.ts';
+import { renderUnit } from '../engine/tasks/render-unit.ts';
 
 export interface EtcdTlsPaths {
   readonly serverCert: string;

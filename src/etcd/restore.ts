@@ -3,11 +3,11 @@
 // forgets the old members, so every other control-plane node rejoins as a learner once its own data
 // dir is moved aside and nodeup apply runs there.
 import * as path from 'node:path/posix';
-import { AgentError } from '../agent/errors.ts';
-import type { Host } from '../agent/host/host.ts';
-import type { Logger } from '../agent/log.ts';
-import { silentLogger } from '../agent/log.ts';
-import { storeLayout, type StateStore } from '../statestore/store.ts';
+import { AgentError } from '../engine/errors.ts';
+import type { Host } from '../engine/host/host.ts';
+import type { Logger } from '../engine/log.ts';
+import { silentLogger } from '../engine/log.ts';
+import { storeLayout, type StateStore } from '../engine/state-store.ts';
 import { listBackups, readBackup, type BackupMeta } from './backup.ts';
 import type { StartParams } from './join.ts';
 import { createdKey, registerMember, registeredMembers, type CreatedMarker, type MemberIdentity } from './membership.ts';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { SemVer } from '../agent/schema-util.ts';
+import { SemVer } from '../engine/schema-util.ts';
 
 const Port = z.number().int().min(1).max(65535);
 

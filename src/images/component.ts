@@ -1,13 +1,14 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // images: container images placed into containerd's k8s.io namespace before kubelet needs them.
 // Owns: one `image:<ref>` task per archive (verified by SHA-256, imported with ctr, skipped when
 // already imported) and per pre-pulled image (through the CRI, so mirrors apply); records under
 // /var/lib/nodeup/images. In `nodeup bake` the images of the node's role are pulled too, so a
 // node from the baked image (a control plane included) starts without a registry.
 // Runs after: unit:containerd.service and the registry hosts.toml files (by key).
-import type { Component } from '../agent/component.ts';
-import type { NodeModel } from '../agent/model.ts';
-import type { TaskKey } from '../agent/task.ts';
-import { containerdSocket, containerdUnitKey, hostsFileKeys, runtimeTools, sandboxImage } from '../containerd/keys.ts';
+import type { Component } from '../model/component.ts';
+import type { NodeModel } from '../model/node-model.ts';
+import type { TaskKey } from '../engine/task.ts';
+import { containerdSocket, containerdUnitKey, hostsFileKeys, runtimeTools, sandboxImage } from '../model/paths/containerd.ts';
 import { ImageTask } from './image-task.ts';
 
 /** The images a node of this role runs, with the same registries its manifests name: what a bake pre-pulls. Pure. */

@@ -6,14 +6,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AgentError, NotReadyError } from '../agent/errors.ts';
-import { createTestHost, type TestHost } from '../agent/host/test-host.ts';
+import { AgentError, NotReadyError } from '../engine/errors.ts';
+import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
 import * as yaml from 'js-yaml';
-import { modelFromCase } from '../containerd/test-model.ts';
+import { modelFromCase } from '../../tests/support/containerd-model.ts';
 import { ImageTask, parseCtrImages } from './image-task.ts';
 import { imagesComponent, prePullList, roleImages } from './component.ts';
 import { containerdComponent } from '../containerd/component.ts';
-import { buildGraph } from '../agent/run.ts';
+import { buildGraph } from '../app/run.ts';
 
 const NAME = 'registry.k8s.io/pause:3.10.1';
 const DIGEST = 'sha256:' + 'ab'.repeat(32);

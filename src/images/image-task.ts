@@ -7,9 +7,9 @@
 // On an offline root (bake into a mounted image) an archive is only put into the asset cache under
 // the root; the first boot imports it from there, with no network.
 import { createHash } from 'node:crypto';
-import type { AssetSource, Host } from '../agent/host/host.ts';
-import { AgentError, NotReadyError } from '../agent/errors.ts';
-import type { Change, Task, TaskKey } from '../agent/task.ts';
+import type { AssetSource, Host } from '../engine/host/host.ts';
+import { AgentError, NotReadyError } from '../engine/errors.ts';
+import type { Change, Task, TaskKey } from '../engine/task.ts';
 
 export const imageRecordDir = '/var/lib/nodeup/images';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Sha256, Url } from '../agent/schema-util.ts';
+import { Sha256, Url } from '../engine/schema-util.ts';
 
 /** An image reference such as registry.k8s.io/pause:3.10.1 (tag or digest required). */
 export const ImageName = z

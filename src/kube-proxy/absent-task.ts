@@ -1,7 +1,7 @@
 // A `file:` task whose desired state is "no such file": removes what an earlier config wrote (kube-proxy's
 // manifest once the CNI replaces kube-proxy). kubelet stops a static pod whose manifest is gone.
-import type { Host } from '../agent/host/host.ts';
-import type { Change, Task, TaskKey } from '../agent/task.ts';
+import type { Host } from '../engine/host/host.ts';
+import type { Change, Task, TaskKey } from '../engine/task.ts';
 
 export class AbsentFileTask implements Task<boolean> {
   readonly key: TaskKey;

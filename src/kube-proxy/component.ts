@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // kube-proxy: a static pod on every node, nftables mode by default (iptables selectable; ipvs is
 // deprecated upstream and not offered). Disabled (spec.kubeProxy.enabled: false, e.g. when the CNI
 // replaces it): the manifest is removed if an earlier run wrote it.
@@ -6,10 +7,10 @@
 // PKI tasks); workers use kubelet's rotating client certificate (see paths.ts for the RBAC it needs).
 // Runs after: nothing explicit; kubelet picks the manifest up whenever it appears.
 // Bake: nothing is written into an image (the pod belongs to a running node with its credentials).
-import type { Component } from '../agent/component.ts';
-import { nodeApiServer, type NodeModel } from '../agent/model.ts';
-import { DirTask, FileTask, shortHash } from '../agent/tasks/file.ts';
-import { caCertPath, pkiDir, staticPodDir } from '../kubelet/paths.ts';
+import type { Component } from '../model/component.ts';
+import { nodeApiServer, type NodeModel } from '../model/node-model.ts';
+import { DirTask, FileTask, shortHash } from '../engine/tasks/file.ts';
+import { caCertPath, pkiDir, staticPodDir } from '../model/paths/kubelet.ts';
 import { AbsentFileTask } from './absent-task.ts';
 import {
   kubeletClientCurrentPath,
@@ -20,7 +21,7 @@ import {
   kubeProxyKeyPath,
   kubeProxyKubeconfigPath,
   kubeProxyManifestPath,
-} from './paths.ts';
+} from '../model/paths/kube-proxy.ts';
 import { renderKubeProxyConfig } from './render-config.ts';
 import { renderKubeProxyKubeconfig } from './render-kubeconfig.ts';
 import { renderKubeProxyManifest } from './render-manifest.ts';

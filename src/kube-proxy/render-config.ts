@@ -1,6 +1,6 @@
 // Pure renderer of KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1).
 import * as yaml from 'js-yaml';
-import { managedHeader } from '../agent/tasks/file.ts';
+import { managedHeader } from '../engine/tasks/file.ts';
 
 export interface KubeProxyConfigInput {
   /** nftables (default; GA since Kubernetes 1.33) or iptables. ipvs is deprecated and not offered. */

@@ -1,7 +1,7 @@
 // Pure renderer of kube-proxy's kubeconfig: the cluster CA and the client pair are files on disk
 // (mounted into the pod), so rotating the certificate never rewrites this file.
 import * as yaml from 'js-yaml';
-import { managedHeader } from '../agent/tasks/file.ts';
+import { managedHeader } from '../engine/tasks/file.ts';
 
 export interface KubeProxyKubeconfigInput {
   readonly clusterName: string;

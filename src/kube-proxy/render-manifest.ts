@@ -1,7 +1,7 @@
 // Pure renderer of kube-proxy's static pod. The pod carries a hash of its config and kubeconfig, so
 // kubelet recreates it exactly when one of them changed.
 import * as yaml from 'js-yaml';
-import { managedHeader } from '../agent/tasks/file.ts';
+import { managedHeader } from '../engine/tasks/file.ts';
 
 export interface KubeProxyManifestInput {
   readonly image: string;

@@ -1,9 +1,9 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestHost, type TestHost } from '../agent/host/test-host.ts';
-import { silentLogger } from '../agent/log.ts';
-import { createCa, issueLeaf, type KeyPairPem } from '../pki/x509.ts';
+import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
+import { silentLogger } from '../engine/log.ts';
+import { createCa, issueLeaf, type KeyPairPem } from '../engine/pki/x509.ts';
 import { KubeletCertFilesTask, pairProblem, pemParts } from './cert-files-task.ts';
 
 const dir = '/var/lib/kubelet/pki';

@@ -7,9 +7,9 @@
 // (rotated, TLS bootstrap) a new one at its next start. A valid pair, even an expired one, is
 // kubelet's business and never touched; so is a lone kubelet.crt or kubelet.key (kubelet rewrites both).
 import * as path from 'node:path/posix';
-import type { Host } from '../agent/host/host.ts';
-import type { ApplyContext, Change, Task, TaskKey } from '../agent/task.ts';
-import { keyMatchesCert } from '../pki/x509.ts';
+import type { Host } from '../engine/host/host.ts';
+import type { ApplyContext, Change, Task, TaskKey } from '../engine/task.ts';
+import { keyMatchesCert } from '../engine/pki/x509.ts';
 
 export interface CertFilesSpec {
   /** kubelet's --cert-dir. */

@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // kubelet (and kubectl): the node agent from a verified release asset, configured by file.
 // Owns: <binDir>/kubelet and <binDir>/kubectl, /var/lib/kubelet/config.yaml (KubeletConfiguration),
 // /var/lib/kubelet/kubelet-flags.env (node name, node IP, labels, kubeconfig flags), kubelet.service, and the
@@ -8,15 +9,15 @@
 // Also: removes a key pair kubelet wrote itself under /var/lib/kubelet/pki when it is unreadable
 // (cert-files-task.ts), so kubelet makes a new one.
 // Restarts: only when its unit, config, flags, kubeconfig or binary changed, or such a pair was removed.
-import type { Component, PreflightCheck } from '../agent/component.ts';
-import { AgentError } from '../agent/errors.ts';
-import { modelAsset, nodeApiServer, type NodeModel } from '../agent/model.ts';
-import type { TaskKey } from '../agent/task.ts';
-import { DownloadTask } from '../agent/tasks/download.ts';
-import { DirTask, FileTask } from '../agent/tasks/file.ts';
-import { containerdEndpoint, containerdUnitKey } from '../containerd/keys.ts';
-import { kmodKey, swapKey, sysctlKey } from '../node-prereqs/keys.ts';
-import { UnitTask } from '../systemd/unit-task.ts';
+import type { Component, PreflightCheck } from '../model/component.ts';
+import { AgentError } from '../engine/errors.ts';
+import { modelAsset, nodeApiServer, type NodeModel } from '../model/node-model.ts';
+import type { TaskKey } from '../engine/task.ts';
+import { DownloadTask } from '../engine/tasks/download.ts';
+import { DirTask, FileTask } from '../engine/tasks/file.ts';
+import { containerdEndpoint, containerdUnitKey } from '../model/paths/containerd.ts';
+import { kmodKey, swapKey, sysctlKey } from '../model/paths/node-prereqs.ts';
+import { UnitTask } from '../engine/tasks/unit.ts';
 import { KubeletCertFilesTask } from './cert-files-task.ts';
 import {
   bootstrapKubeconfigPath,
@@ -30,7 +31,7 @@ import {
   kubeletUnitKey,
   kubeletUnitName,
   staticPodDir,
-} from './paths.ts';
+} from '../model/paths/kubelet.ts';
 import { renderKubeletConfig, type KubeletConfigInput } from './render-config.ts';
 import { renderBootstrapKubeconfig, renderCertKubeconfig } from './render-kubeconfig.ts';
 import { renderKubeletFlags, renderKubeletUnit } from './render-unit.ts';

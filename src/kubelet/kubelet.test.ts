@@ -1,21 +1,21 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NodeSpec } from '../agent/config.ts';
-import { AgentError } from '../agent/errors.ts';
-import { execute } from '../agent/executor.ts';
-import { Graph } from '../agent/graph.ts';
-import { createTestHost, type TestHost } from '../agent/host/test-host.ts';
-import { silentLogger } from '../agent/log.ts';
-import { buildGraph } from '../agent/run.ts';
-import type { TaskKey } from '../agent/task.ts';
-import { FileTask } from '../agent/tasks/file.ts';
+import { NodeSpec } from '../model/config.ts';
+import { AgentError } from '../engine/errors.ts';
+import { execute } from '../engine/executor.ts';
+import { Graph } from '../engine/graph.ts';
+import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
+import { silentLogger } from '../engine/log.ts';
+import { buildGraph } from '../app/run.ts';
+import type { TaskKey } from '../engine/task.ts';
+import { FileTask } from '../engine/tasks/file.ts';
 import { kubeProxyComponent } from '../kube-proxy/component.ts';
 import { prereqsComponent } from '../node-prereqs/component.ts';
 import { fakeKubeAssets, type FakeAssets } from '../../tests/golden/kubelet-support.ts';
 import { clusterDnsAddress, kubeletComponent, kubeletConfigInput } from './component.ts';
 import { nodeLabelProblem } from './schema.ts';
-import { testModel } from './test-model.ts';
+import { testModel } from '../../tests/support/kubelet-model.ts';
 
 const parseKubelet = (kubelet: unknown) => NodeSpec.safeParse({ role: 'worker', apiServerEndpoint: 'https://a:6443', kubelet });
 

@@ -1,6 +1,6 @@
 // Pure renderer of kubelet's KubeletConfiguration (kubelet.config.k8s.io/v1beta1).
 import * as yaml from 'js-yaml';
-import { managedHeader } from '../agent/tasks/file.ts';
+import { managedHeader } from '../engine/tasks/file.ts';
 import type { Taint } from './schema.ts';
 
 export interface KubeletConfigInput {

@@ -1,7 +1,7 @@
 // Pure renderers of kubelet's kubeconfigs. Both reference files on disk (the CA, the client pair)
 // rather than embedding them, so rotating a certificate never rewrites a kubeconfig.
 import * as yaml from 'js-yaml';
-import { managedHeader } from '../agent/tasks/file.ts';
+import { managedHeader } from '../engine/tasks/file.ts';
 
 export interface BootstrapKubeconfigInput {
   readonly clusterName: string;

@@ -1,7 +1,7 @@
 // Pure renderers of kubelet's systemd unit and its flags file. The unit is the same on every node of
 // a group (and in a baked image); what names this node lives in the flags file.
-import { renderUnit } from '../systemd/render-unit.ts';
-import { managedHeader } from '../agent/tasks/file.ts';
+import { renderUnit } from '../engine/tasks/render-unit.ts';
+import { managedHeader } from '../engine/tasks/file.ts';
 
 export interface KubeletUnitInput {
   readonly binary: string;

@@ -2,7 +2,7 @@
 // Defaults live here; the builder derives only what depends on other sections (cluster DNS from
 // networking.serviceCIDR, the control plane's taint from the role).
 import { z } from 'zod';
-import { DnsName } from '../agent/schema-util.ts';
+import { DnsName } from '../engine/schema-util.ts';
 
 const labelName = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

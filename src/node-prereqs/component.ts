@@ -1,12 +1,13 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // prereqs: what the kernel and the host must provide before containerd and kubelet run.
 // Owns: /etc/modules-load.d/kubernetes.conf (overlay, br_netfilter; loaded now on a live node),
 // /etc/sysctl.d/99-kubernetes.conf (forwarding, bridge netfilter; applied live), swap off (live
 // swapoff + commented fstab lines) unless kubelet is told to use swap, and the host preflight checks.
 // Runs first among the node components; kubelet's unit waits for these keys.
-import type { Component } from '../agent/component.ts';
-import type { NodeModel } from '../agent/model.ts';
-import { KmodTask } from '../agent/tasks/kmod.ts';
-import { SysctlTask } from '../agent/tasks/sysctl.ts';
+import type { Component } from '../model/component.ts';
+import type { NodeModel } from '../model/node-model.ts';
+import { KmodTask } from '../engine/tasks/kmod.ts';
+import { SysctlTask } from '../engine/tasks/sysctl.ts';
 import { hostChecks } from './preflight.ts';
 import { SwapOffTask } from './swap-task.ts';
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { AgentError } from '../agent/errors.ts';
-import type { NodeModel } from '../agent/model.ts';
-import { assertPreflight, runPreflight } from '../agent/preflight.ts';
+import { AgentError } from '../engine/errors.ts';
+import type { NodeModel } from '../model/node-model.ts';
+import { assertPreflight, runPreflight } from '../app/preflight.ts';
 import { kubeletComponent } from '../kubelet/component.ts';
-import { testModel } from '../kubelet/test-model.ts';
+import { testModel } from '../../tests/support/kubelet-model.ts';
 import { prereqsComponent } from './component.ts';
 import { cgroupV1Check, containerdVersionCheck, memoryCheck, nodeNameCheck, numCpuCheck, swapCheck } from './preflight.ts';
 

@@ -2,8 +2,8 @@
 // that --ignore-preflight NAME skips). Checks about the live machine pass when the fact is unknown:
 // on an offline root (image bake, --root) the kernel, memory and CPUs are the builder's, not the
 // node's, and those checks say so in their description below and in docs/kubelet.md.
-import type { PreflightCheck } from '../agent/component.ts';
-import { isValidNodeName, type NodeModel } from '../agent/model.ts';
+import type { PreflightCheck } from '../model/component.ts';
+import { isValidNodeName, type NodeModel } from '../model/node-model.ts';
 
 const MiB = 1024 * 1024;
 

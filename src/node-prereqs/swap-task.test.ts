@@ -1,8 +1,8 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestHost, type TestHost } from '../agent/host/test-host.ts';
-import { silentLogger } from '../agent/log.ts';
+import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
+import { silentLogger } from '../engine/log.ts';
 import { activeSwaps, commentSwapLines, fstabSwapLines, SwapOffTask } from './swap-task.ts';
 
 const ctx = { log: silentLogger, notifiedBy: [] };

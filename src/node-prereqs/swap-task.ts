@@ -1,9 +1,9 @@
 // The `swap` task kind (`swap:off`): no swap in use, now and after a reboot. Live: `swapoff -a` when
 // /proc/swaps lists a device. Always: swap lines of /etc/fstab commented out (kept, so a person can
 // see what was there). Added only when kubelet runs with NoSwap and the user lets nodeup disable swap.
-import type { Host } from '../agent/host/host.ts';
-import { fieldChange, type ApplyContext, type Change, type Task, type TaskKey } from '../agent/task.ts';
-import { swapKey } from './keys.ts';
+import type { Host } from '../engine/host/host.ts';
+import { fieldChange, type ApplyContext, type Change, type Task, type TaskKey } from '../engine/task.ts';
+import { swapKey } from '../model/paths/node-prereqs.ts';
 
 export const fstabPath = '/etc/fstab';
 export const disabledMarker = '# disabled by nodeup (kubelet NoSwap): ';

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import type { Logger } from '../agent/log.ts';
+import type { Logger } from '../engine/log.ts';
 
 export type Accel = 'kvm' | 'tcg';
 

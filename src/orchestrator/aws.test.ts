@@ -4,9 +4,9 @@ import { Readable } from 'node:stream';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import type { HttpRequest, HttpResponse } from '@smithy/types';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../agent/log.ts';
+import { silentLogger } from '../engine/log.ts';
 import { AwsProvider, runInstancesInput, tagKeys, type AwsOptions } from './aws.ts';
-import { AgentError } from '../agent/errors.ts';
+import { AgentError } from '../engine/errors.ts';
 
 interface Sent {
   readonly action: string;

@@ -11,8 +11,8 @@ import {
   type RunInstancesCommandInput,
   type Tag,
 } from '@aws-sdk/client-ec2';
-import { AgentError, errorMessage } from '../agent/errors.ts';
-import type { Logger } from '../agent/log.ts';
+import { AgentError, errorMessage } from '../engine/errors.ts';
+import type { Logger } from '../engine/log.ts';
 import type { InstanceInfo, InstanceRequest, InstanceState, Provider } from './provider.ts';
 
 export const tagKeys = {

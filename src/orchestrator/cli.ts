@@ -1,11 +1,12 @@
+// Layer: application. May import every layer below (components, model, engine) and other app folders.
 // `nodeup launch`: the thin orchestrator's command. Creates the machines of one instance group
 // (qemu guests here, EC2 instances on AWS), lists them, deletes them.
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type Command, type CommandContext, stringList } from '../agent/cli.ts';
-import type { BootConfig } from '../agent/config.ts';
-import { AgentError } from '../agent/errors.ts';
+import { type Command, type CommandContext, stringList } from '../app/cli.ts';
+import type { BootConfig } from '../model/config.ts';
+import { AgentError } from '../engine/errors.ts';
 import type { BinaryArch } from '../bootstrap/render-userdata.ts';
 import { parseSha256File } from '../bootstrap/userdata-command.ts';
 import type { AwsProvider } from './aws.ts';

@@ -17,7 +17,7 @@ import * as dgram from 'node:dgram';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { AgentError, errorMessage } from '../agent/errors.ts';
+import { AgentError, errorMessage } from '../engine/errors.ts';
 
 const run = promisify(execFile);
 

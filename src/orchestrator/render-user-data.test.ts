@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import * as yaml from 'js-yaml';
 import { environmentPath, renderEnvironmentFile, renderLaunchScript, renderUserData, shQuote, type UserDataInput } from './render-user-data.ts';
 import { launchBootConfig, launchEnvironment, machineUserData, type BinaryPins } from './launch.ts';
-import { parseBootConfig } from '../agent/config.ts';
-import { AgentError } from '../agent/errors.ts';
+import { parseBootConfig } from '../model/config.ts';
+import { AgentError } from '../engine/errors.ts';
 import { renderBootstrapScript, userDataLimitBytes } from '../bootstrap/render-userdata.ts';
 
 const boot = launchBootConfig({

@@ -12,8 +12,8 @@
 // Reports go out only when a report URL is given (qemu); without one the launch script just runs
 // the bootstrap script. Pure: plain data in, text out.
 import * as yaml from 'js-yaml';
-import { AgentError } from '../agent/errors.ts';
-import { receiptPath as receiptFile } from '../agent/receipt.ts';
+import { AgentError } from '../engine/errors.ts';
+import { receiptPath as receiptFile } from '../app/receipt.ts';
 import { defaultInstallPath as nodeupBinaryPath } from '../bootstrap/render-userdata.ts';
 
 export interface UserDataInput {

@@ -2,7 +2,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../agent/log.ts';
+import { silentLogger } from '../engine/log.ts';
 import { SeedServer, type GuestReport } from './seed-server.ts';
 import { progressLine, waitForNodes, type NodeStatus } from './launch.ts';
 import { qemuArgs, renderMetaData } from './qemu.ts';
@@ -123,7 +123,7 @@ describe('renderInstances', () => {
 describe('state store over HTTP (qemu guests read a host file:// store as http://)', async () => {
   const { HttpsStore } = await import('../statestore/https-store.ts');
   const { storeAllowFor, servedStoreDir } = await import('./launch.ts');
-  const { configHash } = await import('../agent/config.ts');
+  const { configHash } = await import('../model/config.ts');
 
   it('serves what a worker may read through the real http store backend, and refuses CA keys', async () => {
     const dir = await tmp();

@@ -13,8 +13,8 @@ import * as fsp from 'node:fs/promises';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { AgentError } from '../agent/errors.ts';
-import type { Logger } from '../agent/log.ts';
+import { AgentError } from '../engine/errors.ts';
+import type { Logger } from '../engine/log.ts';
 
 export interface SeedEntry {
   readonly metaData: string;

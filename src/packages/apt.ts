@@ -8,8 +8,8 @@
 // waited for (bounded, with the holder logged); `dpkg --configure -a` when dpkg asks for it;
 // transient mirror failures retried with backoff.
 import * as path from 'node:path/posix';
-import type { Host, RunResult } from '../agent/host/host.ts';
-import type { Logger } from '../agent/log.ts';
+import type { Host, RunResult } from '../engine/host/host.ts';
+import type { Logger } from '../engine/log.ts';
 import {
   isUnavailable,
   runManaged,

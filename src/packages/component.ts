@@ -1,13 +1,14 @@
-// The `packages` component: the distro's base packages for a Kubernetes node (src/packages/distros.ts),
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
+// The `packages` component: the distro's base packages for a Kubernetes node (src/model/distros.ts),
 // plus spec.packages.extra and spec.packages.pin, as `package:<name>` tasks sharing one batch.
 // Owns: nothing on disk directly; dpkg/rpm state, apt-mark holds, /etc/dnf/plugins/versionlock.list.
 // Runs first (registered first) and after nothing: other components may wait for `package:<name>`.
 // On Flatcar (no package manager) it builds no tasks; asking for packages there fails preflight.
-import type { Component, PreflightCheck } from '../agent/component.ts';
-import type { NodeModel } from '../agent/model.ts';
+import type { Component, PreflightCheck } from '../model/component.ts';
+import type { NodeModel } from '../model/node-model.ts';
 import { AptManager } from './apt.ts';
 import { DnfManager } from './dnf.ts';
-import { logicalPackages, type Distro } from './distros.ts';
+import { logicalPackages, type Distro } from '../model/distros.ts';
 import { defaultManagerOptions, type ManagerOptions, type PackageManager, type PackageWant } from './manager.ts';
 import { PackageSet, PackageTask } from './package-task.ts';
 import type { PackagesSpec } from './schema.ts';

@@ -6,8 +6,8 @@
 // versionlock plugin's list; a held rpmdb lock waited for (bounded, holder logged, exit_on_lock so
 // dnf never waits unbounded); transient mirror failures retried with backoff; a package dnf cannot
 // find retried once with --refresh.
-import type { Host, RunResult } from '../agent/host/host.ts';
-import type { Logger } from '../agent/log.ts';
+import type { Host, RunResult } from '../engine/host/host.ts';
+import type { Logger } from '../engine/log.ts';
 import {
   isUnavailable,
   runManaged,

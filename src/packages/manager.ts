@@ -1,9 +1,9 @@
 // The contract between the package tasks and a package manager (apt.ts, dnf.ts): one cheap query
 // for every package of the run, a pure plan of what one batch would change, and the apply of that
 // batch. Shared here: the lock wait and the transient-failure retry every command goes through.
-import { AgentError } from '../agent/errors.ts';
-import type { Host, RunOptions, RunResult } from '../agent/host/host.ts';
-import type { Logger } from '../agent/log.ts';
+import { AgentError } from '../engine/errors.ts';
+import type { Host, RunOptions, RunResult } from '../engine/host/host.ts';
+import type { Logger } from '../engine/log.ts';
 
 export interface InstalledPackage {
   readonly name: string;

@@ -1,12 +1,12 @@
 // The package task on the test host: scripted dpkg-query / apt-get / rpm / dnf answers, recorded
 // command lines, virtual time for the lock wait and retries.
 import { afterEach, describe, expect, it } from 'vitest';
-import { AgentError } from '../agent/errors.ts';
-import { createTestHost, type ScriptedCommand, type TestHost } from '../agent/host/test-host.ts';
-import { renderPlan } from '../agent/plan-printer.ts';
+import { AgentError } from '../engine/errors.ts';
+import { createTestHost, type ScriptedCommand, type TestHost } from '../engine/host/test-host.ts';
+import { renderPlan } from '../engine/plan-printer.ts';
 import { classifyApt, parseDpkgQuery } from './apt.ts';
 import { classifyDnf, parseRpmQuery, parseVersionlock, renderVersionlock, rpmVersionMatches } from './dnf.ts';
-import { captureLog, fixtureOsRelease, packagesModel, runPackages } from './test-support.ts';
+import { captureLog, fixtureOsRelease, packagesModel, runPackages } from '../../tests/support/packages.ts';
 
 const base = ['apparmor', 'ca-certificates', 'iptables', 'kmod', 'mount'];
 const dpkgQuery = /^dpkg-query -W -f \S+ /;

@@ -9,10 +9,10 @@
 // - `exclusive: 'package-manager'` makes the executor run them one at a time, so nothing else of
 //   ours competes for the dpkg/rpm lock.
 // The plan prints, on the first changing package task, the exact commands the batch would run.
-import { AgentError } from '../agent/errors.ts';
-import type { Host } from '../agent/host/host.ts';
-import type { Logger } from '../agent/log.ts';
-import { fieldChange, type ApplyContext, type Change, type Task, type TaskKey } from '../agent/task.ts';
+import { AgentError } from '../engine/errors.ts';
+import type { Host } from '../engine/host/host.ts';
+import type { Logger } from '../engine/log.ts';
+import { fieldChange, type ApplyContext, type Change, type Task, type TaskKey } from '../engine/task.ts';
 import { sortedWants, type BatchPlan, type InstalledPackage, type PackageManager, type PackageWant, type Snapshot } from './manager.ts';
 
 /** Every package of one run and the one batch that converges them. One instance per build. */

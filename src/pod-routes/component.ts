@@ -8,11 +8,11 @@
 // Owns: <unitDir>/nodeup-routes.service. Runs after: kubelet's unit (it uses kubelet's kubeconfig).
 // Off for bakes (no node identity), `cni: external`, `bridge.podSubnet: cluster` and
 // `bridge.nodeRoutes: false`.
-import type { Component } from '../agent/component.ts';
-import { nodeRoutesOn } from '../agent/config.ts';
-import type { NodeModel } from '../agent/model.ts';
-import { renderUnit } from '../systemd/render-unit.ts';
-import { UnitTask } from '../systemd/unit-task.ts';
+import type { Component } from '../model/component.ts';
+import { nodeRoutesOn } from '../model/config.ts';
+import type { NodeModel } from '../model/node-model.ts';
+import { renderUnit } from '../engine/tasks/render-unit.ts';
+import { UnitTask } from '../engine/tasks/unit.ts';
 
 export const podRoutesUnitName = 'nodeup-routes.service';
 /** kubelet's kubeconfig (nodeup writes it on control planes, kubelet after TLS bootstrap on workers). */

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestHost, type TestHost } from '../agent/host/test-host.ts';
-import type { HttpRequest } from '../agent/host/host.ts';
-import { silentLogger } from '../agent/log.ts';
-import { Graph } from '../agent/graph.ts';
-import { testModel } from '../kubelet/test-model.ts';
-import { renderKubeconfig } from '../pki/kubeconfig.ts';
+import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
+import type { HttpRequest } from '../engine/host/host.ts';
+import { silentLogger } from '../engine/log.ts';
+import { Graph } from '../engine/graph.ts';
+import { testModel } from '../../tests/support/kubelet-model.ts';
+import { renderKubeconfig } from '../engine/pki/kubeconfig.ts';
 import { podRoutesComponent, renderPodRoutesUnit } from './component.ts';
 import { desiredRoutes, nodesFromList, parseIpRoutes, routeActions, type NodeRouteInfo } from './routes.ts';
 import { runRouteSync, syncRoutesOnce } from './sync.ts';

@@ -5,10 +5,10 @@
 // loses it. It authenticates as the node itself (kubelet's kubeconfig, re-read every round so a
 // rotated client certificate is picked up) and needs `list nodes` (the add-ons bind
 // nodeup:node-routes to system:nodes).
-import { AgentError, errorMessage } from '../agent/errors.ts';
-import type { Host } from '../agent/host/host.ts';
-import type { Logger } from '../agent/log.ts';
-import { parseKubeconfig } from '../pki/kubeconfig.ts';
+import { AgentError, errorMessage } from '../engine/errors.ts';
+import type { Host } from '../engine/host/host.ts';
+import type { Logger } from '../engine/log.ts';
+import { parseKubeconfig } from '../engine/pki/kubeconfig.ts';
 import { desiredRoutes, nodesFromList, parseIpRoutes, routeActions, routeProtocol, type PodRoute } from './routes.ts';
 
 export interface RouteSyncOptions {

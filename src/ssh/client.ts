@@ -3,8 +3,8 @@
 // checked against known_hosts unless the operator explicitly accepts any key.
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Duplex } from 'node:stream';
-import { AgentError, errorMessage } from '../agent/errors.ts';
-import type { Logger } from '../agent/log.ts';
+import { AgentError, errorMessage } from '../engine/errors.ts';
+import type { Logger } from '../engine/log.ts';
 import { knownHostKeys, targetName, type SshTarget } from './target.ts';
 
 export interface SshAuth {

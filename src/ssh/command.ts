@@ -1,3 +1,4 @@
+// Layer: application. May import every layer below (components, model, engine) and other app folders.
 // `nodeup ssh apply|plan [user@]host[:port] ...`: reprovision machines over SSH with the same
 // binary and boot config every other boot path uses. Many hosts run with a parallelism limit; the
 // rollout stops at the first failed host (hosts not started yet are skipped).
@@ -8,10 +9,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { isSea } from 'node:sea';
-import { stringList, type Command, type CommandContext } from '../agent/cli.ts';
-import { parseBootConfig } from '../agent/config.ts';
-import { AgentError } from '../agent/errors.ts';
-import { readLocalFile } from '../agent/host/local.ts';
+import { stringList, type Command, type CommandContext } from '../app/cli.ts';
+import { parseBootConfig } from '../model/config.ts';
+import { AgentError } from '../engine/errors.ts';
+import { readLocalFile } from '../engine/host/local.ts';
 import type { SshAuth } from './client.ts';
 import { reprovisionHost, type HostReport } from './reprovision.ts';
 import { runRollout } from './rollout.ts';

@@ -6,8 +6,8 @@
 // close the channel or when the connection dies (no stale locks after a crashed operator), and its
 // owner is written next to it so a refused operator sees who holds it.
 import { randomBytes } from 'node:crypto';
-import { AgentError } from '../agent/errors.ts';
-import type { Logger } from '../agent/log.ts';
+import { AgentError } from '../engine/errors.ts';
+import type { Logger } from '../engine/log.ts';
 import type { SshSession } from './client.ts';
 import { targetName } from './target.ts';
 

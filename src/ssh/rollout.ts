@@ -1,7 +1,7 @@
 // Runs one job per host with a parallelism limit and stops the rollout at the first failure: hosts
 // already running finish, hosts not yet started are skipped (k0sctl-style batches, kops-style "stop
 // on a broken node"). Reports every host, in input order.
-import { errorMessage } from '../agent/errors.ts';
+import { errorMessage } from '../engine/errors.ts';
 
 export type HostOutcome<R> =
   | { readonly host: string; readonly status: 'ok'; readonly result: R; readonly durationMs: number }

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { AgentError } from '../agent/errors.ts';
+import { AgentError } from '../engine/errors.ts';
 import { asRoot, shq } from './reprovision.ts';
 import { runRollout } from './rollout.ts';
 import { knownHostKeys, parseTarget, targetName } from './target.ts';

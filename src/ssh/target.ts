@@ -1,6 +1,6 @@
 // SSH targets and known_hosts matching. Pure.
 import { createHmac } from 'node:crypto';
-import { AgentError } from '../agent/errors.ts';
+import { AgentError } from '../engine/errors.ts';
 
 export interface SshTarget {
   readonly user: string;

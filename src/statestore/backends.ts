@@ -4,7 +4,7 @@
 // touch such a store (version, schema, a file:// run) do not pay for them. Bad URLs still fail at
 // open time.
 import { storeBackends, type OpenStoreOptions } from './open.ts';
-import type { StateStore, WriteStoreOptions } from './store.ts';
+import type { StateStore, WriteStoreOptions } from '../engine/state-store.ts';
 import { checkHttpStoreUrl, parseS3Url } from './store-urls.ts';
 
 /** A StateStore whose backend module loads on the first operation. */

@@ -5,9 +5,9 @@ import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AgentError } from '../agent/errors.ts';
-import { syncDir, syncFile } from '../agent/host/node-host.ts';
-import type { StateStore, WriteStoreOptions } from './store.ts';
+import { AgentError } from '../engine/errors.ts';
+import { syncDir, syncFile } from '../engine/host/fsync.ts';
+import type { StateStore, WriteStoreOptions } from '../engine/state-store.ts';
 
 export class FileStore implements StateStore {
   readonly url: string;

@@ -5,11 +5,11 @@
 // a file:// or s3:// store. http:// is accepted too (for loopback mirrors and tests).
 import { rootCertificates } from 'node:tls';
 import { Agent, request } from 'undici';
-import { AgentError, errorMessage } from '../agent/errors.ts';
-import type { Logger } from '../agent/log.ts';
-import { silentLogger } from '../agent/log.ts';
+import { AgentError, errorMessage } from '../engine/errors.ts';
+import type { Logger } from '../engine/log.ts';
+import { silentLogger } from '../engine/log.ts';
 import { checkHttpStoreUrl } from './store-urls.ts';
-import { defaultRetry, withRetry, type RetryPolicy, type StateStore, type WriteStoreOptions } from './store.ts';
+import { defaultRetry, withRetry, type RetryPolicy, type StateStore, type WriteStoreOptions } from '../engine/state-store.ts';
 
 export interface HttpsStoreOptions {
   readonly log?: Logger | undefined;

@@ -1,10 +1,11 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // Opens a state store from its URL. The cluster's own prefix is part of the URL the boot config
 // names, so every key the agent uses is relative to the cluster.
-import { AgentError } from '../agent/errors.ts';
-import type { Logger } from '../agent/log.ts';
-import type { S3Settings } from '../agent/config.ts';
+import { AgentError } from '../engine/errors.ts';
+import type { Logger } from '../engine/log.ts';
+import type { S3Settings } from '../model/config.ts';
 import { FileStore } from './file-store.ts';
-import type { RetryPolicy, StateStore } from './store.ts';
+import type { RetryPolicy, StateStore } from '../engine/state-store.ts';
 
 export interface OpenStoreOptions {
   readonly s3?: S3Settings | undefined;

@@ -1,7 +1,7 @@
 // Pure parts of the s3:// backend. The backend itself runs against a real MinIO in
 // tests/integration/statestore-s3.test.ts.
 import { describe, expect, it } from 'vitest';
-import { AgentError } from '../agent/errors.ts';
+import { AgentError } from '../engine/errors.ts';
 import { openStateStore } from './open.ts';
 import { classifyS3Error, parseS3Url, S3Store, s3Hint } from './s3-store.ts';
 import { LazyStore } from './backends.ts';

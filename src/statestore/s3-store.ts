@@ -14,12 +14,12 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { AgentError, errorMessage } from '../agent/errors.ts';
-import type { Logger } from '../agent/log.ts';
-import { silentLogger } from '../agent/log.ts';
-import type { S3Settings } from '../agent/config.ts';
+import { AgentError, errorMessage } from '../engine/errors.ts';
+import type { Logger } from '../engine/log.ts';
+import { silentLogger } from '../engine/log.ts';
+import type { S3Settings } from '../model/config.ts';
 import { parseS3Url } from './store-urls.ts';
-import { defaultRetry, withRetry, type RetryPolicy, type StateStore, type WriteStoreOptions } from './store.ts';
+import { defaultRetry, withRetry, type RetryPolicy, type StateStore, type WriteStoreOptions } from '../engine/state-store.ts';
 
 export { parseS3Url };
 

@@ -1,6 +1,6 @@
 // Validation of s3:// and https:// state-store URLs, kept apart from the backends so opening a store
 // reports a bad URL at once without loading the AWS SDK or an HTTP client. Pure.
-import { AgentError } from '../agent/errors.ts';
+import { AgentError } from '../engine/errors.ts';
 
 /** s3://bucket/some/prefix -> { bucket, prefix: "some/prefix" }. */
 export function parseS3Url(url: string): { bucket: string; prefix: string } {

@@ -3,14 +3,14 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execute } from '../../src/agent/executor.ts';
-import { createTestHost } from '../../src/agent/host/test-host.ts';
-import { silentLogger } from '../../src/agent/log.ts';
-import { buildGraph } from '../../src/agent/run.ts';
-import { releaseDefaults, supportedMinors } from '../../src/assets/versions.ts';
+import { execute } from '../../src/engine/executor.ts';
+import { createTestHost } from '../../src/engine/host/test-host.ts';
+import { silentLogger } from '../../src/engine/log.ts';
+import { buildGraph } from '../../src/app/run.ts';
+import { releaseDefaults, supportedMinors } from '../../src/model/assets/versions.ts';
 import { kubeProxyComponent } from '../../src/kube-proxy/component.ts';
 import { kubeletComponent } from '../../src/kubelet/component.ts';
-import { testModel } from '../../src/kubelet/test-model.ts';
+import { testModel } from '../support/kubelet-model.ts';
 import { prereqsComponent } from '../../src/node-prereqs/component.ts';
 import { fakeKubeAssets, isRenderedFile, type FakeAssets } from './kubelet-support.ts';
 

@@ -8,12 +8,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as tar from 'tar';
-import { configHash, type BootConfig } from '../../src/agent/config.ts';
-import type { HostFacts } from '../../src/agent/host/facts.ts';
-import { silentLogger } from '../../src/agent/log.ts';
-import { components } from '../../src/agent/components.ts';
+import { configHash, type BootConfig } from '../../src/model/config.ts';
+import type { HostFacts } from '../../src/engine/host/facts.ts';
+import { silentLogger } from '../../src/engine/log.ts';
+import { components } from '../../src/app/components.ts';
 import { cniPlugins } from '../../src/containerd/component.ts';
-import { storeLayout } from '../../src/statestore/store.ts';
+import { storeLayout } from '../../src/engine/state-store.ts';
 
 export interface Scenario {
   readonly dir: string;

@@ -1,9 +1,9 @@
 // Whole-node scenarios: plan on an empty fixture root, apply, apply again (zero changes, no file
 // touched but the receipt). Goldens: tests/golden/<scenario>/{plan.txt,tree.txt,commands.txt}.
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestHost, testFacts, type TestHost } from '../../src/agent/host/test-host.ts';
-import { renderPlan } from '../../src/agent/plan-printer.ts';
-import { runNode } from '../../src/agent/run.ts';
+import { createTestHost, testFacts, type TestHost } from '../../src/engine/host/test-host.ts';
+import { renderPlan } from '../../src/engine/plan-printer.ts';
+import { runNode } from '../../src/app/run.ts';
 import { mtimes, treeListing } from './kubelet-support.ts';
 import { makeScenario, rockyFacts, silentLogger, type Scenario } from './kubelet-scenario.ts';
 

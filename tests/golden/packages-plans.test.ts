@@ -4,12 +4,12 @@
 // reachable from these machines, so these plans (not real installs) are what proves those rows;
 // Debian and the dnf path run for real in tests/integration/packages-{apt,dnf}.test.ts.
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestHost, type TestHost } from '../../src/agent/host/test-host.ts';
-import { renderPlan } from '../../src/agent/plan-printer.ts';
-import { runPreflight } from '../../src/agent/preflight.ts';
+import { createTestHost, type TestHost } from '../../src/engine/host/test-host.ts';
+import { renderPlan } from '../../src/engine/plan-printer.ts';
+import { runPreflight } from '../../src/app/preflight.ts';
 import { packagesComponent } from '../../src/packages/component.ts';
-import { distros } from '../../src/packages/distros.ts';
-import { captureLog, fixtureOsRelease, packagesModel, runPackages } from '../../src/packages/test-support.ts';
+import { distros } from '../../src/model/distros.ts';
+import { captureLog, fixtureOsRelease, packagesModel, runPackages } from '../support/packages.ts';
 
 let hosts: TestHost[] = [];
 afterEach(async () => {

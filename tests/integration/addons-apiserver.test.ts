@@ -9,8 +9,8 @@ import { adminKubeconfig, paths } from '../../src/controlplane/render-manifests.
 import { isUnreachable, readCredentials } from '../../src/addons/kube-api.ts';
 import { objectPath, type KubeObject } from '../../src/addons/kube-object.ts';
 import { bootstrapGroup, renderBootstrapRbac } from '../../src/addons/render-bootstrap.ts';
-import { bootstrapTokenKey } from '../../src/pki/cluster-pki.ts';
-import { certInfo, signedBy } from '../../src/pki/x509.ts';
+import { bootstrapTokenKey } from '../../src/engine/pki/cluster-pki.ts';
+import { certInfo, signedBy } from '../../src/engine/pki/x509.ts';
 import { ControlPlaneWorld, csrObject, csrPath, kubernetesBin, nodeCsr, waitFor, type Proc } from './addons-harness.ts';
 
 describe('addons against a real kube-apiserver', () => {

@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { containerdConfigInput, containerdFiles } from '../../src/containerd/component.ts';
 import { configSchemaFor } from '../../src/containerd/render-config.ts';
-import { loadCase } from '../../src/containerd/test-model.ts';
+import { loadCase } from '../support/containerd-model.ts';
 import { containerd2, debianContainerd, startContainerd, type ContainerdBinaries } from './containerd-harness.ts';
 
 const execFileP = promisify(execFile);

@@ -9,7 +9,7 @@ import { X509Certificate } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueLeaf } from '../../src/pki/x509.ts';
+import { issueLeaf } from '../../src/engine/pki/x509.ts';
 import { debianEtcd, etcd36, EtcdWorld, writeKeys, type EtcdBinaries, type TestNode } from './etcd-harness.ts';
 
 const binaries: [string, () => EtcdBinaries][] = [

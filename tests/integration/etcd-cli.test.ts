@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { debianEtcd, EtcdWorld, writeKeys } from './etcd-harness.ts';
 
-const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/agent/main.ts');
+const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/app/main.ts');
 
 function nodeup(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

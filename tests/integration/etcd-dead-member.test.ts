@@ -10,9 +10,9 @@
 import { existsSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execute, type RunReport } from '../../src/agent/executor.ts';
-import { Graph } from '../../src/agent/graph.ts';
-import { createLogger } from '../../src/agent/log.ts';
+import { execute, type RunReport } from '../../src/engine/executor.ts';
+import { Graph } from '../../src/engine/graph.ts';
+import { createLogger } from '../../src/engine/log.ts';
 import { listBackups } from '../../src/etcd/backup.ts';
 import { DeadMemberTask } from '../../src/etcd/dead-member-task.ts';
 import { memberHex } from '../../src/etcd/client.ts';

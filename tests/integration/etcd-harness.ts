@@ -9,14 +9,14 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { NodeHost } from '../../src/agent/host/node-host.ts';
+import { NodeHost } from '../../src/engine/host/node-host.ts';
 import { EtcdClient, type EtcdTls } from '../../src/etcd/client.ts';
-import type { Logger } from '../../src/agent/log.ts';
+import type { Logger } from '../../src/engine/log.ts';
 import type { ReplaceDeadOptions } from '../../src/etcd/dead-member-task.ts';
 import { ensureMember, type EnsureMemberResult, type StartParams } from '../../src/etcd/join.ts';
 import type { MemberIdentity } from '../../src/etcd/membership.ts';
 import { clientUrl, etcdArgs, peerUrl, type EtcdTlsPaths } from '../../src/etcd/render-manifest.ts';
-import { createCa, issueLeaf, type KeyPairPem } from '../../src/pki/x509.ts';
+import { createCa, issueLeaf, type KeyPairPem } from '../../src/engine/pki/x509.ts';
 import { FileStore } from '../../src/statestore/file-store.ts';
 
 export interface EtcdBinaries {

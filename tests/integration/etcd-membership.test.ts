@@ -6,7 +6,7 @@
 // Needs scripts/setup-etcd.sh.
 import * as fsp from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentError } from '../../src/agent/errors.ts';
+import { AgentError } from '../../src/engine/errors.ts';
 import { listBackups } from '../../src/etcd/backup.ts';
 import { finishMember, waitAnswering } from '../../src/etcd/join.ts';
 import { clusterHealth, forgetRegistration, registeredMembers, removeDeadMembers, removeMember } from '../../src/etcd/membership.ts';

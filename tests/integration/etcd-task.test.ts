@@ -13,16 +13,16 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execute } from '../../src/agent/executor.ts';
-import { Graph } from '../../src/agent/graph.ts';
-import { NodeHost } from '../../src/agent/host/node-host.ts';
-import { silentLogger } from '../../src/agent/log.ts';
-import { cpModel } from '../../src/controlplane/test-model.ts';
+import { execute } from '../../src/engine/executor.ts';
+import { Graph } from '../../src/engine/graph.ts';
+import { NodeHost } from '../../src/engine/host/node-host.ts';
+import { silentLogger } from '../../src/engine/log.ts';
+import { cpModel } from '../support/controlplane-model.ts';
 import { EtcdClient } from '../../src/etcd/client.ts';
 import { etcdComponent } from '../../src/etcd/component.ts';
 import { clusterHealth } from '../../src/etcd/membership.ts';
 import { listBackups } from '../../src/etcd/backup.ts';
-import { configHash } from '../../src/agent/config.ts';
+import { configHash } from '../../src/model/config.ts';
 import { FileStore } from '../../src/statestore/file-store.ts';
 import { etcd36, EtcdProcess, freePort, type EtcdBinaries } from './etcd-harness.ts';
 
@@ -151,7 +151,7 @@ describe('etcd component on three nodes (etcd 3.6 as static pods)', () => {
       boot,
       yaml.dump({ apiVersion: 'nodeup.dev/v1alpha1', kind: 'BootConfig', stateStore: store.url, clusterName: 'test', instanceGroup: 'control-plane', nodeConfigHash: configHash(nodeConfig), nodeName: 'cp-1' }),
     );
-    const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/agent/main.ts');
+    const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/app/main.ts');
     const run = (...args: string[]) => spawnSync(process.execPath, [main, 'etcd', ...args, '--config', boot, '--root', n1.dir, '--log-format', 'json'], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, NODEUP_LOG_LEVEL: 'warn' } });
     expect((await listBackups(store, 'main')).length).toBeGreaterThan(3); // the joins took 4
     const r = run('backup', '--all', '--scheduled');

@@ -9,12 +9,12 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execute } from '../../src/agent/executor.ts';
-import { Graph } from '../../src/agent/graph.ts';
-import { NodeHost } from '../../src/agent/host/node-host.ts';
-import { silentLogger } from '../../src/agent/log.ts';
+import { execute } from '../../src/engine/executor.ts';
+import { Graph } from '../../src/engine/graph.ts';
+import { NodeHost } from '../../src/engine/host/node-host.ts';
+import { silentLogger } from '../../src/engine/log.ts';
 import { containerdConfigInput } from '../../src/containerd/component.ts';
-import { loadCase } from '../../src/containerd/test-model.ts';
+import { loadCase } from '../support/containerd-model.ts';
 import { ImageTask } from '../../src/images/image-task.ts';
 import { containerd2, debianContainerd, makeTinyImage, startContainerd, type ContainerdBinaries, type ContainerdInstance } from './containerd-harness.ts';
 

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { supportedMinors } from '../../src/assets/versions.ts';
+import { supportedMinors } from '../../src/model/assets/versions.ts';
 
 const execFileP = promisify(execFile);
 const cache = process.env.NODEUP_CACHE ?? path.join(os.homedir(), '.cache/nodeup');

@@ -12,8 +12,8 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AptManager } from '../../src/packages/apt.ts';
 import { defaultManagerOptions } from '../../src/packages/manager.ts';
-import { captureLog, packagesModel, runPackages } from '../../src/packages/test-support.ts';
-import type { NodeModel } from '../../src/agent/model.ts';
+import { captureLog, packagesModel, runPackages } from '../support/packages.ts';
+import type { NodeModel } from '../../src/model/node-model.ts';
 import { RecordingHost, repoRoot, requireTool, serveDir, sh, type RepoServer } from './packages-support.ts';
 
 const fixture = path.join(process.env.NODEUP_CACHE ?? path.join(os.homedir(), '.cache/nodeup'), 'roots/debian-bookworm-minbase-1');

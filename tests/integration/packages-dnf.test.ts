@@ -11,9 +11,9 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NodeModel } from '../../src/agent/model.ts';
+import type { NodeModel } from '../../src/model/node-model.ts';
 import { wantedPackages } from '../../src/packages/component.ts';
-import { captureLog, fixtureOsRelease, packagesModel, runPackages } from '../../src/packages/test-support.ts';
+import { captureLog, fixtureOsRelease, packagesModel, runPackages } from '../support/packages.ts';
 import { RecordingHost, repoRoot, requireTool, sh } from './packages-support.ts';
 
 const setup = 'scripts/fixtures/rpm-repo.sh';

@@ -8,8 +8,8 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import type { RunOptions, RunResult } from '../../src/agent/host/host.ts';
-import { NodeHost, type NodeHostOptions } from '../../src/agent/host/node-host.ts';
+import type { RunOptions, RunResult } from '../../src/engine/host/host.ts';
+import { NodeHost, type NodeHostOptions } from '../../src/engine/host/node-host.ts';
 
 export const sh = promisify(execFile);
 export const repoRoot = path.resolve(import.meta.dirname, '../..');

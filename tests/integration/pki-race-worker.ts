@@ -1,6 +1,6 @@
 // One contender in the CA race: waits for the agreed instant, then creates the cluster PKI.
 // Prints "created" or "existing".
-import { ensureClusterPki } from '../../src/pki/cluster-pki.ts';
+import { ensureClusterPki } from '../../src/engine/pki/cluster-pki.ts';
 import { FileStore } from '../../src/statestore/file-store.ts';
 
 const [url, holder, startAt] = process.argv.slice(2);

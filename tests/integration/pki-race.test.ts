@@ -5,8 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { caNames, pkiLockKey, readCa } from '../../src/pki/cluster-pki.ts';
-import { certInfo } from '../../src/pki/x509.ts';
+import { caNames, pkiLockKey, readCa } from '../../src/engine/pki/cluster-pki.ts';
+import { certInfo } from '../../src/engine/pki/x509.ts';
 import { FileStore } from '../../src/statestore/file-store.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -9,8 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCommandLine } from '../../src/agent/cli.ts';
-import { silentLogger } from '../../src/agent/log.ts';
+import { parseCommandLine } from '../../src/app/cli.ts';
+import { silentLogger } from '../../src/engine/log.ts';
 import { sshCommand } from '../../src/ssh/command.ts';
 
 const setup = 'scripts/boot-paths-deps.sh';

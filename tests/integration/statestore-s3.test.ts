@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configHash } from '../../src/agent/config.ts';
-import { AgentError } from '../../src/agent/errors.ts';
-import { createLogger } from '../../src/agent/log.ts';
+import { configHash } from '../../src/model/config.ts';
+import { AgentError } from '../../src/engine/errors.ts';
+import { createLogger } from '../../src/engine/log.ts';
 import { S3Store } from '../../src/statestore/s3-store.ts';
 import { openStateStore } from '../../src/statestore/open.ts';
 import '../../src/statestore/backends.ts';
@@ -217,7 +217,7 @@ describe('s3:// state store against a real MinIO on 127.0.0.1', () => {
         ].join('\n'),
       );
       const cli = (mode: string): string =>
-        execFileSync(process.execPath, [join(repo, 'src/agent/main.ts'), mode, '--config', join(work, 'boot.yaml'), '--root', join(work, 'root'), '--only', 'node-files', '--log-format', 'json'], {
+        execFileSync(process.execPath, [join(repo, 'src/app/main.ts'), mode, '--config', join(work, 'boot.yaml'), '--root', join(work, 'root'), '--only', 'node-files', '--log-format', 'json'], {
           encoding: 'utf8',
           env: { ...process.env, NODEUP_LOG_LEVEL: 'warn' },
         });

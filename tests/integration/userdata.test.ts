@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apiVersion, type BootConfig } from '../../src/agent/config.ts';
+import { apiVersion, type BootConfig } from '../../src/model/config.ts';
 import { renderBootstrapScript } from '../../src/bootstrap/render-userdata.ts';
 
 const setup = 'scripts/boot-paths-deps.sh';

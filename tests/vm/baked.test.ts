@@ -15,8 +15,8 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configHash } from '../../src/agent/config.ts';
-import { storeLayout } from '../../src/statestore/store.ts';
+import { configHash } from '../../src/model/config.ts';
+import { storeLayout } from '../../src/engine/state-store.ts';
 import { baseImage, binary, repo } from './harness.ts';
 import { Lab, routeUnit, type Receipt } from './lab.ts';
 

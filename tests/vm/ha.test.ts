@@ -15,7 +15,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { storeLayout } from '../../src/statestore/store.ts';
+import { storeLayout } from '../../src/engine/state-store.ts';
 import { freePort } from '../integration/process-util.ts';
 import { repo } from './harness.ts';
 import { Lab, kubectl } from './lab.ts';

@@ -33,7 +33,7 @@ export interface CliResult {
 /** Runs `nodeup <args>` from source; progress lines stream to this process's stdout. */
 export async function nodeup(args: readonly string[], opts: { readonly echo?: boolean } = {}): Promise<CliResult> {
   const t0 = Date.now();
-  const child = spawn(process.execPath, [path.join(repo, 'src/agent/main.ts'), ...args], {
+  const child = spawn(process.execPath, [path.join(repo, 'src/app/main.ts'), ...args], {
     cwd: repo,
     env: { ...process.env, NODEUP_LOG_LEVEL: process.env.NODEUP_LOG_LEVEL ?? 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -10,7 +10,7 @@ import * as fsp from 'node:fs/promises';
 import * as http from 'node:http';
 import type * as net from 'node:net';
 import * as path from 'node:path';
-import { storeLayout } from '../../src/statestore/store.ts';
+import { storeLayout } from '../../src/engine/state-store.ts';
 import { baseImage, binary, cacheDir, diagnose, keepVms, nodeup, readTimings, registryStorage, requireFixtures, serveRegistry, tempDir, type CliResult, type RunningRegistry } from './harness.ts';
 
 export const assetsDir = path.join(cacheDir, 'vm', 'assets-current');

@@ -1,0 +1,150 @@
+// The agent's own commands: apply, plan, status, version, install-unit, schema.
+import { execute } from '../engine/executor.ts';
+import { type Command, type CommandContext, stringList } from './cli.ts';
+import { jsonSchemas } from '../model/config.ts';
+import { AgentError, errorMessage, exitCodeFor } from '../engine/errors.ts';
+import { Graph } from '../engine/graph.ts';
+import { NodeHost } from '../engine/host/node-host.ts';
+import { renderPlan } from '../engine/plan-printer.ts';
+import { receiptPath, type Receipt } from './receipt.ts';
+import { runNode } from './run.ts';
+import { nodeupCommit, nodeupVersion } from './version.ts';
+import { renderNodeupUnit } from './nodeup-unit.ts';
+import { UnitTask } from '../engine/tasks/unit.ts';
+import { writeLocalFile } from '../engine/host/local.ts';
+
+function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
+  return {
+    name: mode,
+    summary,
+    usage: `nodeup ${mode} [--config FILE] [--root DIR] [--only C] [--skip C]${mode === 'plan' ? '' : ' [--ignore-preflight NAME]'}`,
+    options: { 'ignore-preflight': { type: 'string', multiple: true }, json: { type: 'boolean' } },
+    async run(ctx: CommandContext): Promise<number> {
+      const host = new NodeHost({ root: String(ctx.values.root), log: ctx.log });
+      const outcome = await runNode({
+        mode,
+        host,
+        log: ctx.log,
+        bootConfig: String(ctx.values.config),
+        only: stringList(ctx.values.only),
+        skip: stringList(ctx.values.skip),
+        ignorePreflight: stringList(ctx.values['ignore-preflight']),
+      });
+      if (outcome.report) ctx.out(ctx.values.json ? JSON.stringify(outcome.report, null, 2) + '\n' : renderPlan(outcome.report));
+      if (!ctx.values.json) for (const note of outcome.notes ?? []) ctx.out(`note: ${note}\n`);
+      if (outcome.preflight && mode === 'plan') {
+        for (const p of outcome.preflight.filter((r) => !r.ok)) ctx.out(`preflight ${p.ignored ? 'ignored' : 'would fail'}: [${p.name}] ${p.message ?? ''}\n`);
+      }
+      if (outcome.error !== undefined) {
+        ctx.log.error({ err: outcome.error }, 'run failed');
+        process.stderr.write(`nodeup ${mode}: ${errorMessage(outcome.error)}\n`);
+        return exitCodeFor(outcome.error);
+      }
+      return outcome.report?.ok ? 0 : 1;
+    },
+  };
+}
+
+export const applyCommand = runCommand('apply', 'converge this node to its config (what every boot runs)');
+export const planCommand = runCommand('plan', 'print every change apply would make, and make none');
+
+export const statusCommand: Command = {
+  name: 'status',
+  summary: "print the last run's receipt",
+  usage: 'nodeup status [--root DIR] [--json]',
+  options: { json: { type: 'boolean' } },
+  async run(ctx) {
+    const host = new NodeHost({ root: String(ctx.values.root) });
+    const raw = await host.fs.read(receiptPath);
+    if (!raw) {
+      ctx.out(`no receipt at ${receiptPath}: nodeup has not run here yet\n`);
+      return 1;
+    }
+    if (ctx.values.json) {
+      ctx.out(raw.toString('utf8'));
+    } else {
+      const r = JSON.parse(raw.toString('utf8')) as Receipt;
+      ctx.out(
+        [
+          `node:     ${r.nodeName} (${r.cluster}/${r.instanceGroup})`,
+          `result:   ${r.result} (${r.mode}, ${r.changed} changed, ${r.failed} failed, ${r.blocked} blocked)`,
+          `when:     ${r.startedAt} .. ${r.finishedAt} (${r.durationMs} ms)`,
+          `config:   ${r.configHash}`,
+          `nodeup:   ${r.nodeupVersion}`,
+          ...(r.error ? [`error:    ${r.error.code}: ${r.error.message}`] : []),
+          ...r.tasks.filter((t) => t.status === 'failed' || t.status === 'blocked').map((t) => `  ${t.status} ${t.key}${t.error ? `: ${t.error.message}` : ''}${t.blockedBy ? ` (by ${t.blockedBy})` : ''}`),
+        ].join('\n') + '\n',
+      );
+    }
+    return r0(raw);
+  },
+};
+
+function r0(raw: Buffer): number {
+  try {
+    return (JSON.parse(raw.toString('utf8')) as Receipt).result === 'converged' ? 0 : 1;
+  } catch {
+    return 1;
+  }
+}
+
+export const versionCommand: Command = {
+  name: 'version',
+  summary: 'print the version, commit and embedded Node',
+  usage: 'nodeup version [--json]',
+  options: { json: { type: 'boolean' } },
+  async run(ctx) {
+    const v = { version: nodeupVersion, commit: nodeupCommit, node: process.version, platform: `${process.platform}/${process.arch}` };
+    ctx.out(ctx.values.json ? JSON.stringify(v) + '\n' : `nodeup ${v.version} (commit ${v.commit}, node ${v.node}, ${v.platform})\n`);
+    return 0;
+  },
+};
+
+export const installUnitCommand: Command = {
+  name: 'install-unit',
+  summary: 'install nodeup.service (runs apply at every boot) and start it without waiting',
+  usage: 'nodeup install-unit [--config FILE] [--binary PATH] [--root DIR] [--no-start]',
+  options: {
+    binary: { type: 'string', default: '/usr/local/bin/nodeup' },
+    'unit-dir': { type: 'string', default: '/etc/systemd/system' },
+    'no-start': { type: 'boolean' },
+  },
+  async run(ctx) {
+    const host = new NodeHost({ root: String(ctx.values.root), log: ctx.log });
+    const graph = new Graph();
+    graph.setOwner('install-unit');
+    graph.add(
+      new UnitTask({
+        name: 'nodeup.service',
+        unitDir: String(ctx.values['unit-dir']),
+        content: renderNodeupUnit({ binary: String(ctx.values.binary), config: String(ctx.values.config) }),
+        enabled: true,
+        running: false,
+        noBlock: !ctx.values['no-start'],
+      }),
+    );
+    const report = await execute(graph.finish(), host, { mode: 'apply', log: ctx.log, owner: graph.owner });
+    ctx.out(renderPlan(report));
+    return report.ok ? 0 : 1;
+  },
+};
+
+export const schemaCommand: Command = {
+  name: 'schema',
+  summary: 'print (or write) the JSON Schemas of the boot and node configs',
+  usage: 'nodeup schema [--out DIR]',
+  options: { out: { type: 'string' } },
+  async run(ctx) {
+    const schemas = jsonSchemas();
+    if (typeof ctx.values.out === 'string') {
+      for (const [name, s] of Object.entries(schemas)) await writeLocalFile(`${ctx.values.out}/${name}`, JSON.stringify(s, null, 2) + '\n');
+      return 0;
+    }
+    ctx.out(JSON.stringify(schemas, null, 2) + '\n');
+    return 0;
+  },
+};
+
+export function usageError(message: string): AgentError {
+  return new AgentError('USAGE', message);
+}

@@ -1,0 +1,38 @@
+// nodeup.service: a oneshot that runs apply at every boot. cloud-init only installs it and returns
+// (kOps' kops-configuration.service does the same); a failed run retries every 30 s.
+//
+// /etc/nodeup/environment (optional, KEY=value lines) is its EnvironmentFile: the AWS SDK's default
+// chain reads AWS_* from it (lab S3 servers; real clouds use instance roles), and
+// NODEUP_APPLY_ARGS holds extra `apply` arguments for every run (e.g. `--only node-files`): the
+// unquoted `$NODEUP_APPLY_ARGS` in ExecStart is split into words by systemd, and is no words at
+// all when the variable is unset.
+import { renderUnit } from '../engine/tasks/render-unit.ts';
+
+export const nodeupEnvironmentFile = '/etc/nodeup/environment';
+
+export interface NodeupUnitInput {
+  readonly binary: string;
+  readonly config: string;
+}
+
+export function renderNodeupUnit(i: NodeupUnitInput): string {
+  return renderUnit({
+    Unit: {
+      Description: 'nodeup: converge this machine into a Kubernetes node',
+      Wants: 'network-online.target',
+      After: 'network-online.target',
+      // An image baked with the unit enabled boots quietly until user-data writes the boot config.
+      ConditionPathExists: i.config,
+    },
+    Service: {
+      Type: 'oneshot',
+      EnvironmentFile: `-${nodeupEnvironmentFile}`,
+      ExecStart: `${i.binary} apply --config ${i.config} --log-format json $NODEUP_APPLY_ARGS`,
+      Restart: 'on-failure',
+      RestartSec: '30s',
+      TimeoutStartSec: 'infinity',
+      RemainAfterExit: false,
+    },
+    Install: { WantedBy: 'multi-user.target' },
+  });
+}

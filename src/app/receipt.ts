@@ -1,0 +1,83 @@
+// The run receipt: what the last run did, so people and orchestrators see failures, not silence.
+import type { ErrorSummary } from '../engine/errors.ts';
+import type { RunReport, TaskStatus } from '../engine/executor.ts';
+import type { PreflightResult } from './preflight.ts';
+
+export const receiptPath = '/var/lib/nodeup/status.json';
+export const readySentinel = '/run/nodeup/ready';
+export const capiSentinel = '/run/cluster-api/bootstrap-success.complete';
+
+export interface Receipt {
+  readonly apiVersion: 'nodeup.dev/v1alpha1';
+  readonly kind: 'Receipt';
+  readonly nodeName: string;
+  readonly cluster: string;
+  readonly instanceGroup: string;
+  readonly mode: 'plan' | 'apply' | 'bake';
+  readonly configHash: string;
+  readonly nodeupVersion: string;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly durationMs: number;
+  readonly result: 'converged' | 'failed';
+  readonly changed: number;
+  readonly failed: number;
+  readonly blocked: number;
+  readonly tasks: readonly {
+    readonly key: string;
+    readonly component: string;
+    readonly status: TaskStatus;
+    readonly durationMs: number;
+    readonly changes?: readonly string[];
+    readonly error?: ErrorSummary;
+    readonly blockedBy?: string;
+  }[];
+  readonly preflight?: readonly PreflightResult[];
+  readonly error?: ErrorSummary;
+}
+
+export interface ReceiptInput {
+  readonly nodeName: string;
+  readonly cluster: string;
+  readonly instanceGroup: string;
+  readonly mode: Receipt['mode'];
+  readonly configHash: string;
+  readonly nodeupVersion: string;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+  readonly report?: RunReport;
+  readonly preflight?: readonly PreflightResult[];
+  readonly error?: ErrorSummary;
+}
+
+export function buildReceipt(i: ReceiptInput): Receipt {
+  const r = i.report;
+  return {
+    apiVersion: 'nodeup.dev/v1alpha1',
+    kind: 'Receipt',
+    nodeName: i.nodeName,
+    cluster: i.cluster,
+    instanceGroup: i.instanceGroup,
+    mode: i.mode,
+    configHash: i.configHash,
+    nodeupVersion: i.nodeupVersion,
+    startedAt: new Date(i.startedAt).toISOString(),
+    finishedAt: new Date(i.finishedAt).toISOString(),
+    durationMs: i.finishedAt - i.startedAt,
+    result: !i.error && (r?.ok ?? false) ? 'converged' : 'failed',
+    changed: r?.changed ?? 0,
+    failed: r?.failed ?? 0,
+    blocked: r?.blocked ?? 0,
+    tasks: (r?.results ?? []).map((t) => ({
+      key: t.key,
+      component: t.component,
+      status: t.status,
+      durationMs: t.durationMs,
+      ...(t.changes.length > 0 ? { changes: t.changes.map((c) => (c.from === undefined ? `${c.field}: ${c.to}` : `${c.field}: ${c.from} -> ${c.to}`)) } : {}),
+      ...(t.error ? { error: t.error } : {}),
+      ...(t.blockedBy ? { blockedBy: t.blockedBy } : {}),
+    })),
+    ...(i.preflight ? { preflight: i.preflight } : {}),
+    ...(i.error ? { error: i.error } : {}),
+  };
+}

@@ -1,0 +1,165 @@
+// One run of the agent: boot config -> state store -> node config (hash checked) -> host facts ->
+// model -> task graph -> preflight -> plan or apply -> receipt.
+import { components as allComponents } from './components.ts';
+import type { Component } from '../model/component.ts';
+import { parseBootConfig, parseNodeConfig, type BootConfig } from '../model/config.ts';
+import { AgentError, summarizeError } from '../engine/errors.ts';
+import { execute, type Mode, type RunReport } from '../engine/executor.ts';
+import { Graph } from '../engine/graph.ts';
+import { readHostFacts, type HostFacts } from '../engine/host/facts.ts';
+import type { Host } from '../engine/host/host.ts';
+import { readLocalFile } from '../engine/host/local.ts';
+import type { Logger } from '../engine/log.ts';
+import { deriveNodeModel, type NodeModel } from '../model/node-model.ts';
+import { assertPreflight, runPreflight, type PreflightResult } from './preflight.ts';
+import { buildReceipt, capiSentinel, readySentinel, receiptPath, type Receipt } from './receipt.ts';
+import { nodeupVersion } from './version.ts';
+import { openStateStore } from '../statestore/open.ts';
+import { storeLayout, type StateStore } from '../engine/state-store.ts';
+import { loadNodeSecrets } from '../model/node-secrets.ts';
+import '../statestore/backends.ts';
+
+export interface RunRequest {
+  readonly mode: Mode | 'bake';
+  readonly host: Host;
+  readonly log: Logger;
+  /** Path of the boot config on this machine, or its parsed content. */
+  readonly bootConfig: string | BootConfig;
+  readonly only?: readonly string[];
+  readonly skip?: readonly string[];
+  readonly ignorePreflight?: readonly string[];
+  /** Replaces readHostFacts (tests). */
+  readonly facts?: HostFacts;
+  readonly components?: readonly Component[];
+  /** Publish the receipt to the state store (default: in apply and bake). */
+  readonly publishReceipt?: boolean;
+}
+
+export interface RunOutcome {
+  readonly report?: RunReport;
+  readonly model?: NodeModel;
+  readonly preflight?: readonly PreflightResult[];
+  readonly receipt?: Receipt;
+  readonly notes?: readonly string[];
+  readonly error?: unknown;
+}
+
+export async function loadBoot(input: string | BootConfig): Promise<BootConfig> {
+  if (typeof input !== 'string') return input;
+  return parseBootConfig(await readLocalFile(input, 'boot config'), input);
+}
+
+export function selectComponents(list: readonly Component[], only: readonly string[] = [], skip: readonly string[] = []): readonly Component[] {
+  const names = new Set(list.map((c) => c.name));
+  for (const n of [...only, ...skip]) {
+    if (!names.has(n)) {
+      throw new AgentError('USAGE', `unknown component ${n}; components: ${[...names].join(', ')}`, { details: { component: n } });
+    }
+  }
+  return list.filter((c) => (only.length === 0 || only.includes(c.name)) && !skip.includes(c.name));
+}
+
+export function buildGraph(model: NodeModel, comps: readonly Component[]): Graph {
+  const graph = new Graph();
+  for (const c of comps) {
+    if (!c.enabled(model)) continue;
+    graph.setOwner(c.name);
+    c.build(model, graph);
+  }
+  return graph;
+}
+
+export async function loadModel(req: RunRequest, boot: BootConfig): Promise<{ model: NodeModel; store: StateStore }> {
+  const store = openStateStore(boot.stateStore, { s3: boot.s3, log: req.log });
+  const key = storeLayout.nodeConfig(boot.instanceGroup);
+  const raw = await store.read(key);
+  if (!raw) {
+    throw new AgentError('STATE_STORE', `state store ${boot.stateStore} has no ${key}: was the instance group ${boot.instanceGroup} published?`, {
+      details: { store: boot.stateStore, key },
+    });
+  }
+  const config = parseNodeConfig(raw, `${boot.stateStore}/${key}`, boot.nodeConfigHash);
+  const facts = req.facts ?? (await readHostFacts(req.host));
+  const secrets = await loadNodeSecrets(store, config.spec.role);
+  const model = deriveNodeModel({ boot, config, facts, store, secrets, live: req.host.root === '/', bake: req.mode === 'bake' });
+  return { model, store };
+}
+
+export async function runNode(req: RunRequest): Promise<RunOutcome> {
+  const started = req.host.now();
+  const mode: Mode = req.mode === 'plan' ? 'plan' : 'apply';
+  let boot: BootConfig | undefined;
+  let model: NodeModel | undefined;
+  let store: StateStore | undefined;
+  let report: RunReport | undefined;
+  let preflight: readonly PreflightResult[] | undefined;
+  let notes: readonly string[] = [];
+  let error: unknown;
+  try {
+    boot = await loadBoot(req.bootConfig);
+    ({ model, store } = await loadModel(req, boot));
+    req.log.info({ node: model.nodeName, distro: model.distro.id, arch: model.arch, role: model.role, kubernetes: model.versions.kubernetes, mode: req.mode }, 'starting');
+    const comps = selectComponents(req.components ?? allComponents, req.only, req.skip);
+    const m = model;
+    notes = comps.flatMap((c) => (c.notes?.(m) ?? []).map((n) => `${c.name}: ${n}`));
+    for (const note of notes) req.log.info({ note }, 'note');
+    const builder = buildGraph(model, comps);
+    const graph = builder.finish();
+    preflight = runPreflight(model, comps, [...(req.ignorePreflight ?? []), ...model.spec.preflight.ignore]);
+    for (const p of preflight.filter((r) => !r.ok)) req.log.warn({ check: p.name, ignored: p.ignored, problem: p.message }, 'preflight check failed');
+    if (mode === 'apply') assertPreflight(preflight);
+    report = await execute(graph, req.host, { mode, log: req.log, owner: builder.owner });
+  } catch (err: unknown) {
+    error = err;
+  }
+  const finished = req.host.now();
+  let receipt: Receipt | undefined;
+  if (boot && req.mode !== 'plan') {
+    receipt = buildReceipt({
+      nodeName: model?.nodeName ?? boot.nodeName ?? 'unknown',
+      cluster: boot.clusterName,
+      instanceGroup: boot.instanceGroup,
+      mode: req.mode,
+      configHash: boot.nodeConfigHash,
+      nodeupVersion,
+      startedAt: started,
+      finishedAt: finished,
+      ...(report ? { report } : {}),
+      ...(preflight ? { preflight } : {}),
+      ...(error !== undefined ? { error: summarizeError(error) } : {}),
+    });
+    await writeReceipt(req, receipt, store);
+  }
+  req.log.info(
+    { mode: req.mode, changed: report?.changed ?? 0, failed: report?.failed ?? 0, blocked: report?.blocked ?? 0, durationMs: finished - started, ok: error === undefined && (report?.ok ?? false) },
+    'run finished',
+  );
+  return { notes, ...(report ? { report } : {}), ...(model ? { model } : {}), ...(preflight ? { preflight } : {}), ...(receipt ? { receipt } : {}), ...(error !== undefined ? { error } : {}) };
+}
+
+async function writeReceipt(req: RunRequest, receipt: Receipt, store: StateStore | undefined): Promise<void> {
+  const text = JSON.stringify(receipt, null, 2) + '\n';
+  try {
+    await req.host.fs.mkdirp('/var/lib/nodeup', 0o755);
+    await req.host.fs.writeAtomic(receiptPath, text, { mode: 0o644 });
+    if (receipt.result === 'converged' && receipt.mode === 'apply') {
+      for (const s of [readySentinel, capiSentinel]) {
+        if (!(await req.host.fs.stat(s))) {
+          await req.host.fs.mkdirp(s.slice(0, s.lastIndexOf('/')), 0o755);
+          await req.host.fs.writeAtomic(s, 'success\n', { mode: 0o644 });
+        }
+      }
+    } else if (receipt.result === 'failed') {
+      await req.host.fs.remove(readySentinel);
+    }
+  } catch (err: unknown) {
+    req.log.error({ err }, 'cannot write the local receipt');
+  }
+  if (store && store.writable && req.publishReceipt !== false) {
+    try {
+      await store.write(storeLayout.receipt(receipt.nodeName), text);
+    } catch (err: unknown) {
+      req.log.warn({ err }, 'cannot publish the receipt to the state store');
+    }
+  }
+}
