@@ -10,6 +10,7 @@ import { sshCommand } from '../ssh/command.ts';
 import { bakeCommand } from '../bootstrap/bake.ts';
 import { etcdCommand } from '../etcd/cli.ts';
 import { exampleCommand, publishCommand } from './example-command.ts';
+import { validateCommand } from './validate-command.ts';
 
 /** In the order `nodeup --help` lists them: the node's own commands, then the operator's. */
 export const commands: readonly Command[] = [
@@ -23,6 +24,7 @@ export const commands: readonly Command[] = [
   sshCommand,
   etcdCommand,
   publishCommand,
+  validateCommand,
   exampleCommand,
   schemaCommand,
   versionCommand,
