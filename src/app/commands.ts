@@ -2,7 +2,7 @@
 import { execute } from '../engine/executor.ts';
 import { type Command, type CommandContext, stringList } from './cli.ts';
 import { jsonSchemas } from '../model/config.ts';
-import { AgentError, errorMessage, exitCodeFor } from '../engine/errors.ts';
+import { AgentError, errorForLog, errorMessage, exitCodeFor } from '../engine/errors.ts';
 import { Graph } from '../engine/graph.ts';
 import { NodeHost } from '../engine/host/node-host.ts';
 import { renderPlan } from '../engine/plan-printer.ts';
@@ -17,7 +17,7 @@ function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
   return {
     name: mode,
     summary,
-    usage: `nodeup ${mode} [--config FILE] [--root DIR] [--only C] [--skip C]${mode === 'plan' ? '' : ' [--ignore-preflight NAME]'}`,
+    usage: `nodeup ${mode} [--config FILE] [--root DIR] [--only C] [--skip C] [--ignore-preflight NAME]`,
     options: { 'ignore-preflight': { type: 'string', multiple: true }, json: { type: 'boolean' } },
     async run(ctx: CommandContext): Promise<number> {
       const host = new NodeHost({ root: String(ctx.values.root), log: ctx.log });
@@ -36,9 +36,16 @@ function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
         for (const p of outcome.preflight.filter((r) => !r.ok)) ctx.out(`preflight ${p.ignored ? 'ignored' : 'would fail'}: [${p.name}] ${p.message ?? ''}\n`);
       }
       if (outcome.error !== undefined) {
-        ctx.log.error({ err: outcome.error }, 'run failed');
+        ctx.log.error({ err: errorForLog(outcome.error) }, 'run failed');
         process.stderr.write(`nodeup ${mode}: ${errorMessage(outcome.error)}\n`);
         return exitCodeFor(outcome.error);
+      }
+      // plan tells the truth: where apply would refuse (a failing check not ignored), plan fails too.
+      const refusing = mode === 'plan' ? (outcome.preflight ?? []).filter((p) => !p.ok && !p.ignored).map((p) => p.name) : [];
+      if (refusing.length > 0) {
+        ctx.log.error({ checks: refusing }, 'apply would refuse: preflight checks fail');
+        process.stderr.write(`nodeup plan: apply would refuse: preflight checks fail: ${refusing.join(', ')} (fix them, or ignore one with spec.preflight.ignore or --ignore-preflight NAME)\n`);
+        return 2;
       }
       return outcome.report?.ok ? 0 : 1;
     },

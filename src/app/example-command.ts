@@ -5,6 +5,7 @@ import type { Command } from './cli.ts';
 import { AgentError } from '../engine/errors.ts';
 import { readLocalFile, writeLocalFile, makeLocalDir } from '../engine/host/local.ts';
 import { publishNodeConfig, renderBootConfig, writeExample } from './example.ts';
+import { validateFiles } from './validate-command.ts';
 import { openStateStore } from '../statestore/open.ts';
 import '../statestore/backends.ts';
 
@@ -36,6 +37,12 @@ export const publishCommand: Command = {
   async run(ctx) {
     if (typeof ctx.values.state !== 'string' || typeof ctx.values.file !== 'string') {
       throw new AgentError('USAGE', 'nodeup publish needs --state URL and --file node.yaml');
+    }
+    // Every rule a node would apply (with the components', on each distro): refused here, not at boot.
+    const checked = await validateFiles([ctx.values.file], ctx.log);
+    if (checked.failures.length > 0) {
+      for (const f of checked.failures) process.stderr.write(`nodeup publish: ${f}\n`);
+      return 2;
     }
     const raw = await readLocalFile(ctx.values.file, 'node config');
     const store = openStateStore(ctx.values.state, { log: ctx.log });

@@ -14,6 +14,7 @@ import { bakeCommand } from '../bootstrap/bake.ts';
 import { etcdCommand } from './etcd-command.ts';
 import { routesCommand } from './routes-command.ts';
 import { exampleCommand, publishCommand } from './example-command.ts';
+import { validateCommand } from './validate-command.ts';
 
 /** In the order `nodeup --help` lists them: the node's own commands, then the operator's. */
 export const commands: readonly Command[] = [
@@ -28,6 +29,7 @@ export const commands: readonly Command[] = [
   etcdCommand,
   routesCommand,
   publishCommand,
+  validateCommand,
   exampleCommand,
   schemaCommand,
   versionCommand,

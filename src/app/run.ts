@@ -1,9 +1,11 @@
 // One run of the agent: boot config -> state store -> node config (hash checked) -> host facts ->
 // model -> task graph -> preflight -> plan or apply -> receipt.
 import { components as allComponents } from './components.ts';
+import { checkIgnoreFlags, componentProblems } from './config-check.ts';
 import type { Component } from '../model/component.ts';
-import { parseBootConfig, parseNodeConfig, type BootConfig } from '../model/config.ts';
-import { AgentError, summarizeError } from '../engine/errors.ts';
+import { checkNodeConfig, configInvalid, parseBootConfig, type BootConfig } from '../model/config.ts';
+import { formatProblem, pairProblems } from '../model/validate.ts';
+import { AgentError, errorMessage, exitCodeFor, summarizeError } from '../engine/errors.ts';
 import { execute, type Mode, type RunReport } from '../engine/executor.ts';
 import { Graph } from '../engine/graph.ts';
 import { readHostFacts, type HostFacts } from '../engine/host/facts.ts';
@@ -78,10 +80,25 @@ export async function loadModel(req: RunRequest, boot: BootConfig): Promise<{ mo
       details: { store: boot.stateStore, key },
     });
   }
-  const config = parseNodeConfig(raw, `${boot.stateStore}/${key}`, boot.nodeConfigHash);
+  const source = `${boot.stateStore}/${key}`;
+  const checked = checkNodeConfig(raw, source, boot.nodeConfigHash);
+  const config = checked.config;
+  if (config === undefined) throw configInvalid(source, checked.problems);
+  const problems = [...checked.problems, ...pairProblems(boot, config).map(formatProblem)];
+  if (problems.length > checked.problems.length) throw configInvalid(source, problems);
   const facts = req.facts ?? (await readHostFacts(req.host));
   const secrets = await loadNodeSecrets(store, config.spec.role);
-  const model = deriveNodeModel({ boot, config, facts, store, secrets, live: req.host.root === '/', bake: req.mode === 'bake' });
+  let model: NodeModel;
+  try {
+    model = deriveNodeModel({ boot, config, facts, store, secrets, live: req.host.root === '/', bake: req.mode === 'bake' });
+  } catch (err: unknown) {
+    if (problems.length === 0 || exitCodeFor(err) !== 2) throw err;
+    throw configInvalid(source, [...problems, errorMessage(err)]);
+  }
+  // The rules that need the components, with the document's: every problem in one message.
+  const registry = req.components ?? allComponents;
+  problems.push(...componentProblems(model, registry).map(formatProblem));
+  if (problems.length > 0) throw configInvalid(source, problems);
   return { model, store };
 }
 
@@ -99,7 +116,9 @@ export async function runNode(req: RunRequest): Promise<RunOutcome> {
     boot = await loadBoot(req.bootConfig);
     ({ model, store } = await loadModel(req, boot));
     req.log.info({ node: model.nodeName, distro: model.distro.id, arch: model.arch, role: model.role, kubernetes: model.versions.kubernetes, mode: req.mode }, 'starting');
-    const comps = selectComponents(req.components ?? allComponents, req.only, req.skip);
+    const registry = req.components ?? allComponents;
+    const comps = selectComponents(registry, req.only, req.skip);
+    checkIgnoreFlags(model, registry, req.ignorePreflight ?? []);
     const m = model;
     notes = comps.flatMap((c) => (c.notes?.(m) ?? []).map((n) => `${c.name}: ${n}`));
     for (const note of notes) req.log.info({ note }, 'note');

@@ -6,7 +6,7 @@
 // package installs; its user-data finds the pinned binary already in place.
 import { isSea } from 'node:sea';
 import { stringList, type Command } from '../app/cli.ts';
-import { AgentError, errorMessage, exitCodeFor } from '../engine/errors.ts';
+import { AgentError, errorForLog, errorMessage, exitCodeFor } from '../engine/errors.ts';
 import { execute, type RunReport } from '../engine/executor.ts';
 import { Graph } from '../engine/graph.ts';
 import { assetCacheDir, type Host } from '../engine/host/host.ts';
@@ -166,7 +166,7 @@ export const bakeCommand: Command = {
     });
     if (out.run.report) ctx.out(ctx.values.json ? JSON.stringify(out.run.report, null, 2) + '\n' : renderPlan(out.run.report));
     if (out.error !== undefined) {
-      ctx.log.error({ err: out.error }, 'bake failed');
+      ctx.log.error({ err: errorForLog(out.error) }, 'bake failed');
       process.stderr.write(`nodeup bake: ${errorMessage(out.error)}\n`);
       return exitCodeFor(out.error);
     }

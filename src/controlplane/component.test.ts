@@ -92,12 +92,13 @@ describe('control-plane inputs', () => {
   it.each([
     ['10.96.0.0/12', '10.96.0.1'],
     ['172.20.0.0/16', '172.20.0.1'],
+    ['fd00::/108', 'fd00::1'],
   ])('first service IP of %s is %s', (cidr, ip) => {
     expect(firstServiceIp(cidr)).toBe(ip);
   });
 
   it('refuses a service CIDR it cannot use, naming the field', () => {
-    expect(() => firstServiceIp('fd00::/108')).toThrow(/spec\.networking\.serviceCIDR/);
+    expect(() => firstServiceIp('10.0.0.1/32')).toThrow(/spec\.networking\.serviceCIDR/);
   });
 
   it('builds only on control planes, and only pure tasks (no I/O at build)', () => {

@@ -12,7 +12,7 @@ import type { Component } from '../model/component.ts';
 import { AgentError } from '../engine/errors.ts';
 import { nodeCIDRMaskSize } from '../model/config.ts';
 import { localApiServer, type NodeModel } from '../model/node-model.ts';
-import { ipv4InCidr } from '../model/node-address.ts';
+import { ipInCidr, nthAddress, parseIp } from '../engine/net/cidr.ts';
 import type { GraphBuilder } from '../engine/graph.ts';
 import type { TaskKey } from '../engine/task.ts';
 import { DirTask, FileTask } from '../engine/tasks/file.ts';
@@ -35,18 +35,14 @@ import {
   type ControlPlaneInput,
 } from './render-manifests.ts';
 
-/** The first address of an IPv4 service CIDR: the `kubernetes` Service's ClusterIP. Pure. */
+/** The first address of the service CIDR: the `kubernetes` Service's ClusterIP. Pure. */
 export function firstServiceIp(cidr: string): string {
-  const [base = '', bits = ''] = cidr.split('/');
-  const o = base.split('.').map(Number);
-  if (o.length !== 4 || o.some((x) => !Number.isInteger(x) || x < 0 || x > 255) || !(Number(bits) <= 30)) {
-    throw new AgentError('CONFIG_INVALID', `spec.networking.serviceCIDR: ${cidr} is not an IPv4 CIDR of /30 or larger`, { details: { field: 'spec.networking.serviceCIDR' } });
+  const ip = nthAddress(cidr, 1);
+  if (ip === undefined) {
+    throw new AgentError('CONFIG_INVALID', `spec.networking.serviceCIDR: ${cidr} is not a network with room for a Service address`, { details: { field: 'spec.networking.serviceCIDR' } });
   }
-  const n = ((o[0] as number) * 2 ** 24 + (o[1] as number) * 2 ** 16 + (o[2] as number) * 2 ** 8 + (o[3] as number) + 1) >>> 0;
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+  return ip;
 }
-
-const isIp = (s: string): boolean => /^\d{1,3}(\.\d{1,3}){3}$/.test(s) || s.includes(':');
 
 /** The API server's serving certificate names. Pure. */
 export function apiServerSans(model: NodeModel): { readonly dnsNames: string[]; readonly ips: string[] } {
@@ -57,9 +53,9 @@ export function apiServerSans(model: NodeModel): { readonly dnsNames: string[]; 
   // those inside the pod network: the CNI bridge's gateway appears with the first pod and would
   // otherwise reissue the certificate (and restart the API server) on the next run.
   const podCIDR = model.spec.networking.podCIDR;
-  const hostIps = model.facts.ipv4.filter((ip) => !ipv4InCidr(ip, podCIDR));
+  const hostIps = model.facts.ipv4.filter((ip) => !ipInCidr(ip, podCIDR));
   const ips = new Set([firstServiceIp(model.spec.networking.serviceCIDR), model.nodeIp, ...hostIps, '127.0.0.1']);
-  for (const extra of [endpointHost, ...model.spec.controlPlane.apiServer.extraSANs]) (isIp(extra) ? ips : names).add(extra);
+  for (const extra of [endpointHost, ...model.spec.controlPlane.apiServer.extraSANs]) (parseIp(extra) !== undefined ? ips : names).add(extra);
   return { dnsNames: [...names], ips: [...ips] };
 }
 

@@ -1,4 +1,11 @@
 import { z } from 'zod';
+import { parseIp } from '../engine/net/cidr.ts';
+
+/** A certificate name: an IP address, or a DNS name (a leading `*.` wildcard allowed). */
+const SanName = z.string().min(1).refine(
+  (s) => parseIp(s) !== undefined || (!/^[\d.]+$/.test(s) && s.length <= 253 && /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(s)),
+  'expected an IP address or a lowercase DNS name (such as api.example.com or *.example.com)',
+);
 
 const ExtraArgs = z.record(z.string().regex(/^[a-z0-9-]+$/, 'expected a flag name without dashes, such as "v"'), z.string()).default({});
 
@@ -18,7 +25,7 @@ export const ControlPlaneSpec = z.strictObject({
     .strictObject({
       port: z.number().int().min(1).max(65535).default(6443),
       /** Extra names and IPs for the serving certificate (load balancer names...). */
-      extraSANs: z.array(z.string().min(1)).default([]),
+      extraSANs: z.array(SanName).default([]),
       serviceAccountIssuer: z.string().optional(),
       audit: AuditSpec.prefault({}),
       extraArgs: ExtraArgs,

@@ -66,6 +66,14 @@ export function exitCodeFor(err: unknown): 1 | 2 {
   return 1;
 }
 
+/**
+ * What a log line carries for an error: a user's mistake (exit code 2: bad config, usage, host) as
+ * its code, message and details, without a stack trace; anything else whole, stack included.
+ */
+export function errorForLog(err: unknown): unknown {
+  return exitCodeFor(err) === 2 ? summarizeError(err) : err;
+}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -18,6 +18,7 @@ import { DirTask, FileTask } from '../engine/tasks/file.ts';
 import { containerdEndpoint, containerdUnitKey } from '../model/paths/containerd.ts';
 import { kmodKey, swapKey, sysctlKey } from '../model/paths/node-prereqs.ts';
 import { UnitTask } from '../engine/tasks/unit.ts';
+import { nthAddress } from '../engine/net/cidr.ts';
 import { KubeletCertFilesTask } from './cert-files-task.ts';
 import {
   bootstrapKubeconfigPath,
@@ -40,17 +41,15 @@ import type { Taint } from './schema.ts';
 export const controlPlaneTaint: Taint = { key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' };
 const bootstrapTokenRe = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;
 
-/** The 10th address of an IPv4 service CIDR (kubeadm's cluster DNS convention). Pure. */
+/** The 10th address of the service CIDR (kubeadm's cluster DNS convention). Pure. */
 export function clusterDnsAddress(serviceCidr: string): string {
-  const [base = '', bits = ''] = serviceCidr.split('/');
-  const octets = base.split('.').map(Number);
-  if (octets.length !== 4 || octets.some((o) => !Number.isInteger(o) || o < 0 || o > 255) || Number(bits) > 30) {
-    throw new AgentError('CONFIG_INVALID', `spec.kubelet.clusterDNS: cannot derive it from networking.serviceCIDR ${serviceCidr} (IPv4 /30 or larger only): set spec.kubelet.clusterDNS`, {
+  const ip = nthAddress(serviceCidr, 10);
+  if (ip === undefined) {
+    throw new AgentError('CONFIG_INVALID', `spec.kubelet.clusterDNS: cannot derive it from networking.serviceCIDR ${serviceCidr} (a network of at least 16 addresses): set spec.kubelet.clusterDNS`, {
       details: { field: 'spec.kubelet.clusterDNS', serviceCIDR: serviceCidr },
     });
   }
-  const n = ((octets[0] as number) * 2 ** 24 + (octets[1] as number) * 2 ** 16 + (octets[2] as number) * 2 ** 8 + (octets[3] as number) + 10) >>> 0;
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+  return ip;
 }
 
 /** The KubeletConfiguration inputs for this node. Pure. */

@@ -68,14 +68,15 @@ describe('derived kubelet config', () => {
   it.each([
     ['10.96.0.0/12', '10.96.0.10'],
     ['192.168.0.0/24', '192.168.0.10'],
-    ['10.0.255.250/30', '10.1.0.4'],
+    ['10.0.255.240/28', '10.0.255.250'],
+    ['fd00:10:96::/112', 'fd00:10:96::a'],
   ])('cluster DNS of %s is %s', (cidr, ip) => {
     expect(clusterDnsAddress(cidr)).toBe(ip);
   });
 
   it('asks for clusterDNS when it cannot derive it', () => {
-    expect(() => clusterDnsAddress('fd00::/108')).toThrow(AgentError);
-    expect(() => clusterDnsAddress('fd00::/108')).toThrow(/set spec.kubelet.clusterDNS/);
+    expect(() => clusterDnsAddress('10.0.0.0/29')).toThrow(AgentError);
+    expect(() => clusterDnsAddress('10.0.0.0/29')).toThrow(/set spec.kubelet.clusterDNS/);
   });
 
   it('taints control planes by default, never workers, and follows the user list', () => {

@@ -2,7 +2,7 @@
 // Defaults live here; the builder derives only what depends on other sections (cluster DNS from
 // networking.serviceCIDR, the control plane's taint from the role).
 import { z } from 'zod';
-import { DnsName } from '../engine/schema-util.ts';
+import { DnsName, IpAddress } from '../engine/schema-util.ts';
 
 const labelName = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -85,7 +85,7 @@ export const KubeletSpec = z.strictObject({
   maxPods: z.number().int().positive().max(2500).default(110),
   clusterDomain: DnsName.default('cluster.local'),
   /** The cluster DNS service addresses; default: the 10th address of networking.serviceCIDR. */
-  clusterDNS: z.array(z.string().regex(/^[0-9a-fA-F.:]+$/, 'expected an IP address')).min(1).optional(),
+  clusterDNS: z.array(IpAddress).min(1).optional(),
   /** Labels kubelet registers the node with (--node-labels); restricted kubernetes.io keys are refused. */
   nodeLabels: NodeLabels.default({}),
   /** Taints the node registers with; default: node-role.kubernetes.io/control-plane:NoSchedule on control planes, none on workers. */

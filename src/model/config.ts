@@ -16,8 +16,8 @@ import { AddonsSpec } from '../addons/schema.ts';
 import { KubeletSpec } from '../kubelet/schema.ts';
 import { PackagesSpec } from '../packages/schema.ts';
 import { AgentError } from '../engine/errors.ts';
-import { parseIpv4Cidr } from './node-address.ts';
-import { AssetOverride, Cidr, DnsLabel, FileMode, HttpUrl, KubeVersion, Url } from '../engine/schema-util.ts';
+import { AssetOverride, Cidr, cidrSchema, DnsLabel, FileMode, HttpUrl, KubeVersion, NodeName, Url, urlSchema } from '../engine/schema-util.ts';
+import { formatProblem, nodeConfigProblems } from './validate.ts';
 
 export const apiVersion = 'nodeup.dev/v1alpha1';
 
@@ -33,7 +33,7 @@ export const BootConfig = z.strictObject({
   apiVersion: z.literal(apiVersion),
   kind: z.literal('BootConfig'),
   /** file:///path, s3://bucket/prefix or https://host/prefix (read-only). */
-  stateStore: z.string().refine((s) => /^(file|s3|https?):\/\//.test(s), 'expected a file://, s3:// or https:// URL'),
+  stateStore: urlSchema(['file', 's3', 'https', 'http'], 'a file://, s3:// or https:// URL'),
   clusterName: DnsLabel,
   instanceGroup: DnsLabel,
   /** "sha256:<hex>" of the instance group's NodeConfig as stored. */
@@ -42,7 +42,7 @@ export const BootConfig = z.strictObject({
   /** Asset mirrors tried before the official URLs (layout: <mirror>/<name>/<version>/linux-<arch>/<file>). */
   assetMirrors: z.array(Url).default([]),
   /** Overrides the node name (default: the hostname). */
-  nodeName: z.string().optional(),
+  nodeName: NodeName.optional(),
 });
 export type BootConfig = z.infer<typeof BootConfig>;
 
@@ -58,7 +58,7 @@ export const ExtraUnit = z.strictObject({
   enabled: z.boolean().default(true),
 });
 
-const Ipv4Cidr = z.string().refine((s) => parseIpv4Cidr(s) !== undefined, 'expected an IPv4 CIDR such as 192.168.77.0/24');
+const Ipv4Cidr = cidrSchema({ family: 4 });
 
 /**
  * Which of the host's IPv4 addresses is the node's own (kubelet --node-ip, etcd and kube-apiserver
@@ -189,7 +189,8 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
         for (const k of issue.keys) out.push(`${at === '(document)' ? k : `${at}.${k}`}: unknown key (check the spelling; the JSON Schema lists every key)`);
         break;
       case 'invalid_type':
-        out.push(`${at}: expected ${issue.expected}, got ${describeInput(input)}`);
+        // A schema's own message (FileMode's, for a bare number) says more than the type name.
+        out.push(issue.message.startsWith('Invalid input') ? `${at}: expected ${issue.expected}, got ${describeInput(input)}` : `${at}: ${issue.message}, got ${describeInput(input)}`);
         break;
       case 'invalid_union':
         out.push(`${at}: ${issue.message.replace(/^Invalid input$/, 'not a valid value')}, got ${describeInput(input)}`);
@@ -215,8 +216,12 @@ function parseYaml(text: string, source: string): unknown {
 function validate<T extends z.ZodType>(schema: T, data: unknown, source: string): z.infer<T> {
   const res = schema.safeParse(data, { reportInput: true });
   if (res.success) return res.data;
-  const problems = formatIssues(res.error.issues);
-  throw new AgentError('CONFIG_INVALID', `${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n  ${problems.join('\n  ')}`, {
+  throw configInvalid(source, formatIssues(res.error.issues));
+}
+
+/** The one error for a config that breaks rules: every problem, one line each, and the file. */
+export function configInvalid(source: string, problems: readonly string[]): AgentError {
+  return new AgentError('CONFIG_INVALID', `${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n  ${problems.join('\n  ')}`, {
     details: { file: source, problems },
   });
 }
@@ -229,8 +234,18 @@ export function configHash(raw: string | Buffer): string {
   return 'sha256:' + createHash('sha256').update(raw).digest('hex');
 }
 
-/** Parses the stored NodeConfig; with `expectedHash`, refuses bytes whose hash differs. */
-export function parseNodeConfig(raw: string | Buffer, source: string, expectedHash?: string): NodeConfig {
+/** A NodeConfig checked against its schema (`config` then set) and the rules beyond it (src/model/validate.ts). */
+export interface NodeConfigCheck {
+  readonly config?: NodeConfig;
+  /** One line per problem, `<path>: <message>`; schema problems alone when the shapes are wrong. */
+  readonly problems: readonly string[];
+}
+
+/**
+ * Checks the stored NodeConfig without throwing for its problems (callers add their own rules and
+ * report every problem at once); throws for YAML syntax and, with `expectedHash`, a hash mismatch.
+ */
+export function checkNodeConfig(raw: string | Buffer, source: string, expectedHash?: string): NodeConfigCheck {
   if (expectedHash !== undefined) {
     const actual = configHash(raw);
     if (actual !== expectedHash) {
@@ -239,8 +254,16 @@ export function parseNodeConfig(raw: string | Buffer, source: string, expectedHa
       });
     }
   }
-  const cfg = validate(NodeConfig, parseYaml(raw.toString(), source), source);
-  return cfg;
+  const res = NodeConfig.safeParse(parseYaml(raw.toString(), source), { reportInput: true });
+  if (!res.success) return { problems: formatIssues(res.error.issues) };
+  return { config: res.data, problems: nodeConfigProblems(res.data).map(formatProblem) };
+}
+
+/** Parses the stored NodeConfig; with `expectedHash`, refuses bytes whose hash differs. */
+export function parseNodeConfig(raw: string | Buffer, source: string, expectedHash?: string): NodeConfig {
+  const { config, problems } = checkNodeConfig(raw, source, expectedHash);
+  if (config === undefined || problems.length > 0) throw configInvalid(source, problems);
+  return config;
 }
 
 /** JSON Schemas for editors: the input shapes (defaults are optional there). */

@@ -5,7 +5,7 @@ import { NodeConfig, nodeCIDRMaskSize } from './config.ts';
 import { AgentError } from '../engine/errors.ts';
 import { parseDefaultRouteInterface } from '../engine/host/facts.ts';
 import { testFacts } from '../engine/host/test-host.ts';
-import { ipv4InCidr, selectNodeIp } from './node-address.ts';
+import { selectNodeIp } from './node-address.ts';
 
 // A QEMU lab guest: the user network holds the default route, the cluster network is a second NIC;
 // the CNI bridge appears once pods run.
@@ -58,18 +58,6 @@ describe('selectNodeIp', () => {
     expect(() => selectNodeIp({ interface: 'eth1' }, lab)).toThrow(/^spec\.networking\.nodeAddress\.interface: .*on interface eth1 \(no such interface, or it has no IPv4 address yet\)/);
     expect(() => selectNodeIp({ interface: 'ens3', cidr: '192.168.77.0/24' }, lab)).toThrow(/^spec\.networking\.nodeAddress: .*inside 192\.168\.77\.0\/24 on interface ens3/);
   });
-});
-
-describe('ipv4InCidr', () => {
-  it.each([
-    ['192.168.77.11', '192.168.77.0/24', true],
-    ['192.168.78.11', '192.168.77.0/24', false],
-    ['10.1.2.3', '0.0.0.0/0', true],
-    ['10.1.2.3', '10.1.2.3/32', true],
-    ['10.1.2.4', '10.1.2.3/32', false],
-    ['300.1.2.3', '10.0.0.0/8', false],
-    ['10.1.2.3', 'fd00::/8', false],
-  ] as const)('%s in %s: %s', (ip, cidr, want) => expect(ipv4InCidr(ip, cidr)).toBe(want));
 });
 
 describe('parseDefaultRouteInterface', () => {
