@@ -82,6 +82,7 @@ summarize() {
   mkdir -p "$out"
   local skipf="${skips:-/dev/null}"
   [ -f "$skipf" ] || skipf=/dev/null
+  # shellcheck disable=SC2016 # an awk program, not shell
   "${AWK:-awk}" -v total="$total" -v label="$label" -v tsv="$out/results.tsv" -v summary="$out/summary.txt" '
     function unesc(s) {
       gsub(/&#34;|&quot;/, "\"", s); gsub(/&#39;|&apos;/, "\047", s)
