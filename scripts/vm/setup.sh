@@ -5,7 +5,8 @@
 #   3. the nodeup binary guests run (npm run build -> dist/nodeup-linux-amd64), when missing
 #   4. the asset mirror (scripts/vm/assets.sh: kubelet, kubectl, containerd, runc, CNI, crictl, etcd
 #      built from source by scripts/fixtures/build.sh)
-#   5. the local registry's images (scripts/vm/images.sh: pause, etcd, control plane, nodeup-hello)
+#   5. the local registry's images (scripts/vm/images.sh: pause, etcd, control plane, kube-proxy,
+#      coredns, nodeup-hello; the conformance tests' images when the e2e fixture is built)
 # Usage: bash scripts/vm/setup.sh [--rebuild-binary]
 set -euo pipefail
 cd "$(dirname "$0")/../.."

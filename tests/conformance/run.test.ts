@@ -1,0 +1,176 @@
+// scripts/conformance/run.sh's parts that can go wrong without a cluster: the focus and skip
+// regexes built from a selection (they must select exactly the named tests, whatever characters
+// the names hold), the JUnit -> per-test report and summary parser, and the selection files
+// themselves (every name a v1.35.4 [Conformance] test).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const here = import.meta.dirname;
+const script = join(here, '../../scripts/conformance/run.sh');
+const testdata = join(here, 'testdata');
+const tmp = mkdtempSync(join(tmpdir(), 'nodeup-conformance-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function run(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync('bash', [script, ...args], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The names of a selection-style file: comments and blank lines dropped. */
+function names(file: string): string[] {
+  return readFileSync(file, 'utf8').split('\n').map((l) => l.replace(/#.*$/, '').trim()).filter((l) => l !== '');
+}
+
+/** ginkgo's JUnit/focus text for a test: "[It] <name> [<labels>]". */
+const ginkgoText = (name: string): string => `[It] ${name} [Conformance, sig-x]`;
+
+describe('focus and skip regexes', () => {
+  const sample = join(testdata, 'selection-sample.txt');
+
+  it('selects every named test and nothing else, with regex characters in the names taken literally', () => {
+    const r = run(['--print-focus', sample]);
+    expect(r.status, r.stderr).toBe(0);
+    const re = new RegExp(r.stdout.trim());
+    const selected = names(sample);
+    expect(selected).toHaveLength(8);
+    for (const n of selected) expect(re.test(ginkgoText(n)), n).toBe(true);
+    // Near misses: `*not*` is no wildcard, `.` no any-character, brackets no character class.
+    const misses = [
+      '[sig-node] Probing container should be restarted with a exec "cat /tmp/health" liveness probe [NodeConformance] [Conformance]',
+      '[sig-node] Probing container should not be restarted with a exec "cat /tmp/health" liveness probe [NodeConformance] [Conformance]',
+      '[sig-api-machinery] Aggregator Should be able to support the 1x17 Sample API Server using the current Aggregator [LinuxOnly] [Conformance]',
+      's DNS should provide DNS for the cluster [Conformance]',
+      '[sig-network] DNS should provide DNS for services [Conformance]',
+    ];
+    for (const m of misses) expect(re.test(ginkgoText(m)), m).toBe(false);
+  });
+
+  it('skips only the listed tests that are in the selection', () => {
+    const r = run(['--print-skip', sample, '--skips', join(testdata, 'skips-sample.txt')]);
+    expect(r.status, r.stderr).toBe(0);
+    const re = new RegExp(r.stdout.trim());
+    expect(re.test(ginkgoText('[sig-api-machinery] Aggregator Should be able to support the 1.17 Sample API Server using the current Aggregator [LinuxOnly] [Conformance]'))).toBe(true);
+    expect(r.stdout).not.toContain('not selected here');
+    for (const n of names(sample).filter((n) => !n.includes('Aggregator'))) expect(re.test(ginkgoText(n)), n).toBe(false);
+  });
+
+  it('prints no skip regex when no selected test is listed', () => {
+    const sel = join(tmp, 'one.txt');
+    writeFileSync(sel, '[sig-network] DNS should provide DNS for the cluster [Conformance]\n');
+    const r = run(['--print-skip', sel, '--skips', join(testdata, 'skips-sample.txt')]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('');
+  });
+});
+
+describe('JUnit report -> per-test results and summary', () => {
+  it('reports passed, failed (failed, timedout, panicked), skipped with the reason, and missing tests', () => {
+    const out = join(tmp, 'report');
+    const r = run(['--summarize', join(testdata, 'junit-sample.xml'), '--selection', join(testdata, 'selection-sample.txt'),
+      '--skips', join(testdata, 'skips-sample.txt'), '--conformance-list', join(here, 'conformance.txt'), '--report-dir', out]);
+    expect(r.status).toBe(1); // failures
+    const lines = r.stdout.split('\n');
+    const line = (prefix: string): string => lines.find((l) => l.startsWith(prefix)) ?? '';
+    expect(line('PASSED   [sig-network] DNS should provide DNS for the cluster [Conformance]')).toContain('(12.3s)');
+    expect(line('FAILED   [sig-network] Services should be able to create a functioning NodePort service')).toContain(
+      '-- failed: service is not reachable within 2m0s timeout on endpoint 192.168.77.12:31234 over TCP protocol Unexpected error: "exit 7"');
+    expect(line("PASSED   [sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate everything except 'skip-me' configmaps")).not.toBe('');
+    expect(line('SKIPPED  [sig-network] Networking Granular Checks: Pods should function for intra-pod communication: http')).toContain(
+      '-- skipped - Requires at least 2 nodes (not 1)');
+    expect(line('FAILED   [sig-node] Pods should support remote command execution over websockets')).toContain('-- timedout: A spec timeout occurred');
+    // A test the skips file lists is reported with the file's reason, not ginkgo's bare "skipped".
+    expect(line('SKIPPED  [sig-api-machinery] Aggregator')).toMatch(/ -- needs the sample-apiserver image$/);
+    expect(line('FAILED   [sig-cli] Kubectl logs')).toContain('-- panicked: runtime error: invalid memory address');
+    expect(line('MISSING  [sig-node] Probing container should *not* be restarted')).toContain('not in this e2e.test');
+    // The suite-level node ([SynchronizedBeforeSuite]) is no selected test.
+    expect(r.stdout).not.toContain('SynchronizedBeforeSuite');
+
+    const row = lines.find((l) => l.startsWith('| selection-sample'))!;
+    expect(row.split('|').map((c) => c.trim()).slice(1, 8)).toEqual(['selection-sample', '8', '2', '3', '2', '1', '2/441 = 0.5%']);
+    expect(r.stdout).toContain('selected 8 of the 441 [Conformance] tests (1.8%); ran 5 (1.1%)');
+
+    const tsv = readFileSync(join(out, 'results.tsv'), 'utf8').trim().split('\n').map((l) => l.split('\t'));
+    expect(tsv).toHaveLength(8);
+    expect(tsv.map((c) => c[0])).toEqual(['passed', 'failed', 'passed', 'skipped', 'failed', 'skipped', 'failed', 'missing']);
+    expect(tsv[0]).toEqual(['passed', '12.3456', '[sig-network] DNS should provide DNS for the cluster [Conformance]', '']);
+    expect(readFileSync(join(out, 'summary.txt'), 'utf8')).toContain(row);
+  });
+
+  it('exits 0 when every selected test passed or was skipped with a reason', () => {
+    const junit = join(tmp, 'ok.xml');
+    writeFileSync(junit, [
+      '<testsuites><testsuite name="Kubernetes e2e suite">',
+      '<testcase name="[It] [sig-network] DNS should provide DNS for the cluster [Conformance] [Conformance, sig-network]" classname="x" status="passed" time="3"></testcase>',
+      '<testcase name="[It] [sig-api-machinery] Aggregator Should be able to support the 1.17 Sample API Server using the current Aggregator [LinuxOnly] [Conformance] [Conformance]" classname="x" status="skipped" time="0"><skipped message="skipped"></skipped></testcase>',
+      '</testsuite></testsuites>',
+    ].join('\n'));
+    const sel = join(tmp, 'two.txt');
+    writeFileSync(sel, [
+      '[sig-network] DNS should provide DNS for the cluster [Conformance]',
+      '[sig-api-machinery] Aggregator Should be able to support the 1.17 Sample API Server using the current Aggregator [LinuxOnly] [Conformance]',
+    ].join('\n'));
+    const r = run(['--summarize', junit, '--selection', sel, '--skips', join(testdata, 'skips-sample.txt'), '--conformance-list', join(here, 'conformance.txt')]);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^\| two +\| +2 \| +1 \| +0 \| +1 \| +0 \| 1\/441 = 0\.2%/m);
+  });
+
+  it('matches the exact ginkgo name before a longer one that contains it', () => {
+    const junit = join(tmp, 'prefix.xml');
+    writeFileSync(junit, [
+      '<testsuites><testsuite>',
+      '<testcase name="[It] [sig-x] Outer A b [Conformance] [Conformance]" classname="x" status="failed" time="1"><failure message="boom" type="failed"></failure></testcase>',
+      '<testcase name="[It] A b [Conformance] [Conformance]" classname="x" status="passed" time="2"></testcase>',
+      '</testsuite></testsuites>',
+    ].join('\n'));
+    const sel = join(tmp, 'prefix.txt');
+    writeFileSync(sel, 'A b [Conformance]\n');
+    const r = run(['--summarize', junit, '--selection', sel, '--skips', '/nonexistent', '--conformance-list', join(here, 'conformance.txt')]);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('PASSED   A b [Conformance] (2.0s)');
+  });
+});
+
+describe('selection files (tests/conformance)', () => {
+  const all = names(join(here, 'conformance.txt'));
+  const smoke = names(join(here, 'smoke.txt'));
+  const full = names(join(here, 'full.txt'));
+  const skips = names(join(here, 'skips.txt')).map((l) => l.split('|').map((s) => s.trim()));
+
+  it('holds the 441 [Conformance] tests of v1.35.4, each once', () => {
+    expect(all).toHaveLength(441);
+    expect(new Set(all).size).toBe(441);
+  });
+
+  it('names only real [Conformance] tests, each once; the smoke is part of the full selection', () => {
+    for (const [label, sel] of [['smoke', smoke], ['full', full]] as const) {
+      expect(new Set(sel).size, label).toBe(sel.length);
+      expect(sel.filter((n) => !all.includes(n)), label).toEqual([]);
+    }
+    expect(smoke.length).toBeGreaterThanOrEqual(8);
+    expect(smoke.length).toBeLessThanOrEqual(12);
+    expect(smoke.filter((n) => !full.includes(n))).toEqual([]);
+    expect(full.length).toBeGreaterThan(250);
+  });
+
+  it('gives every skip a test of the list and a reason', () => {
+    expect(skips.length).toBeGreaterThan(0);
+    for (const [name, reason] of skips) {
+      expect(all, name).toContain(name);
+      expect(reason?.length ?? 0, name).toBeGreaterThan(10);
+    }
+  });
+
+  it('covers the areas the issue asks for', () => {
+    const count = (sig: string): number => full.filter((n) => n.startsWith(`[${sig}]`)).length;
+    for (const sig of ['sig-network', 'sig-node', 'sig-apps', 'sig-api-machinery', 'sig-cli']) expect(count(sig), sig).toBeGreaterThan(10);
+    for (const part of ['DNS should provide DNS for services', 'EndpointSlice', 'functioning NodePort', 'Pods should support remote command execution',
+      'Kubectl logs', 'Probing container', 'ConfigMap should be consumable from pods in volume', 'Secrets should be consumable from pods in volume',
+      'Container Lifecycle Hook', 'Deployment', 'ReplicaSet', '[sig-apps] Job', 'Daemon set', 'StatefulSet', 'Namespaces', 'Watchers',
+      'CustomResourceDefinition', 'AdmissionWebhook']) {
+      expect(full.some((n) => n.includes(part)), part).toBe(true);
+    }
+  });
+});
