@@ -24,12 +24,13 @@ export const routesCommand: Command = {
     const host = new NodeHost({ root: String(ctx.values.root), log: ctx.log });
     const log = ctx.log.child({ component: 'pod-routes' });
     log.info({ node, intervalSeconds: interval }, 'pod routes sync started');
-    await runRouteSync(host, log, {
+    const ok = await runRouteSync(host, log, {
       kubeconfigPath: String(ctx.values.kubeconfig),
       nodeName: node,
       intervalMs: interval * 1000,
       ...(ctx.values.once ? { rounds: 1 } : {}),
     });
-    return 0;
+    // The loop only ends with --once: its one round decides the exit status.
+    return ok ? 0 : 1;
   },
 };

@@ -104,7 +104,7 @@ async function change(host: Host, log: Logger, argv: readonly string[], r: PodRo
 }
 
 /** Round after round until `rounds` (or forever); a failed round is logged and retried next interval. */
-export async function runRouteSync(host: Host, log: Logger, o: RouteSyncOptions): Promise<void> {
+export async function runRouteSync(host: Host, log: Logger, o: RouteSyncOptions): Promise<boolean> {
   let lastError = '';
   for (let round = 1; o.rounds === undefined || round <= o.rounds; round++) {
     try {
@@ -119,4 +119,5 @@ export async function runRouteSync(host: Host, log: Logger, o: RouteSyncOptions)
     }
     if (o.rounds === undefined || round < o.rounds) await host.sleep(o.intervalMs);
   }
+  return lastError === '';
 }
