@@ -7,8 +7,9 @@
 // a worker launched from the baked image must converge with no asset server, no registry and no
 // package install. Checked: each first-boot receipt has no download, archive, package or image task
 // that changed, user-data found the pinned nodeup binary in place (no `fetching` event), both nodes
-// Ready, the hello pod (its image baked) runs on the worker and answers the control plane, and a
-// second `nodeup apply` changes nothing.
+// Ready, the hello pod (its image baked) runs on the worker and answers the control plane, kube-proxy
+// in iptables mode (this is the scenario for that mode; the others run nftables) serves a ClusterIP
+// and NodePorts, CoreDNS (baked) answers a pod, and a second `nodeup apply` changes nothing.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -18,7 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configHash } from '../../src/model/config.ts';
 import { storeLayout } from '../../src/engine/state-store.ts';
 import { baseImage, binary, repo } from './harness.ts';
-import { Lab, routeUnit, type Receipt } from './lab.ts';
+import { servicesWork, systemPodsReady } from './kube-checks.ts';
+import { Lab, type Receipt } from './lab.ts';
 
 const lab = new Lab('vmbk');
 lab.image = 'baked';
@@ -26,8 +28,8 @@ const cpName = 'vmbk-cp-1';
 const wkName = 'vmbk-node-1';
 const cpIp = '192.168.77.11';
 const wkIp = '192.168.77.12';
-const workerPodCidr = '10.244.1.0/24';
-const prePull = '  images: {prePull: ["registry.k8s.io/nodeup-hello:1.0"]}\n';
+// The workload image and the client pod's (agnhost) baked in too: after the bake nothing is served.
+const prePull = '  images: {prePull: ["registry.k8s.io/nodeup-hello:1.0", "registry.k8s.io/e2e-test-images/agnhost:2.59"]}\n';
 
 /** Tasks that fetch or install something: none may change on a node booted from the baked image. */
 const fetchingKinds = /^(download|archive|package|image):/;
@@ -108,9 +110,9 @@ describe('cluster from a baked image: zero downloads at boot', () => {
     await lab.setup();
     cpConfig = await lab.writeFile(
       'control-plane.yaml',
-      lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, extra: `${prePull}  units:\n${routeUnit('nodeup-test-pod-route.service', workerPodCidr, wkIp)}` }),
+      lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, extra: prePull, kubeProxyMode: 'iptables' }),
     );
-    const worker = lab.nodeConfig({ role: 'worker', ig: 'nodes', cpIp, extra: prePull });
+    const worker = lab.nodeConfig({ role: 'worker', ig: 'nodes', cpIp, extra: prePull, kubeProxyMode: 'iptables' });
     wkConfig = await lab.writeFile('nodes.yaml', worker);
     await lab.publishNodeConfig('nodes', worker);
     lab.mark('fixtures ready');
@@ -120,9 +122,8 @@ describe('cluster from a baked image: zero downloads at boot', () => {
 
   it('bakes with packer, then a control plane and a worker from the image converge with no mirror, no registry and no package install', async () => {
     try {
-      // 1. The bake: the control plane's config without its route unit (the worker boots from the
-      // same image and must not route its own pod subnet away).
-      const bakeConfig = lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, extra: prePull });
+      // 1. The bake: the control plane's config (the worker boots from the same image).
+      const bakeConfig = lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, extra: prePull, kubeProxyMode: 'iptables' });
       // NODEUP_VM_BAKED_IMAGE=<dir> (development only) keeps the baked image there and reuses it.
       const keep = process.env.NODEUP_VM_BAKED_IMAGE;
       if (keep && existsSync(path.join(keep, 'rootfs.img'))) {
@@ -160,7 +161,15 @@ describe('cluster from a baked image: zero downloads at boot', () => {
       // 4. A working cluster without a registry: both Ready, the baked workload image runs.
       await lab.nodesReady(cpName, [cpName, wkName]);
       lab.mark('both nodes Ready');
-      expect(await lab.helloAnswers(cpName, wkName)).toMatch(/^10\.244\.1\.\d+$/);
+      const helloIp = await lab.helloAnswers(cpName, wkName);
+      expect(helloIp).toMatch(/^10\.244\.1\.\d+$/);
+      // kube-proxy in iptables mode (its images baked in, like CoreDNS's): Services, DNS, NodePort.
+      expect((await systemPodsReady(lab, cpName, 'kube-proxy-', 2)).sort()).toEqual([cpName, wkName].sort());
+      await systemPodsReady(lab, cpName, 'coredns-', 1);
+      const mode = await lab.ssh(cpName, 'iptables-save -t nat | grep -c "^-A KUBE-SERVICES" || true');
+      expect(Number(mode.stdout.trim()), 'kube-proxy iptables rules (KUBE-SERVICES) on the control plane').toBeGreaterThan(0);
+      await servicesWork(lab, { cp: cpName, clientNode: cpName, helloNode: wkName, helloPodIp: helloIp, nodeIps: { [cpName]: cpIp, [wkName]: wkIp } });
+      lab.mark('Services, DNS and pod-to-pod across nodes (kube-proxy iptables mode)');
 
       // 5. Converged: a second apply changes nothing.
       for (const name of [cpName, wkName]) {

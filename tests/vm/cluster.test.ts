@@ -10,21 +10,36 @@
 // itself (new boot id, its kubelet renews its lease after the reboot, nodeup.service ran at boot and
 // changed nothing, and a new hello pod runs there and answers).
 //
+// Then (issue 18) the cluster works as Kubernetes: kube-proxy (nftables mode) on both nodes and
+// CoreDNS as nodeup's add-on Ready; nodeup-routes.service routes each node's pod subnet to the
+// other over the link; a pod on the control plane resolves kubernetes.default and a Service name,
+// reaches a ClusterIP Service whose backend runs on the worker and that pod by its IP; each node
+// reaches the NodePort on the other; and the conformance smoke (upstream e2e.test, 10 [Conformance]
+// tests: DNS, ClusterIP, NodePort, pod-to-pod across nodes, exec, logs) passes, run inside the
+// control-plane guest. Its report is copied to $NODEUP_CONFORMANCE_REPORTS/smoke (default
+// ~/.cache/nodeup/reports/conformance-smoke).
+//
 // The config (tests/vm/lab.ts, docs/vm.md): every node's address is chosen from the private link's
 // subnet (spec.networking.nodeAddress.cidr); the controller-manager gives each node a /24 of
-// 10.244.0.0/16 and containerd renders the bridge config from it; the control plane routes the
-// worker's /24 over the link (the bridge CNI does not route between nodes; the worker registers
-// second, so it gets 10.244.1.0/24, asserted below); kube-proxy and CoreDNS are off.
+// 10.244.0.0/16 and containerd renders the bridge config from it (the worker registers second, so
+// it gets 10.244.1.0/24, asserted below). The control plane registers without the control-plane
+// taint (kubelet.registerWithTaints: []), so that two nodes take pods and the smoke's networking
+// tests (a netserver pod on every schedulable node) cross the link.
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, kubectl, routeUnit, type Receipt } from './lab.ts';
+import { expectNodeRoutes, runConformance, servicesWork, systemPodsReady } from './kube-checks.ts';
+import { Lab, kubectl, type Receipt } from './lab.ts';
 
 const lab = new Lab('vmcl');
 const cpName = 'vmcl-cp-1';
 const wkName = 'vmcl-node-1';
 const cpIp = '192.168.77.11';
 const wkIp = '192.168.77.12';
+const cpPodCidr = '10.244.0.0/24';
 const workerPodCidr = '10.244.1.0/24';
+const reports = process.env.NODEUP_CONFORMANCE_REPORTS ?? path.join(os.homedir(), '.cache', 'nodeup', 'reports');
 
 function expectConverged(name: string, receipt: Receipt): void {
   const changed = receipt.tasks.filter((t) => t.status !== 'unchanged');
@@ -34,7 +49,7 @@ function expectConverged(name: string, receipt: Receipt): void {
   process.stdout.write(`${name}: ${receipt.tasks.length} tasks, 0 changed\n`);
 }
 
-describe('cluster: one control plane and one worker from the stock image, through nodeup launch', () => {
+describe('cluster: one control plane and one worker from the stock image, through nodeup launch, working as Kubernetes', () => {
   let cpConfig = '';
   let wkConfig = '';
 
@@ -42,7 +57,7 @@ describe('cluster: one control plane and one worker from the stock image, throug
     await lab.setup();
     cpConfig = await lab.writeFile(
       'control-plane.yaml',
-      lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, extra: `  units:\n${routeUnit('nodeup-test-pod-route.service', workerPodCidr, wkIp)}` }),
+      lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, untainted: true }),
     );
     const worker = lab.nodeConfig({ role: 'worker', ig: 'nodes', cpIp });
     wkConfig = await lab.writeFile('nodes.yaml', worker);
@@ -52,7 +67,7 @@ describe('cluster: one control plane and one worker from the stock image, throug
 
   afterAll(() => lab.teardown());
 
-  it('boots a control plane and a worker: both Ready, a pod on the worker answers, re-apply changes nothing, the worker survives a reboot', async () => {
+  it('boots a control plane and a worker: both Ready, Services, DNS and pod-to-pod across nodes work, the conformance smoke passes, re-apply changes nothing, the worker survives a reboot', async () => {
     try {
       // 1. The control plane.
       const cp = await lab.launch(cpName, { nodeConfig: cpConfig, memoryMiB: 3072 });
@@ -75,16 +90,37 @@ describe('cluster: one control plane and one worker from the stock image, throug
       expect(internal(cpName)).toBe(cpIp);
       expect(internal(wkName)).toBe(wkIp);
       const podCidr = (n: string): string | undefined => nodes.items.find((i) => i.metadata.name === n)?.spec.podCIDR;
-      expect([podCidr(cpName), podCidr(wkName)], 'per-node pod subnets allocated by the controller-manager').toEqual(['10.244.0.0/24', workerPodCidr]);
+      expect([podCidr(cpName), podCidr(wkName)], 'per-node pod subnets allocated by the controller-manager').toEqual([cpPodCidr, workerPodCidr]);
 
-      // 4. A pod on the worker, reached from the control plane over the private link.
-      expect(await lab.helloAnswers(cpName, wkName)).toMatch(/^10\.244\.1\.\d+$/);
+      // 4. Routes between the nodes' pod subnets, kept by nodeup-routes.service; kube-proxy on both
+      // nodes, CoreDNS Ready.
+      await expectNodeRoutes(lab, cpName, { [workerPodCidr]: wkIp });
+      await expectNodeRoutes(lab, wkName, { [cpPodCidr]: cpIp });
+      lab.mark('node routes in place');
+      expect((await systemPodsReady(lab, cpName, 'kube-proxy-', 2)).sort()).toEqual([cpName, wkName].sort());
+      await systemPodsReady(lab, cpName, 'coredns-', 1);
+      lab.mark('kube-proxy and CoreDNS Ready');
 
-      // 5. `nodeup apply` again in each guest: 0 changes.
+      // 5. A pod on the worker, reached from the control plane over the private link; then Services,
+      // DNS and pod-to-pod across the nodes.
+      const helloIp = await lab.helloAnswers(cpName, wkName);
+      expect(helloIp).toMatch(/^10\.244\.1\.\d+$/);
+      const svc = await servicesWork(lab, { cp: cpName, clientNode: cpName, helloNode: wkName, helloPodIp: helloIp, nodeIps: { [cpName]: cpIp, [wkName]: wkIp } });
+      expect(svc.checks.length).toBe(7);
+      lab.mark('DNS, ClusterIP, NodePort and pod-to-pod across nodes');
+
+      // 6. The conformance smoke, inside the control-plane guest.
+      const smoke = await runConformance(lab, cpName, { selection: 'smoke', hostReportDir: path.join(reports, 'conformance-smoke'), timeoutMin: 40 });
+      process.stdout.write(`${smoke.output}\nconformance smoke report: ${smoke.reportDir}\n`);
+      lab.mark('conformance smoke');
+      expect(smoke.results.length, 'tests in the smoke report').toBe(10);
+      expect(smoke.results.filter((r) => r.status !== 'passed').map((r) => `${r.status} ${r.name}: ${r.detail}`), 'conformance smoke').toEqual([]);
+
+      // 7. `nodeup apply` again in each guest: 0 changes.
       for (const name of [cpName, wkName]) expectConverged(`${name}: second apply`, await lab.applyInGuest(name));
       lab.mark('second apply: 0 changes on both');
 
-      // 6. Reboot the worker: it comes back Ready without help. nodeup.service runs again at boot
+      // 8. Reboot the worker: it comes back Ready without help. nodeup.service runs again at boot
       // and reads the store its boot config names, so serve it again (launch has exited).
       const bootId = (await lab.ssh(wkName, 'cat /proc/sys/kernel/random/boot_id')).stdout.trim();
       expect(bootId).toMatch(/^[0-9a-f-]{36}$/);
@@ -114,7 +150,13 @@ describe('cluster: one control plane and one worker from the stock image, throug
         // controller would replace it: do that by hand and show the node runs it again.
         const del = await lab.ssh(cpName, kubectl('delete pod hello --wait=true --timeout=300s'), 360_000);
         expect(del.code, `delete the pod that ran before the reboot: ${del.stderr}`).toBe(0);
-        expect(await lab.helloAnswers(cpName, wkName)).toMatch(/^10\.244\.1\.\d+$/);
+        const again = await lab.helloAnswers(cpName, wkName);
+        expect(again).toMatch(/^10\.244\.1\.\d+$/);
+        // The routes and the NodePort path survive the reboot (kube-proxy's rules rebuilt at boot).
+        await expectNodeRoutes(lab, cpName, { [workerPodCidr]: wkIp });
+        await expectNodeRoutes(lab, wkName, { [cpPodCidr]: cpIp });
+        const np = await lab.ssh(cpName, `curl -sS --max-time 5 --retry 20 --retry-delay 3 --retry-all-errors http://${wkIp}:30080/`, 120_000);
+        expect(np.stdout, `NodePort on the rebooted worker: ${np.stderr}`).toBe('hello from hello\n');
       } finally {
         await store?.close();
       }

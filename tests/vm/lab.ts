@@ -110,28 +110,15 @@ export interface NodeConfigInput {
   readonly etcdExtra?: string;
   /** Extra `spec:` lines (two-space indent), e.g. units or images. */
   readonly extra?: string;
+  /** spec.kubeProxy.mode (default nftables, kube-proxy's own default). */
+  readonly kubeProxyMode?: 'nftables' | 'iptables';
+  /** spec.kubelet.registerWithTaints: [] (a control plane that takes workloads). */
+  readonly untainted?: boolean;
 }
 
 export const kubectl = (args: string): string => `/usr/local/bin/kubectl --kubeconfig /etc/kubernetes/admin.conf ${args}`;
 
 export const isReady = (n: NodeList['items'][number]): boolean => n.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-
-/** A unit that routes a pod subnet via another node over the private link (the bridge CNI does not route between nodes). */
-export function routeUnit(name: string, cidr: string, via: string): string {
-  return `    - name: ${name}
-      content: |
-        [Unit]
-        Description=route to ${cidr} over the private link
-        After=network-online.target
-        Wants=network-online.target
-        [Service]
-        Type=oneshot
-        RemainAfterExit=yes
-        ExecStart=/bin/sh -c 'for i in $(seq 60); do ip route replace ${cidr} via ${via} && exit 0; sleep 2; done; exit 1'
-        [Install]
-        WantedBy=multi-user.target
-`;
-}
 
 export const helloPod = (node: string): object => ({
   apiVersion: 'v1',
@@ -308,16 +295,14 @@ ${ov('etcd', e.ETCD_VERSION!, e.ETCD_SHA256!, `etcd-v${e.ETCD_VERSION}-linux-amd
     version: "${e.CONTAINERD_VERSION}"
     registryMirrors:
       registry.k8s.io: ["${this.registryUrl}"]
-  kubeProxy: {enabled: false}
-  networking:
+  kubeProxy: {mode: ${o.kubeProxyMode ?? 'nftables'}}
+${o.untainted ? '  kubelet: {registerWithTaints: []}\n' : ''}  networking:
     podCIDR: 10.244.0.0/16
     nodeAddress: {cidr: ${labSubnet}}
   etcd:
     version: "${e.ETCD_VERSION}"
     clusters: [{name: main, clientPort: 2379, peerPort: 2380}]
-${o.etcdMemberCount ? `    memberCount: ${o.etcdMemberCount}\n    deadMemberGraceSeconds: 30\n` : ''}${o.etcdExtra ?? ''}  addons:
-    coredns: {enabled: false}
-  files:
+${o.etcdMemberCount ? `    memberCount: ${o.etcdMemberCount}\n    deadMemberGraceSeconds: 30\n` : ''}${o.etcdExtra ?? ''}  files:
     - path: /root/.ssh/authorized_keys
       content: "${this.pubKey}\\n"
       mode: "0600"
@@ -519,7 +504,7 @@ ${o.extra ?? ''}`;
   async diagnoseAll(): Promise<void> {
     for (const n of this.started) {
       process.stdout.write((await diagnose(this.stateDir, n, this.launches[n])) + '\n');
-      const logs = await this.ssh(n, 'journalctl -u nodeup -u kubelet -u containerd --no-pager | tail -80; crictl ps -a 2>/dev/null | head -20; cat /var/lib/nodeup/status.json 2>/dev/null | head -c 4000', 60_000).catch(() => undefined);
+      const logs = await this.ssh(n, 'journalctl -u nodeup -u nodeup-routes -u kubelet -u containerd --no-pager | tail -80; crictl ps -a 2>/dev/null | head -20; ip route; for c in $(crictl ps -a -q --name "kube-proxy|coredns" 2>/dev/null); do crictl logs --tail 20 $c 2>&1; done; cat /var/lib/nodeup/status.json 2>/dev/null | head -c 4000', 60_000).catch(() => undefined);
       if (logs) process.stdout.write(`===== ${n}: nodeup/kubelet/containerd journal tail, receipt in the guest =====\n${logs.stdout}${logs.stderr}\n`);
     }
     process.stdout.write(`${this.cluster} marks (s since start): ${JSON.stringify(this.marks)}\n`);

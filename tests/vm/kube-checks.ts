@@ -1,0 +1,201 @@
+// What makes a set of Ready nodes a working Kubernetes cluster (issue 18), checked from inside the
+// guests the way a user would: kube-proxy and CoreDNS running, the node routes nodeup-routes keeps
+// between the nodes' pod subnets, a pod that resolves `kubernetes.default` and a Service name
+// through CoreDNS, reaches a ClusterIP Service and a pod on another node, a NodePort answering on
+// each node's address from the other node; and the conformance smoke: upstream's e2e.test (built
+// by scripts/fixtures/build.sh e2e) run inside the control-plane guest by scripts/conformance/run.sh.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { repo } from './harness.ts';
+import { kubectl, serveDir, type Lab } from './lab.ts';
+
+/** The address nodeup-routes routes a node's pod subnet through: `<cidr> via <ip>` lines of `ip route show proto 77`. */
+export async function nodeRoutes(lab: Lab, name: string): Promise<string[]> {
+  const r = await lab.ssh(name, 'ip -4 route show proto 77');
+  if (r.code !== 0) throw new Error(`${name}: ip route show proto 77: ${r.stderr}`);
+  return r.stdout.split('\n').map((l) => l.trim().replace(/\s+/g, ' ')).filter((l) => l !== '');
+}
+
+/** Waits until `name` routes every pod subnet in `want` (cidr -> via) and no other through nodeup-routes. */
+export async function expectNodeRoutes(lab: Lab, name: string, want: Readonly<Record<string, string>>): Promise<string[]> {
+  const expected = Object.entries(want).map(([cidr, via]) => `${cidr} via ${via}`).sort();
+  return lab.waitFor(`${name}: nodeup-routes to route ${expected.join(', ')}`, 300_000, async () => {
+    const have = (await nodeRoutes(lab, name)).map((l) => /^(\S+ via \S+)/.exec(l)?.[1] ?? l).sort();
+    return have.join(',') === expected.join(',') ? { ok: have } : { last: have.join(', ') || 'no proto 77 routes' };
+  }, 5000);
+}
+
+interface PodStatus { metadata: { name: string }; spec: { nodeName?: string }; status: { phase?: string; podIP?: string; conditions?: { type: string; status: string }[] } }
+
+/** Waits until the kube-system pods whose name starts with `prefix` are `count` and all Ready; returns their nodes. */
+export async function systemPodsReady(lab: Lab, from: string, prefix: string, count: number): Promise<string[]> {
+  return lab.waitFor(`${count} ${prefix} pod(s) Ready`, 600_000, async () => {
+    const r = await lab.ssh(from, kubectl('-n kube-system get pods -o json'));
+    if (r.code !== 0) return { last: r.stderr };
+    const pods = (JSON.parse(r.stdout) as { items: PodStatus[] }).items.filter((p) => p.metadata.name.startsWith(prefix));
+    const ready = pods.filter((p) => p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    if (pods.length === count && ready.length === count) return { ok: pods.map((p) => p.spec.nodeName ?? '?') };
+    return { last: pods.map((p) => `${p.metadata.name} ${p.status.phase ?? '?'} on ${p.spec.nodeName ?? '?'}`).join(', ') || 'none' };
+  });
+}
+
+const helloServices = (nodePort: number): object => ({
+  apiVersion: 'v1',
+  kind: 'List',
+  items: [
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'hello', namespace: 'default' }, spec: { selector: { app: 'hello' }, ports: [{ port: 80, targetPort: 8080 }] } },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'hello-np', namespace: 'default' },
+      spec: { type: 'NodePort', selector: { app: 'hello' }, ports: [{ port: 80, targetPort: 8080, nodePort }] },
+    },
+  ],
+});
+
+/** A pod with the DNS tools (agnhost's image: getent, curl, dig) on `node`, idle. */
+const clientPod = (node: string): object => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name: 'client', namespace: 'default' },
+  spec: {
+    nodeSelector: { 'kubernetes.io/hostname': node },
+    tolerations: [{ operator: 'Exists' }],
+    automountServiceAccountToken: false,
+    terminationGracePeriodSeconds: 1,
+    containers: [{ name: 'client', image: 'registry.k8s.io/e2e-test-images/agnhost:2.59', args: ['pause'] }],
+  },
+});
+
+export interface ServiceFigures {
+  readonly kubernetesIp: string;
+  readonly helloClusterIp: string;
+  readonly checks: string[];
+}
+
+/**
+ * With the hello pod running on `helloNode` (lab.helloAnswers), from a client pod on `clientNode`
+ * and from both nodes' hosts: DNS, ClusterIP, pod-to-pod across nodes and NodePort on each node.
+ * Throws naming the first check that fails (after retries: kube-proxy and CoreDNS settle).
+ */
+export async function servicesWork(
+  lab: Lab,
+  o: { cp: string; clientNode: string; helloNode: string; helloPodIp: string; nodeIps: Readonly<Record<string, string>>; nodePort?: number },
+): Promise<ServiceFigures> {
+  const nodePort = o.nodePort ?? 30080;
+  const apply = await lab.ssh(o.cp, `${kubectl('apply -f -')} <<'EOF'\n${JSON.stringify(helloServices(nodePort))}\nEOF\n${kubectl('apply -f -')} <<'EOF'\n${JSON.stringify(clientPod(o.clientNode))}\nEOF`);
+  if (apply.code !== 0) throw new Error(`kubectl apply (services, client pod): ${apply.stderr}`);
+  const get = async (what: string): Promise<string> => {
+    const r = await lab.ssh(o.cp, kubectl(`get ${what}`));
+    if (r.code !== 0) throw new Error(`kubectl get ${what}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const kubernetesIp = await get("service kubernetes -o 'jsonpath={.spec.clusterIP}'");
+  const helloClusterIp = await get("service hello -o 'jsonpath={.spec.clusterIP}'");
+  await lab.waitFor(`the client pod Running on ${o.clientNode}`, 600_000, async () => {
+    const r = await lab.ssh(o.cp, kubectl('get pod client -o json'));
+    if (r.code !== 0) return { last: r.stderr };
+    const p = JSON.parse(r.stdout) as PodStatus;
+    return p.status.phase === 'Running' && p.spec.nodeName === o.clientNode ? { ok: true } : { last: `${p.status.phase ?? '?'} on ${p.spec.nodeName ?? '?'}` };
+  });
+  const checks: string[] = [];
+  /** Runs `cmd` (in the client pod, or on a node's host) until its output matches `want`. */
+  const check = async (what: string, where: { pod: true } | { node: string }, cmd: string, want: RegExp): Promise<void> => {
+    const out = await lab.waitFor(what, 180_000, async () => {
+      const r = 'pod' in where ? await lab.ssh(o.cp, kubectl(`exec client -- ${cmd}`)) : await lab.ssh(where.node, cmd);
+      return r.code === 0 && want.test(r.stdout) ? { ok: r.stdout.trim() } : { last: `exit ${r.code}: ${(r.stdout + r.stderr).trim()}` };
+    }, 3000);
+    checks.push(`${what}: ${out.split('\n')[0]}`);
+    process.stdout.write(`[${lab.cluster}] ok: ${what}: ${out.split('\n')[0]}\n`);
+  };
+  const esc = (ip: string): string => ip.replace(/\./g, '\\.');
+  const hello = /^hello from hello$/m;
+  await check('a pod resolves kubernetes.default (CoreDNS, search path)', { pod: true }, 'getent hosts kubernetes.default', new RegExp(`^${esc(kubernetesIp)}\\s+kubernetes\\.default\\.svc\\.cluster\\.local`, 'm'));
+  await check('a pod resolves a Service name', { pod: true }, 'getent hosts hello', new RegExp(`^${esc(helloClusterIp)}\\s+hello\\.default\\.svc\\.cluster\\.local`, 'm'));
+  await check('a pod reaches a ClusterIP Service by name (backend on the other node)', { pod: true }, 'curl -sS --max-time 5 http://hello/', hello);
+  await check('a pod reaches a pod on the other node by its IP', { pod: true }, `curl -sS --max-time 5 http://${o.helloPodIp}:8080/`, hello);
+  await check('a node reaches the ClusterIP', { node: o.cp }, `curl -sS --max-time 5 http://${helloClusterIp}/`, hello);
+  for (const [from, to] of Object.keys(o.nodeIps).flatMap((a) => Object.keys(o.nodeIps).filter((b) => b !== a).map((b) => [a, b] as const))) {
+    await check(`${from} reaches the NodePort on ${to} (${o.nodeIps[to]}:${nodePort})`, { node: from }, `curl -sS --max-time 5 http://${o.nodeIps[to]}:${nodePort}/`, hello);
+  }
+  return { kubernetesIp, helloClusterIp, checks };
+}
+
+function run(cmd: string, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(cmd, args, { maxBuffer: 16 << 20 }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve(String(stdout)))),
+  );
+}
+
+/** The e2e fixture's bin folder (e2e.test), or a loud error saying how to build it. */
+export async function e2eBin(): Promise<string> {
+  const listing = await run('bash', [path.join(repo, 'scripts/fixtures/build.sh'), '--list']);
+  if (!/^e2e \S+ built /m.test(listing)) {
+    throw new Error('the conformance smoke needs upstream e2e.test: the e2e fixture is not built (run: bash scripts/fixtures/build.sh e2e, ~30 min cold; scripts/setup.sh builds it)');
+  }
+  const bin = (await run('bash', [path.join(repo, 'scripts/fixtures/build.sh'), '--bin', 'e2e'])).trim();
+  if (!existsSync(path.join(bin, 'e2e.test'))) throw new Error(`no e2e.test in ${bin}`);
+  return bin;
+}
+
+export interface ConformanceResult {
+  readonly code: number;
+  /** run.sh's per-test lines and summary table. */
+  readonly output: string;
+  /** results.tsv rows: status (passed, failed, skipped, missing), seconds, name, detail. */
+  readonly results: { status: string; seconds: number; name: string; detail: string }[];
+  /** Where the report (junit.xml, results.tsv, summary.txt, e2e.log) was copied on the host. */
+  readonly reportDir: string;
+}
+
+/**
+ * Runs a conformance selection (smoke, full or a file) inside `cp`: e2e.test, run.sh and the
+ * selection files are served from the host (10.0.2.2) and fetched by the guest; the report comes
+ * back to `hostReportDir`.
+ */
+export async function runConformance(lab: Lab, cp: string, o: { selection: string; hostReportDir: string; timeoutMin: number; extraArgs?: readonly string[] }): Promise<ConformanceResult> {
+  const bin = await e2eBin();
+  const stage = path.join(lab.workDir, 'conformance-serve');
+  await fsp.mkdir(stage, { recursive: true });
+  await fsp.copyFile(path.join(bin, 'e2e.test'), path.join(stage, 'e2e.test'));
+  await fsp.copyFile(path.join(repo, 'scripts/conformance/run.sh'), path.join(stage, 'run.sh'));
+  for (const f of await fsp.readdir(path.join(repo, 'tests/conformance'))) {
+    if (f.endsWith('.txt')) await fsp.copyFile(path.join(repo, 'tests/conformance', f), path.join(stage, f));
+  }
+  const server = await serveDir(stage, '/');
+  const dir = '/root/conformance';
+  try {
+    const files = ['e2e.test', 'run.sh', ...(await fsp.readdir(stage)).filter((f) => f.endsWith('.txt'))];
+    const fetch = files.map((f) => `curl -fsS -o ${dir}/${f} http://10.0.2.2:${server.port}/${f}`).join(' && ');
+    const got = await lab.ssh(cp, `mkdir -p ${dir} && ${fetch} && chmod +x ${dir}/e2e.test ${dir}/run.sh`, 600_000);
+    if (got.code !== 0) throw new Error(`${cp}: fetching e2e.test and run.sh: ${got.stderr}`);
+  } finally {
+    await server.close();
+  }
+  lab.mark(`conformance ${o.selection}: e2e.test in ${cp}`);
+  const selection = ['smoke', 'full'].includes(o.selection) ? o.selection : `${dir}/${path.basename(o.selection)}`;
+  const cmd = [
+    `${dir}/run.sh --e2e ${dir}/e2e.test --kubeconfig /etc/kubernetes/admin.conf --kubectl-path /usr/local/bin/kubectl`,
+    `--selection ${selection} --report-dir ${dir}/report --timeout ${o.timeoutMin}m`,
+    ...(o.extraArgs?.length ? ['--', ...o.extraArgs] : []),
+  ].join(' ');
+  const res = await lab.ssh(cp, `${cmd} 2>&1 | tail -c 200000`, (o.timeoutMin + 10) * 60_000);
+  // `| tail` hides run.sh's exit status: the report's results decide.
+  await fsp.mkdir(o.hostReportDir, { recursive: true });
+  for (const f of ['junit.xml', 'results.tsv', 'summary.txt', 'e2e.log']) {
+    const r = await lab.ssh(cp, `base64 -w0 ${dir}/report/${f}`, 300_000);
+    if (r.code === 0) await fsp.writeFile(path.join(o.hostReportDir, f), Buffer.from(r.stdout.trim(), 'base64'));
+  }
+  const tsv = await fsp.readFile(path.join(o.hostReportDir, 'results.tsv'), 'utf8').catch(() => '');
+  const results = tsv
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      const [status = '', seconds = '0', name = '', detail = ''] = l.split('\t');
+      return { status, seconds: Number(seconds), name, detail };
+    });
+  const failed = results.filter((r) => r.status !== 'passed' && r.status !== 'skipped');
+  return { code: results.length > 0 && failed.length === 0 ? 0 : 1, output: res.stdout + res.stderr, results, reportDir: o.hostReportDir };
+}
