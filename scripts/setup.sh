@@ -12,6 +12,8 @@ log() { printf '[setup +%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
 
 # shellcheck disable=SC1091
 source scripts/node-env.sh
+# shellcheck source=scripts/lib/timing.sh
+source scripts/lib/timing.sh
 log "node $(node --version)"
 lock_hash="$(sha256sum package-lock.json | cut -c1-16)"
 stamp=node_modules/.nodeup-lock-hash
@@ -35,18 +37,20 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 log "Debian packages"
-bash scripts/fixtures/apt-deps.sh
-bash scripts/boot-paths-deps.sh
-bash scripts/setup-foundation.sh
+timed "setup: Debian packages" bash scripts/fixtures/apt-deps.sh
+timed "setup: boot-path tools" bash scripts/boot-paths-deps.sh
+timed "setup: foundation tools" bash scripts/setup-foundation.sh
 
-fixtures="${NODEUP_FIXTURES:-minio etcd36 containerd2 runc cni crictl kubernetes}"
+# e2e (upstream e2e.test, ginkgo, agnhost) and coredns serve the VM suites' conformance smoke and
+# CoreDNS add-on; e2e is built after kubernetes, whose Go build cache it reuses.
+fixtures="${NODEUP_FIXTURES:-minio etcd36 containerd2 runc cni crictl kubernetes coredns e2e}"
 log "binaries built from source through the Go module proxy (cached by version): $fixtures"
 # shellcheck disable=SC2086
 bash scripts/fixtures/build.sh $fixtures
-bash scripts/setup-etcd.sh
-bash scripts/setup-addons.sh
+timed "setup: etcd" bash scripts/setup-etcd.sh
+timed "setup: add-ons" bash scripts/setup-addons.sh
 log "the Debian bookworm root for the apt tests (cached)"
-bash scripts/fixtures/debian-root.sh
+timed "setup: Debian root" bash scripts/fixtures/debian-root.sh
 log "upstream type checker for rendered kubelet/kube-proxy configs (cached)"
-bash scripts/setup-kube-config-check.sh
+timed "setup: kube-config-check" bash scripts/setup-kube-config-check.sh
 log "ready"

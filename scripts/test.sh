@@ -6,10 +6,30 @@
 # NODEUP_VM_TESTS=0 leaves the VM suites out (~40 min under TCG with caches warm). The three-control-
 # plane scenario (tests/vm/ha.test.ts, ~55 to 70 min more under TCG) runs only with NODEUP_VM_HA=1 or through
 # `npm run test:vm`; the run says so when it leaves it out.
+#
+# At its end it prints a table of where the time went (setup by fixture, each test layer, each VM
+# file). The budget guard: CI stops a run at 90 minutes (NODEUP_CI_BUDGET_MIN); at each phase's end
+# the run compares its elapsed time with the plan below (cumulative minutes a phase should end by
+# on a cold machine on a slow day) and says loudly, naming the phase, when it is behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
 log() { printf '\n[test +%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
+BUDGET_MIN="${NODEUP_CI_BUDGET_MIN:-90}"
+NODEUP_TIMINGS="$(mktemp)"
+export NODEUP_TIMINGS
+# shellcheck source=scripts/lib/timing.sh
+source scripts/lib/timing.sh
+
+# guard PHASE PLANNED_MIN: a loud line when the run is behind its plan at the end of PHASE.
+guard() {
+  local elapsed=$((($(date +%s) - T0) / 60))
+  if [ "$elapsed" -gt "$2" ]; then
+    printf '\n!!!!! BUDGET WARNING: %s ended at %s min, planned by %s min; at this pace the run may pass CI'"'"'s %s-minute limit (see the phase table at the end) !!!!!\n' "$1" "$elapsed" "$2" "$BUDGET_MIN" >&2
+  else
+    log "budget: $1 ended at $elapsed min (planned by $2, limit $BUDGET_MIN)"
+  fi
+}
 
 # shellcheck disable=SC1091
 source scripts/node-env.sh
@@ -17,14 +37,15 @@ if [ "${1:-}" = "--fast" ]; then
   bash scripts/setup.sh --no-fixtures
   exec npx vitest run --project unit
 fi
-bash scripts/setup.sh
+timed "setup (total)" bash scripts/setup.sh
+guard setup 35
 
 log "typecheck"
-npx tsc -p .
+timed "typecheck" npx tsc -p .
 log "lint"
-npx eslint .
+timed "lint" npx eslint .
 log "build"
-npm run build --silent
+timed "build" npm run build --silent
 ./dist/nodeup-linux-amd64 version
 
 # The VM suites run after the others, never beside them: QEMU guests under TCG take both cores,
@@ -36,9 +57,10 @@ run_layer() {
   report="$(mktemp)"
   reports+=("$report")
   log "vitest $*"
-  npx vitest run "$@" --reporter=default --reporter=json --outputFile.json="$report" || status=1
+  timed "vitest $*" npx vitest run "$@" --reporter=default --reporter=json --outputFile.json="$report" || status=1
 }
 run_layer --project unit --project integration
+guard "unit and integration tests" 47
 if [ "${NODEUP_VM_TESTS:-1}" != "0" ]; then
   log "VM fixtures"
   vm_args=(--project vm)
@@ -46,7 +68,13 @@ if [ "${NODEUP_VM_TESTS:-1}" != "0" ]; then
     vm_args+=(--exclude tests/vm/ha.test.ts)
     log "NOT RUN HERE: tests/vm/ha.test.ts (three control planes and two replacements, ~55 to 70 min more under TCG on 2 cores, where it passed in 55 min); run it with NODEUP_VM_HA=1 bash scripts/test.sh or npm run test:vm"
   fi
-  if bash scripts/vm/setup.sh; then run_layer "${vm_args[@]}"; else status=1; fi
+  if timed "VM fixtures (total)" bash scripts/vm/setup.sh; then
+    guard "VM fixtures" 52
+    run_layer "${vm_args[@]}"
+    guard "VM suites" 85
+  else
+    status=1
+  fi
 fi
 node -e '
   let passed = 0, failed = 0, skipped = 0;
@@ -58,6 +86,29 @@ node -e '
   }
   console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
 ' "${reports[@]}" || true
-rm -f "${reports[@]}"
-log "done (exit $status)"
+
+# Where the time went: the phases, then each test file over 30 s (from vitest's JSON reports).
+node -e '
+  const fs = require("fs");
+  const [timings, ...reports] = process.argv.slice(1);
+  const rows = fs.readFileSync(timings, "utf8").split("\n").filter(Boolean).map((l) => l.split("\t"));
+  for (const f of reports) {
+    try {
+      const r = JSON.parse(fs.readFileSync(f, "utf8"));
+      for (const t of r.testResults) {
+        const s = Math.round((t.endTime - t.startTime) / 1000);
+        if (s >= 30) rows.push(["  file " + require("path").relative(process.cwd(), t.name), String(s), t.status === "passed" ? "ok" : t.status]);
+      }
+    } catch {}
+  }
+  const w = Math.max(5, ...rows.map((r) => r[0].length));
+  const line = "+" + "-".repeat(w + 2) + "+----------+--------+";
+  console.log("\nwhere the time went\n" + line + "\n| " + "phase".padEnd(w) + " |  seconds | status |\n" + line);
+  for (const [n, s, st] of rows) console.log("| " + n.padEnd(w) + " | " + s.padStart(8) + " | " + st.padEnd(6) + " |");
+  console.log(line);
+' "$NODEUP_TIMINGS" "${reports[@]}" || true
+total=$(($(date +%s) - T0))
+log "done (exit $status) in $((total / 60)) min $((total % 60)) s (CI limit $BUDGET_MIN min)"
+[ "$total" -le $((BUDGET_MIN * 60)) ] || printf '\n!!!!! BUDGET EXCEEDED: the run took %s s, over the %s-minute limit !!!!!\n' "$total" "$BUDGET_MIN" >&2
+rm -f "${reports[@]}" "$NODEUP_TIMINGS"
 exit "$status"

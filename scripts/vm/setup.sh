@@ -12,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 T0=$(date +%s)
 log() { printf '[vm-setup +%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
+# shellcheck source=scripts/lib/timing.sh
+source scripts/lib/timing.sh
 
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
@@ -31,7 +33,7 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 
 log "base guest image"
-bash scripts/vm/base-image.sh >/dev/null
+timed "VM fixtures: base image" bash scripts/vm/base-image.sh >/dev/null
 
 if [ ! -x dist/nodeup-linux-amd64 ] || [ "${1:-}" = "--rebuild-binary" ]; then
   log "building the nodeup binary (npm run build)"
@@ -40,7 +42,7 @@ if [ ! -x dist/nodeup-linux-amd64 ] || [ "${1:-}" = "--rebuild-binary" ]; then
   nice -n 10 node scripts/build.ts --arch amd64 >&2
 fi
 log "asset mirror (builds the missing fixtures first; kubernetes takes ~30 min cold, then cached)"
-bash scripts/vm/assets.sh >/dev/null
+timed "VM fixtures: asset mirror" bash scripts/vm/assets.sh >/dev/null
 log "registry images"
-bash scripts/vm/images.sh >/dev/null
+timed "VM fixtures: registry images" bash scripts/vm/images.sh >/dev/null
 log "ready: $(readlink -f "${NODEUP_CACHE:-$HOME/.cache/nodeup}/vm/base-current"), dist/nodeup-linux-amd64"
