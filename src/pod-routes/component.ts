@@ -53,7 +53,7 @@ export const podRoutesComponent: Component = {
       new UnitTask({
         name: podRoutesUnitName,
         unitDir: model.distro.unitDir,
-        content: renderPodRoutesUnit({ binary: '/usr/local/bin/nodeup', kubeconfig: kubeletKubeconfig, nodeName: model.nodeName, intervalSeconds: 10 }),
+        content: renderPodRoutesUnit({ binary: '/usr/local/bin/nodeup', kubeconfig: kubeletKubeconfig, nodeName: model.nodeName, intervalSeconds: 30 }),
         enabled: true,
         running: true,
         after: graph.has('unit:kubelet.service') ? ['unit:kubelet.service'] : [],

@@ -164,6 +164,8 @@ export async function runConformance(lab: Lab, cp: string, o: { selection: strin
   for (const f of await fsp.readdir(path.join(repo, 'tests/conformance'))) {
     if (f.endsWith('.txt')) await fsp.copyFile(path.join(repo, 'tests/conformance', f), path.join(stage, f));
   }
+  // A selection file of the user's own goes beside them.
+  if (!['smoke', 'full'].includes(o.selection)) await fsp.copyFile(path.resolve(o.selection), path.join(stage, path.basename(o.selection)));
   const server = await serveDir(stage, '/');
   const dir = '/root/conformance';
   try {
