@@ -156,12 +156,11 @@ async function restore(ctx: CommandContext): Promise<number> {
     return 0;
   }
   // Refuse while the local member still answers: restoring under a running member loses writes.
-  try {
-    await t.client.status(self.clientUrl, 2000);
-    throw new AgentError('ETCD_MEMBERSHIP', `etcd ${t.cluster.name} still answers at ${self.clientUrl}: stop it first (${stopHow})`);
-  } catch (err: unknown) {
-    if (err instanceof AgentError && err.message.includes('still answers')) throw err;
-  }
+  const answers = await t.client.status(self.clientUrl, 2000).then(
+    () => true,
+    () => false,
+  );
+  if (answers) throw new AgentError('ETCD_MEMBERSHIP', `etcd ${t.cluster.name} still answers at ${self.clientUrl}: stop it first (${stopHow})`);
   const tool =
     typeof ctx.values['restore-tool'] === 'string'
       ? ctx.values['restore-tool']
