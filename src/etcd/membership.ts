@@ -13,6 +13,7 @@ import { storeLayout, type StateStore } from '../engine/state-store.ts';
 import { backupToStore } from './backup.ts';
 import { etcdRefusal, memberHex, type EtcdClient, type EtcdErrorKind, type EtcdMember } from './client.ts';
 import { clockOf, linearBackoff, retry } from '../engine/retry.ts';
+import { versionAtLeast } from '../engine/version.ts';
 
 export interface MemberIdentity {
   readonly name: string;
@@ -96,10 +97,7 @@ export async function clusterHealth(client: EtcdClient, opts: { readonly lineari
  */
 function servedByQuorum(statuses: readonly Probe[]): boolean {
   const versions = statuses.flatMap((s) => (s.version ? [s.version] : []));
-  return versions.length > 0 && versions.every((v) => {
-    const [major = 0, minor = 0] = v.split('.').map(Number);
-    return major > 3 || (major === 3 && minor >= 5);
-  });
+  return versions.length > 0 && versions.every((v) => versionAtLeast(v, 3, 5));
 }
 
 interface Probe {
