@@ -74,7 +74,7 @@ async function targets(ctx: CommandContext, all: boolean): Promise<Target[]> {
   }
   const boot = await loadBoot(String(ctx.values.config));
   const { model, store } = await loadModel({ mode: 'plan', host, log: ctx.log, bootConfig: boot }, boot);
-  if (model.role !== 'control-plane') throw new AgentError('USAGE', `${model.nodeName} is a ${model.role}: etcd runs on control-plane nodes`);
+  if (model.spec.role !== 'control-plane') throw new AgentError('USAGE', `${model.nodeName} is a ${model.spec.role}: etcd runs on control-plane nodes`);
   const e = model.spec.etcd;
   const chosen = all ? e.clusters : e.clusters.filter((c) => c.name === name);
   if (chosen.length === 0) throw new AgentError('USAGE', `no etcd cluster ${name} in spec.etcd.clusters (${e.clusters.map((c) => c.name).join(', ')})`);

@@ -52,10 +52,10 @@ export const memoryCheck: PreflightCheck = {
   // Offline root: the builder's memory says nothing about the node; passes.
   check(model) {
     if (!liveHost(model)) return undefined;
-    const need = minimums[model.role].memoryMiB;
+    const need = minimums[model.spec.role].memoryMiB;
     const have = Math.floor(model.facts.memoryBytes / MiB);
     if (have >= need) return undefined;
-    return `this host has ${have} MiB of memory; a ${model.role} node needs at least ${need} MiB: use a larger machine`;
+    return `this host has ${have} MiB of memory; a ${model.spec.role} node needs at least ${need} MiB: use a larger machine`;
   },
 };
 
@@ -64,9 +64,9 @@ export const numCpuCheck: PreflightCheck = {
   // Offline root: the builder's CPUs say nothing about the node; passes.
   check(model) {
     if (!liveHost(model)) return undefined;
-    const need = minimums[model.role].cpus;
+    const need = minimums[model.spec.role].cpus;
     if (model.facts.cpus >= need) return undefined;
-    return `this host has ${model.facts.cpus} CPU${model.facts.cpus === 1 ? '' : 's'}; a ${model.role} node needs at least ${need}: use a larger machine`;
+    return `this host has ${model.facts.cpus} CPU${model.facts.cpus === 1 ? '' : 's'}; a ${model.spec.role} node needs at least ${need}: use a larger machine`;
   },
 };
 
