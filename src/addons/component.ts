@@ -68,7 +68,7 @@ export function tokenSecretLoader(store: StateStore): () => Promise<Desired> {
 
 export const addonsComponent: Component = {
   name: 'addons',
-  enabled: (m) => m.role === 'control-plane' && !m.bake && m.live,
+  enabled: (m) => m.spec.role === 'control-plane' && !m.bake && m.live,
   build(model, graph) {
     const api = apiTarget(model);
     const present = (keys: readonly TaskKey[]): TaskKey[] => keys.filter((k) => graph.has(k));

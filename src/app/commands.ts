@@ -9,8 +9,7 @@ import { renderPlan } from '../engine/plan-printer.ts';
 import { receiptPath, type Receipt } from './receipt.ts';
 import { runNode } from './run.ts';
 import { nodeupCommit, nodeupVersion } from './version.ts';
-import { renderNodeupUnit } from './nodeup-unit.ts';
-import { UnitTask } from '../engine/tasks/unit.ts';
+import { nodeupUnitTask } from './nodeup-unit.ts';
 import { writeLocalFile } from '../engine/host/local.ts';
 
 function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
@@ -121,12 +120,11 @@ export const installUnitCommand: Command = {
     const graph = new Graph();
     graph.setOwner('install-unit');
     graph.add(
-      new UnitTask({
-        name: 'nodeup.service',
+      nodeupUnitTask({
+        binary: String(ctx.values.binary),
+        config: String(ctx.values.config),
         unitDir: String(ctx.values['unit-dir']),
-        content: renderNodeupUnit({ binary: String(ctx.values.binary), config: String(ctx.values.config) }),
         enabled: true,
-        running: false,
         noBlock: !ctx.values['no-start'],
       }),
     );

@@ -74,7 +74,7 @@ async function targets(ctx: CommandContext, all: boolean): Promise<Target[]> {
   }
   const boot = await loadBoot(String(ctx.values.config));
   const { model, store } = await loadModel({ mode: 'plan', host, log: ctx.log, bootConfig: boot }, boot);
-  if (model.role !== 'control-plane') throw new AgentError('USAGE', `${model.nodeName} is a ${model.role}: etcd runs on control-plane nodes`);
+  if (model.spec.role !== 'control-plane') throw new AgentError('USAGE', `${model.nodeName} is a ${model.spec.role}: etcd runs on control-plane nodes`);
   const e = model.spec.etcd;
   const chosen = all ? e.clusters : e.clusters.filter((c) => c.name === name);
   if (chosen.length === 0) throw new AgentError('USAGE', `no etcd cluster ${name} in spec.etcd.clusters (${e.clusters.map((c) => c.name).join(', ')})`);
@@ -156,12 +156,11 @@ async function restore(ctx: CommandContext): Promise<number> {
     return 0;
   }
   // Refuse while the local member still answers: restoring under a running member loses writes.
-  try {
-    await t.client.status(self.clientUrl, 2000);
-    throw new AgentError('ETCD_MEMBERSHIP', `etcd ${t.cluster.name} still answers at ${self.clientUrl}: stop it first (${stopHow})`);
-  } catch (err: unknown) {
-    if (err instanceof AgentError && err.message.includes('still answers')) throw err;
-  }
+  const answers = await t.client.status(self.clientUrl, 2000).then(
+    () => true,
+    () => false,
+  );
+  if (answers) throw new AgentError('ETCD_MEMBERSHIP', `etcd ${t.cluster.name} still answers at ${self.clientUrl}: stop it first (${stopHow})`);
   const tool =
     typeof ctx.values['restore-tool'] === 'string'
       ? ctx.values['restore-tool']

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { renderNodeupUnit } from './nodeup-unit.ts';
+import { nodeupUnitTask, renderNodeupUnit } from './nodeup-unit.ts';
 
 describe('renderNodeupUnit', () => {
   const unit = renderNodeupUnit({ binary: '/usr/local/bin/nodeup', config: '/etc/nodeup/boot.yaml' });
@@ -13,5 +13,17 @@ describe('renderNodeupUnit', () => {
     expect(unit).toContain('\nExecStart=/usr/local/bin/nodeup apply --config /etc/nodeup/boot.yaml --log-format json $NODEUP_APPLY_ARGS\n');
     expect(unit).not.toContain('"$NODEUP_APPLY_ARGS"');
     expect(unit).not.toContain('${NODEUP_APPLY_ARGS}');
+  });
+});
+
+describe('nodeupUnitTask', () => {
+  it('installs the rendered unit, never left running by the install; bake and install-unit differ only in enable and start', () => {
+    const input = { binary: '/usr/local/bin/nodeup', config: '/etc/nodeup/boot.yaml', unitDir: '/etc/systemd/system' };
+    const baked = nodeupUnitTask({ ...input, enabled: false });
+    const installed = nodeupUnitTask({ ...input, enabled: true, noBlock: true });
+    expect(baked.key).toBe('unit:nodeup.service');
+    expect(baked.spec).toMatchObject({ name: 'nodeup.service', unitDir: '/etc/systemd/system', enabled: false, running: false, content: renderNodeupUnit(input) });
+    expect(baked.spec.noBlock).toBeUndefined();
+    expect(installed.spec).toMatchObject({ enabled: true, running: false, noBlock: true, content: baked.spec.content });
   });
 });

@@ -7,6 +7,7 @@
 // unquoted `$NODEUP_APPLY_ARGS` in ExecStart is split into words by systemd, and is no words at
 // all when the variable is unset.
 import { renderUnit } from '../engine/tasks/render-unit.ts';
+import { UnitTask } from '../engine/tasks/unit.ts';
 
 export const nodeupEnvironmentFile = '/etc/nodeup/environment';
 
@@ -34,5 +35,24 @@ export function renderNodeupUnit(i: NodeupUnitInput): string {
       RemainAfterExit: false,
     },
     Install: { WantedBy: 'multi-user.target' },
+  });
+}
+
+export interface NodeupUnitTaskInput extends NodeupUnitInput {
+  readonly unitDir: string;
+  readonly enabled: boolean;
+  /** Start it now without waiting (install-unit); never in an image. */
+  readonly noBlock?: boolean;
+}
+
+/** The one task that installs nodeup.service: never left running by the install itself (a oneshot). */
+export function nodeupUnitTask(i: NodeupUnitTaskInput): UnitTask {
+  return new UnitTask({
+    name: 'nodeup.service',
+    unitDir: i.unitDir,
+    content: renderNodeupUnit({ binary: i.binary, config: i.config }),
+    enabled: i.enabled,
+    running: false,
+    ...(i.noBlock === undefined ? {} : { noBlock: i.noBlock }),
   });
 }

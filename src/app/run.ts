@@ -115,7 +115,7 @@ export async function runNode(req: RunRequest): Promise<RunOutcome> {
   try {
     boot = await loadBoot(req.bootConfig);
     ({ model, store } = await loadModel(req, boot));
-    req.log.info({ node: model.nodeName, distro: model.distro.id, arch: model.arch, role: model.role, kubernetes: model.versions.kubernetes, mode: req.mode }, 'starting');
+    req.log.info({ node: model.nodeName, distro: model.distro.id, arch: model.facts.arch, role: model.spec.role, kubernetes: model.versions.kubernetes, mode: req.mode }, 'starting');
     const registry = req.components ?? allComponents;
     const comps = selectComponents(registry, req.only, req.skip);
     checkIgnoreFlags(model, registry, req.ignorePreflight ?? []);

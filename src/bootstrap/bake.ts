@@ -17,8 +17,7 @@ import { receiptPath } from '../app/receipt.ts';
 import { runNode, type RunOutcome, type RunRequest } from '../app/run.ts';
 import { nodeupVersion } from '../app/version.ts';
 import { assetNames } from '../model/assets/versions.ts';
-import { renderNodeupUnit } from '../app/nodeup-unit.ts';
-import { UnitTask } from '../engine/tasks/unit.ts';
+import { nodeupUnitTask } from '../app/nodeup-unit.ts';
 import { bakeManifestPath, buildBakeManifest, renderBakeManifest, type BakeManifest } from './bake-manifest.ts';
 import { defaultBootConfigPath, defaultInstallPath } from './render-userdata.ts';
 import { applySeal, sealSteps } from './seal.ts';
@@ -101,15 +100,7 @@ export async function bakeNode(req: BakeRequest): Promise<BakeOutcome> {
 
     const graph = new Graph();
     graph.setOwner('bake');
-    graph.add(
-      new UnitTask({
-        name: 'nodeup.service',
-        unitDir: '/etc/systemd/system',
-        content: renderNodeupUnit({ binary: binaryPath, config: bootConfigPath }),
-        enabled: req.enableUnit ?? false,
-        running: false,
-      }),
-    );
+    graph.add(nodeupUnitTask({ binary: binaryPath, config: bootConfigPath, unitDir: '/etc/systemd/system', enabled: req.enableUnit ?? false }));
     const unitReport = await execute(graph.finish(), host, { mode: 'apply', log, owner: graph.owner });
     if (!unitReport.ok) return { run, unitReport, error: new AgentError('TASK_FAILED', 'bake: cannot install nodeup.service') };
 

@@ -12,6 +12,7 @@
 // reads certs.d on every pull).
 import type { Component, PreflightCheck } from '../model/component.ts';
 import { AgentError } from '../engine/errors.ts';
+import { versionAtLeast } from '../engine/version.ts';
 import type { GraphBuilder } from '../engine/graph.ts';
 import { modelAsset, type NodeModel } from '../model/node-model.ts';
 import type { TaskKey } from '../engine/task.ts';
@@ -252,8 +253,7 @@ export const containerdComponent: Component = {
         name: 'containerd-version',
         check: () => {
           const v = model.versions.containerd;
-          const [major = 0, minor = 0] = v.split('.').map(Number);
-          if (major < 1 || (major === 1 && minor < 7)) {
+          if (!versionAtLeast(v, 1, 7)) {
             return `containerd ${v} is too old for Kubernetes ${model.versions.minor}: use 1.7 or 2.x (spec.containerd.version)`;
           }
           return undefined;

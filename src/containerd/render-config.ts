@@ -6,6 +6,7 @@
 import { managedHeader } from '../engine/tasks/file.ts';
 import { setPath, writeToml, type TomlTable } from './toml.ts';
 import type { TomlAddition } from './schema.ts';
+import { versionAtLeast } from '../engine/version.ts';
 
 export interface ContainerdConfigInput {
   /** The installed containerd's version, e.g. "2.1.4" or "1.7.28": picks the schema. */
@@ -41,10 +42,7 @@ export function configSchemaFor(version: string): ConfigSchema {
 
 /** containerd 2.0 has cni.bin_dir; 2.1 added bin_dirs and deprecated bin_dir. Pure. */
 function hasBinDirs(version: string): boolean {
-  const m = /^v?(\d+)\.(\d+)\./.exec(version);
-  const major = Number(m?.[1] ?? 0);
-  const minor = Number(m?.[2] ?? 0);
-  return major > 2 || (major === 2 && minor >= 1);
+  return versionAtLeast(version, 2, 1);
 }
 
 /** The same key in both schemas: plugins."io.containerd.grpc.v1.cri".cni / "io.containerd.cri.v1.runtime".cni. */

@@ -92,7 +92,7 @@ function addOnce(graph: GraphBuilder, task: { readonly key: TaskKey } & Paramete
 
 export const controlPlaneComponent: Component = {
   name: 'control-plane',
-  enabled: (m) => m.role === 'control-plane' && !m.bake,
+  enabled: (m) => m.spec.role === 'control-plane' && !m.bake,
   build(model, graph) {
     const store = model.store;
     const days = model.spec.controlPlane.certificateValidityDays;

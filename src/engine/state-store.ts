@@ -3,6 +3,7 @@
 import { AgentError, errorMessage } from './errors.ts';
 import type { Logger } from './log.ts';
 import { silentLogger } from './log.ts';
+import { clockOf, exponentialBackoff, retry, sleep as wallSleep } from './retry.ts';
 
 export interface WriteStoreOptions {
   /** Create only: fails (returns false) when the key exists. The primitive behind state-store locks. */
@@ -39,25 +40,23 @@ export async function withRetry<T>(
   isTransient: (err: unknown) => boolean,
   policy: RetryPolicy,
   log: Logger = silentLogger,
-  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+  sleep: (ms: number) => Promise<void> = wallSleep,
 ): Promise<T> {
-  let last: unknown;
-  for (let attempt = 1; attempt <= policy.attempts; attempt++) {
-    try {
-      return await fn();
-    } catch (err: unknown) {
-      last = err;
-      if (!isTransient(err) || attempt === policy.attempts) break;
-      const waitMs = Math.min(policy.baseMs * 2 ** (attempt - 1), policy.maxMs);
-      log.warn({ store: url, op: what, attempt, waitMs, reason: errorMessage(err) }, 'state store not reachable, retrying');
-      await sleep(waitMs);
-    }
+  try {
+    return await retry(fn, {
+      attempts: policy.attempts,
+      delayMs: exponentialBackoff(policy.baseMs, policy.maxMs),
+      isRetryable: isTransient,
+      clock: clockOf({ sleep }),
+      onRetry: ({ err, attempt, waitMs }) => log.warn({ store: url, op: what, attempt, waitMs, reason: errorMessage(err) }, 'state store not reachable, retrying'),
+    });
+  } catch (err: unknown) {
+    if (err instanceof AgentError) throw err;
+    throw new AgentError('STATE_STORE', `state store ${url}: cannot ${what}: ${errorMessage(err)}`, {
+      cause: err,
+      details: { store: url, op: what },
+    });
   }
-  if (last instanceof AgentError) throw last;
-  throw new AgentError('STATE_STORE', `state store ${url}: cannot ${what}: ${errorMessage(last)}`, {
-    cause: last,
-    details: { store: url, op: what },
-  });
 }
 
 export function joinKey(...parts: readonly string[]): string {

@@ -62,8 +62,47 @@ export function prefixEnd(prefix: string): string {
   return '\0';
 }
 
+/**
+ * What etcd answered, by identity: etcd's server errors (api/v3rpc/rpctypes) are fixed descriptions,
+ * each with its gRPC code; the gateway passes the description on, and etcd's own Go client tells
+ * them apart by that exact description (rpctypes.Error). This table is the one place that reads it.
+ */
+const etcdErrors = {
+  'etcdserver: member not found': 'member-not-found',
+  'etcdserver: unhealthy cluster': 'unhealthy-cluster',
+  'etcdserver: too many learner members in cluster': 'too-many-learners',
+  'etcdserver: can only promote a learner member which is in sync with leader': 'learner-not-ready',
+  'etcdserver: can only promote a learner member': 'member-not-learner',
+  'etcdserver: rpc not supported for learner': 'not-supported-for-learner',
+  'etcdserver: re-configuration failed due to not enough started members': 'not-enough-started',
+  'etcdserver: leader changed': 'leader-changed',
+  'etcdserver: no leader': 'no-leader',
+  'etcdserver: not leader': 'not-leader',
+  'etcdserver: request timed out': 'timeout',
+  'etcdserver: request timed out, possibly due to previous leader failure': 'timeout',
+  'etcdserver: request timed out, possibly due to connection lost': 'timeout',
+  'etcdserver: request timed out, leader transfer took too long': 'timeout',
+  'etcdserver: request timed out, waiting for the applied index took too long': 'timeout',
+  'etcdserver: too many requests': 'too-many-requests',
+} as const;
+
+export type EtcdErrorKind = (typeof etcdErrors)[keyof typeof etcdErrors] | 'other';
+
+/** The kind of an etcd error description (the gateway's `message`, or a gRPC status' `desc = ...`). */
+export function etcdErrorKind(description: string): EtcdErrorKind {
+  const desc = description.replace(/^rpc error: code = \w+ desc = /, '').trim();
+  return (etcdErrors as Readonly<Record<string, EtcdErrorKind>>)[desc] ?? 'other';
+}
+
+/** What etcd itself answered to a call (not a network failure, not a local file), or undefined. */
+export function etcdRefusal(err: unknown): EtcdErrorKind | undefined {
+  if (!(err instanceof AgentError)) return undefined;
+  const kind = err.details.etcdError;
+  return typeof kind === 'string' ? (kind as EtcdErrorKind) : undefined;
+}
+
 /** etcd's own answers that clear by themselves: an election in progress, a busy or slow leader. */
-const transientAnswer = /leader changed|no leader|request timed out|too many requests|timed out, possibly due to/i;
+const transientKinds: ReadonlySet<EtcdErrorKind> = new Set(['leader-changed', 'no-leader', 'timeout', 'too-many-requests']);
 
 /**
  * Worth a retry: no endpoint answered at all (a network failure or a timeout), etcd answered that
@@ -72,14 +111,8 @@ const transientAnswer = /leader changed|no leader|request timed out|too many req
  */
 export function isTransient(err: unknown): boolean {
   if (!(err instanceof AgentError)) return false;
-  return err.details.unreachable === true || err.details.busy === true || etcdAnswered(err, transientAnswer);
-}
-
-/** etcd itself answered (not a network failure, not a local file), with a message matching pattern. */
-export function etcdAnswered(err: unknown, pattern: RegExp): boolean {
-  if (!(err instanceof AgentError)) return false;
-  const answer = err.details.etcdMessage;
-  return typeof answer === 'string' && pattern.test(answer);
+  const kind = etcdRefusal(err);
+  return err.details.unreachable === true || err.details.busy === true || (kind !== undefined && transientKinds.has(kind));
 }
 
 export class EtcdClient {
@@ -133,18 +166,23 @@ export class EtcdClient {
         return parsed;
       }
       let message = text.trim();
+      let grpcCode: number | undefined;
       try {
-        const e = JSON.parse(text) as { error?: string; message?: string };
+        const e = JSON.parse(text) as { error?: string; message?: string; code?: number };
         message = e.message ?? e.error ?? message;
+        grpcCode = typeof e.code === 'number' ? e.code : undefined;
       } catch {
         // not JSON: keep the text
       }
+      const etcdError = etcdErrorKind(message);
       // A learner refuses most calls; another endpoint may be a voting member.
-      if (/not supported for learner/i.test(message) && !opts.endpoint) {
+      if (etcdError === 'not-supported-for-learner' && !opts.endpoint) {
         last = new AgentError('ETCD_MEMBERSHIP', `etcd ${ep}: ${message}`, { details: { endpoint: ep, path } });
         continue;
       }
-      throw new AgentError('ETCD_MEMBERSHIP', `etcd ${ep}${path}: ${message}`, { details: { endpoint: ep, path, status: res.status, etcdMessage: message } });
+      throw new AgentError('ETCD_MEMBERSHIP', `etcd ${ep}${path}: ${message}`, {
+        details: { endpoint: ep, path, status: res.status, ...(grpcCode === undefined ? {} : { grpcCode }), etcdError, etcdMessage: message },
+      });
     }
     throw new AgentError('ETCD_MEMBERSHIP', `no etcd endpoint answered ${path} (${targets.join(', ')}): ${errorMessage(last)}`, {
       cause: last,

@@ -98,7 +98,7 @@ function deadMemberTask(model: NodeModel, member: EtcdMemberTask): DeadMemberTas
 
 export const etcdComponent: Component = {
   name: 'etcd',
-  enabled: (m) => m.role === 'control-plane' && !m.bake,
+  enabled: (m) => m.spec.role === 'control-plane' && !m.bake,
   build(model, graph) {
     const store = model.store;
     const e = model.spec.etcd;

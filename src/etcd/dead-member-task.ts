@@ -18,8 +18,9 @@ import { AgentError, errorMessage, NotReadyError } from '../engine/errors.ts';
 import type { Host } from '../engine/host/host.ts';
 import type { ApplyContext, Change, Task, TaskKey } from '../engine/task.ts';
 import type { StateStore } from '../engine/state-store.ts';
-import { EtcdClient, etcdAnswered, isTransient, memberHex, type EtcdTls } from './client.ts';
+import { EtcdClient, etcdRefusal, isTransient, memberHex, type EtcdTls } from './client.ts';
 import { silentLogger } from '../engine/log.ts';
+import { clockOf } from '../engine/retry.ts';
 import {
   checkRemoval,
   clusterHealth,
@@ -174,13 +175,12 @@ export async function makeRoomForJoin(
   blocker: 'voter' | 'learner' = 'voter',
 ): Promise<readonly string[]> {
   const log = opts.log ?? silentLogger;
-  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const now = rd.now ?? Date.now;
+  const clock = clockOf({ sleep: opts.sleep, now: rd.now });
   const unreachable = new Map<string, UnreachableRecord>();
-  const deadline = now() + 3 * rd.graceMs;
+  const deadline = clock.now() + 3 * rd.graceMs;
   for (let probe = 1; ; probe++) {
     const health = await clusterHealth(client);
-    const t = now();
+    const t = clock.now();
     for (const h of health.members) {
       const rec = unreachable.get(h.member.id);
       if (h.healthy) unreachable.delete(h.member.id);
@@ -196,7 +196,7 @@ export async function makeRoomForJoin(
     if (d.kind === 'wait') {
       if (t > deadline) throw new AgentError('ETCD_MEMBERSHIP', `etcd ${opts.cluster}: cannot make room for ${self.name}: ${d.reason}`, { details });
       if (probe === 1) log.info({ ...details, reason: d.reason }, `etcd refused the new member while ${blocker === 'learner' ? 'another learner' : 'a voter'} is unreachable; probing before removing it`);
-      await sleep(rd.probeIntervalMs ?? 5000);
+      await clock.sleep(rd.probeIntervalMs ?? 5000);
       continue;
     }
     const removed: string[] = [];
@@ -356,14 +356,14 @@ export class DeadMemberTask implements Task<DeadMemberActual> {
       try {
         await removeMember(client, m.id, opts);
       } catch (err: unknown) {
-        if (etcdAnswered(err, /member not found/i)) {
+        if (etcdRefusal(err) === 'member-not-found') {
           await forgetRegistration(this.store, this.spec.cluster, m.name, m.peerUrls);
           continue;
         }
         // etcd refuses reconfiguration for a few seconds after a promotion or a leader change, and
         // answers nothing while busy. A failure of our own (the snapshot written to the state store
         // before the removal) is not waited out: it fails the run with its own message.
-        if (isTransient(err) || etcdAnswered(err, /unhealthy cluster/i)) {
+        if (isTransient(err) || etcdRefusal(err) === 'unhealthy-cluster') {
           throw new NotReadyError(`etcd ${this.spec.cluster}: removing ${label(m)} must wait: ${errorMessage(err)}`, { cluster: this.spec.cluster, member: label(m) });
         }
         throw err;

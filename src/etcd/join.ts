@@ -8,7 +8,8 @@ import { AgentError, errorMessage } from '../engine/errors.ts';
 import type { Logger } from '../engine/log.ts';
 import { silentLogger } from '../engine/log.ts';
 import type { StateStore } from '../engine/state-store.ts';
-import { memberHex, type EtcdClient } from './client.ts';
+import { etcdRefusal, memberHex, type EtcdClient } from './client.ts';
+import { clockOf, retry, sleep as wallSleep } from '../engine/retry.ts';
 import { makeRoomForJoin, type ReplaceDeadOptions } from './dead-member-task.ts';
 import {
   addLearner,
@@ -62,7 +63,7 @@ export interface EnsureMemberResult {
 /** The logger, sleep and membership options both entry points pass down, with their defaults. */
 function membershipOptions(d: Pick<EnsureMemberDeps, 'cluster' | 'store' | 'log' | 'retention' | 'sleep'>) {
   const log = d.log ?? silentLogger;
-  const sleep = d.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const sleep = d.sleep ?? wallSleep;
   const opts: MembershipOptions = { cluster: d.cluster, store: d.store, log, sleep, ...(d.retention ? { retention: d.retention } : {}) };
   return { log, sleep, opts };
 }
@@ -73,18 +74,11 @@ function membershipOptions(d: Pick<EnsureMemberDeps, 'cluster' | 'store' | 'log'
  * yet, and a later attempt reuses the learner that is already added.
  */
 export async function waitAnswering(client: EtcdClient, endpoint: string, timeoutMs: number, sleep: (ms: number) => Promise<void>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      await client.status(endpoint, 2000);
-      return;
-    } catch (err: unknown) {
-      last = err;
-      await sleep(100);
-    }
+  try {
+    await retry(() => client.status(endpoint, 2000), { deadlineMs: timeoutMs, delayMs: 100, isRetryable: () => true, clock: clockOf({ sleep }) });
+  } catch (err: unknown) {
+    throw new AgentError('ETCD_MEMBERSHIP', `etcd at ${endpoint} did not answer within ${timeoutMs} ms: ${errorMessage(err)}`, { cause: err, details: { endpoint, unreachable: true } });
   }
-  throw new AgentError('ETCD_MEMBERSHIP', `etcd at ${endpoint} did not answer within ${timeoutMs} ms: ${errorMessage(last)}`, { cause: last, details: { endpoint, unreachable: true } });
 }
 
 /**
@@ -102,8 +96,8 @@ async function addLearnerMakingRoom(client: EtcdClient, d: EnsureMemberDeps, opt
       // promoted soon after it starts; longer means a member is down.
       return await addLearner(client, d.self, { ...opts, ...(d.replaceDead ? { unhealthyWaitMs: 15_000 } : {}) });
     } catch (err: unknown) {
-      const msg = errorMessage(err);
-      const blocker = /too many learner/i.test(msg) ? 'learner' : /unhealthy cluster/i.test(msg) ? 'voter' : undefined;
+      const refusal = etcdRefusal(err);
+      const blocker = refusal === 'too-many-learners' ? 'learner' : refusal === 'unhealthy-cluster' ? 'voter' : undefined;
       if (blocker === 'learner' && !d.replaceDead) {
         throw new AgentError(
           'ETCD_MEMBERSHIP',

@@ -11,7 +11,9 @@ import type { Logger } from '../engine/log.ts';
 import { silentLogger } from '../engine/log.ts';
 import { storeLayout, type StateStore } from '../engine/state-store.ts';
 import { backupToStore } from './backup.ts';
-import { memberHex, type EtcdClient, type EtcdMember } from './client.ts';
+import { etcdRefusal, memberHex, type EtcdClient, type EtcdErrorKind, type EtcdMember } from './client.ts';
+import { clockOf, linearBackoff, retry } from '../engine/retry.ts';
+import { versionAtLeast } from '../engine/version.ts';
 
 export interface MemberIdentity {
   readonly name: string;
@@ -95,10 +97,7 @@ export async function clusterHealth(client: EtcdClient, opts: { readonly lineari
  */
 function servedByQuorum(statuses: readonly Probe[]): boolean {
   const versions = statuses.flatMap((s) => (s.version ? [s.version] : []));
-  return versions.length > 0 && versions.every((v) => {
-    const [major = 0, minor = 0] = v.split('.').map(Number);
-    return major > 3 || (major === 3 && minor >= 5);
-  });
+  return versions.length > 0 && versions.every((v) => versionAtLeast(v, 3, 5));
 }
 
 interface Probe {
@@ -183,6 +182,7 @@ export interface MembershipOptions {
   /** Backups kept per cluster after each one taken here. */
   readonly retention?: number;
   readonly sleep?: (ms: number) => Promise<void>;
+  readonly now?: () => number;
 }
 
 /** Claims the creation of a new cluster. Exactly one caller ever gets true. */
@@ -264,28 +264,25 @@ export async function addLearner(client: EtcdClient, self: MemberIdentity, opts:
   }
   refuse(checkChange(health, `add ${self.name}`, false), opts.cluster);
   await backupToStore(client, opts.store, opts.cluster, { reason: `before-add-${self.name}`, log, ...(opts.retention ? { retention: opts.retention } : {}) });
-  const started = Date.now();
-  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const clock = clockOf({ sleep: opts.sleep, now: opts.now });
+  const started = clock.now();
   // With strict reconfig checks etcd answers "unhealthy cluster" until every voter has been
   // connected for 5 s (a member promoted a moment ago): that clears by itself.
-  let res: Awaited<ReturnType<EtcdClient['memberAdd']>>;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      res = await client.memberAdd([self.peerUrl], true);
-      break;
-    } catch (err: unknown) {
-      if (!/unhealthy cluster|too many learner|leader changed/i.test(errorMessage(err)) || Date.now() - started > (opts.unhealthyWaitMs ?? 60_000)) throw err;
+  const res = await retry(() => client.memberAdd([self.peerUrl], true), {
+    deadlineMs: opts.unhealthyWaitMs ?? 60_000,
+    delayMs: linearBackoff(250, 2000),
+    isRetryable: (err) => addWaitsOut.has(etcdRefusal(err) ?? 'other'),
+    clock,
+    onRetry: ({ err, attempt }) => {
       if (attempt === 1) log.info({ cluster: opts.cluster, member: self.name, reason: errorMessage(err) }, 'etcd not ready to add a member, waiting');
-      await sleep(Math.min(250 * attempt, 2000));
-    }
-  }
-  log.info({ cluster: opts.cluster, member: self.name, id: memberHex(res.member.id), durationMs: Date.now() - started }, 'etcd learner added');
+    },
+  });
+  log.info({ cluster: opts.cluster, member: self.name, id: memberHex(res.member.id), durationMs: clock.now() - started }, 'etcd learner added');
   return { memberId: res.member.id, initialCluster: initialClusterOf(res.members, res.member.id, self.name), added: true };
 }
 
 export interface PromoteOptions extends MembershipOptions {
   readonly timeoutMs?: number;
-  readonly now?: () => number;
 }
 
 /**
@@ -294,30 +291,55 @@ export interface PromoteOptions extends MembershipOptions {
  */
 export async function promoteWhenCaughtUp(client: EtcdClient, memberId: string, opts: PromoteOptions): Promise<{ readonly attempts: number }> {
   const log = opts.log ?? silentLogger;
-  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const now = opts.now ?? Date.now;
-  const deadline = now() + (opts.timeoutMs ?? 120_000);
+  const clock = clockOf({ sleep: opts.sleep, now: opts.now });
   let backedUp = false;
-  for (let attempt = 1; ; attempt++) {
-    const health = await clusterHealth(client);
-    const me = health.members.find((h) => h.member.id === memberId);
-    if (!me) throw new AgentError('ETCD_MEMBERSHIP', `etcd ${opts.cluster}: member ${memberHex(memberId)} is not in the cluster`, { details: { cluster: opts.cluster } });
-    if (!me.member.isLearner) return { attempts: attempt - 1 };
-    refuse(checkChange(health, `promote ${me.member.name || memberHex(memberId)}`, true), opts.cluster);
-    if (!backedUp) {
-      await backupToStore(client, opts.store, opts.cluster, { reason: `before-promote-${me.member.name || memberHex(memberId)}`, log, ...(opts.retention ? { retention: opts.retention } : {}) });
-      backedUp = true;
-    }
-    try {
-      await client.memberPromote(memberId);
+  return retry(
+    async (attempt) => {
+      const health = await clusterHealth(client);
+      const me = health.members.find((h) => h.member.id === memberId);
+      if (!me) throw new AgentError('ETCD_MEMBERSHIP', `etcd ${opts.cluster}: member ${memberHex(memberId)} is not in the cluster`, { details: { cluster: opts.cluster } });
+      if (!me.member.isLearner) return { attempts: attempt - 1 };
+      refuse(checkChange(health, `promote ${me.member.name || memberHex(memberId)}`, true), opts.cluster);
+      if (!backedUp) {
+        await backupToStore(client, opts.store, opts.cluster, { reason: `before-promote-${me.member.name || memberHex(memberId)}`, log, ...(opts.retention ? { retention: opts.retention } : {}) });
+        backedUp = true;
+      }
+      try {
+        await client.memberPromote(memberId);
+      } catch (err: unknown) {
+        throw new PromoteRefused(me.member.name, err);
+      }
       log.info({ cluster: opts.cluster, member: me.member.name, id: memberHex(memberId), attempts: attempt }, 'etcd learner promoted');
       return { attempts: attempt };
-    } catch (err: unknown) {
-      const msg = errorMessage(err);
-      if (!/in sync|not ready|unhealthy|not started|too many requests|leader changed/i.test(msg) || now() > deadline) throw err;
-      if (attempt === 1 || attempt % 10 === 0) log.info({ cluster: opts.cluster, member: me.member.name, attempt, reason: msg }, 'learner not caught up yet, waiting');
-      await sleep(Math.min(100 * attempt, 1000));
-    }
+    },
+    {
+      deadlineMs: opts.timeoutMs ?? 120_000,
+      delayMs: linearBackoff(100, 1000),
+      isRetryable: (err) => err instanceof PromoteRefused && promoteWaitsOut.has(etcdRefusal(err.cause) ?? 'other'),
+      clock,
+      onRetry: ({ err, attempt }) => {
+        if (attempt === 1 || attempt % 10 === 0) log.info({ cluster: opts.cluster, member: (err as PromoteRefused).member, attempt, reason: errorMessage(err) }, 'learner not caught up yet, waiting');
+      },
+    },
+  ).catch((err: unknown) => {
+    throw err instanceof PromoteRefused ? err.cause : err;
+  });
+}
+
+/** etcd refusals of a learner add that clear by themselves (a promotion a moment ago, an election). */
+const addWaitsOut: ReadonlySet<EtcdErrorKind> = new Set(['unhealthy-cluster', 'too-many-learners', 'leader-changed']);
+
+/** etcd refusals of a promotion that clear by themselves: the learner catching up, a busy leader. */
+const promoteWaitsOut: ReadonlySet<EtcdErrorKind> = new Set(['learner-not-ready', 'unhealthy-cluster', 'not-enough-started', 'too-many-requests', 'leader-changed']);
+
+/** etcd's refusal of the promotion itself, told apart from a failure of the checks before it. */
+class PromoteRefused extends Error {
+  readonly member: string;
+  override readonly cause: unknown;
+  constructor(member: string, cause: unknown) {
+    super(errorMessage(cause));
+    this.member = member;
+    this.cause = cause;
   }
 }
 

@@ -17,7 +17,7 @@ export function roleImages(model: NodeModel): string[] {
   const s = model.spec;
   const out = [sandboxImage(model)];
   if (s.kubeProxy.enabled) out.push(`registry.k8s.io/kube-proxy:${v.kubernetes}`);
-  if (model.role === 'control-plane') {
+  if (model.spec.role === 'control-plane') {
     for (const c of ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler']) out.push(`${s.controlPlane.imageRegistry}/${c}:${v.kubernetes}`);
     if (s.etcd.mode === 'static-pod') out.push(`${s.etcd.image}:${(s.etcd.version ?? v.etcd).replace(/^v/, '')}-0`);
     const dns = s.addons.coredns;

@@ -35,7 +35,7 @@ export interface KubeProxyFiles {
 /** Every file kube-proxy needs on this node. Pure. */
 export function kubeProxyFiles(model: NodeModel): KubeProxyFiles {
   const config = renderKubeProxyConfig({ mode: model.spec.kubeProxy.mode, clusterCIDR: model.spec.networking.podCIDR, kubeconfig: kubeProxyKubeconfigPath });
-  const worker = model.role === 'worker';
+  const worker = model.spec.role === 'worker';
   const kubeconfig = renderKubeProxyKubeconfig({
     clusterName: model.boot.clusterName,
     server: nodeApiServer(model),

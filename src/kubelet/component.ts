@@ -55,7 +55,7 @@ export function clusterDnsAddress(serviceCidr: string): string {
 /** The KubeletConfiguration inputs for this node. Pure. */
 export function kubeletConfigInput(model: NodeModel): KubeletConfigInput {
   const k = model.spec.kubelet;
-  const taints = k.registerWithTaints ?? (model.role === 'control-plane' ? [controlPlaneTaint] : []);
+  const taints = k.registerWithTaints ?? (model.spec.role === 'control-plane' ? [controlPlaneTaint] : []);
   return {
     clusterDNS: k.clusterDNS ?? [clusterDnsAddress(model.spec.networking.serviceCIDR)],
     clusterDomain: k.clusterDomain,
@@ -78,7 +78,7 @@ export function kubeletConfigInput(model: NodeModel): KubeletConfigInput {
 
 /** Whether this node joins with TLS bootstrap (workers, outside a bake). Pure. */
 function bootstraps(model: NodeModel): boolean {
-  return model.role === 'worker' && !model.bake;
+  return model.spec.role === 'worker' && !model.bake;
 }
 
 export const kubeletChecks: readonly PreflightCheck[] = [
@@ -117,7 +117,7 @@ export const kubeletComponent: Component = {
     graph.add(new FileTask({ path: kubeletConfigPath, content: renderKubeletConfig(kubeletConfigInput(model)), mode: 0o644, notify: notifyUnit }));
 
     if (!model.bake) {
-      const worker = model.role === 'worker';
+      const worker = model.spec.role === 'worker';
       graph.add(
         new FileTask({
           path: kubeletFlagsPath,

@@ -3,7 +3,7 @@
 // Layer: model. Imports src/engine and each component's leaf schema.ts, nothing else of the project.
 // The NodeModel: the validated config plus host facts, read once. Builders read only this.
 import type { BootConfig, NodeConfig, NodeSpec } from './config.ts';
-import type { Arch, HostFacts } from '../engine/host/facts.ts';
+import type { HostFacts } from '../engine/host/facts.ts';
 import type { AssetSource } from '../engine/host/host.ts';
 import { AgentError } from '../engine/errors.ts';
 import { selectNodeIp } from './node-address.ts';
@@ -33,15 +33,14 @@ export interface NodeSecrets {
 
 export interface NodeModel {
   readonly boot: BootConfig;
-  readonly config: NodeConfig;
+  /** The node config's spec (its metadata is checked against the boot config in deriveNodeModel); role is spec.role. */
   readonly spec: NodeSpec;
+  /** Host facts, read once; the CPU architecture is facts.arch. */
   readonly facts: HostFacts;
   readonly distro: Distro;
-  readonly arch: Arch;
   readonly nodeName: string;
   /** The node's own IPv4 (spec.networking.nodeAddress, else the default route's interface): every component advertises it. */
   readonly nodeIp: string;
-  readonly role: NodeSpec['role'];
   readonly versions: Versions;
   readonly assetMirrors: readonly string[];
   /** false when working on an offline root (image bake, tests): units are enabled, never started. */
@@ -93,14 +92,11 @@ export function deriveNodeModel(opts: DeriveOptions): NodeModel {
   };
   return {
     boot,
-    config,
     spec,
     facts,
     distro: detectDistro(facts.osRelease),
-    arch: facts.arch,
     nodeName: (boot.nodeName ?? facts.hostname).toLowerCase(),
     nodeIp: nodeIpFor(spec, facts, opts.bake ?? false),
-    role: spec.role,
     versions,
     assetMirrors: [...boot.assetMirrors, ...spec.assets.mirrors],
     live: opts.live,
@@ -138,7 +134,7 @@ export function modelAsset(model: NodeModel, name: AssetName): AssetSource {
   return resolveAsset({
     name,
     version: versionOf[name](model.versions),
-    arch: model.arch,
+    arch: model.facts.arch,
     mirrors: model.assetMirrors,
     override: model.spec.assets.overrides[name],
   });
@@ -156,5 +152,5 @@ export function localApiServer(model: NodeModel): string {
  * another control plane's API server is down. Workers use spec.apiServerEndpoint. Pure.
  */
 export function nodeApiServer(model: NodeModel): string {
-  return model.role === 'control-plane' ? localApiServer(model) : model.spec.apiServerEndpoint;
+  return model.spec.role === 'control-plane' ? localApiServer(model) : model.spec.apiServerEndpoint;
 }

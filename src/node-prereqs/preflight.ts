@@ -4,6 +4,7 @@
 // node's, and those checks say so in their description below and in docs/kubelet.md.
 import type { PreflightCheck } from '../model/component.ts';
 import { isValidNodeName, type NodeModel } from '../model/node-model.ts';
+import { majorMinor, versionAtLeast } from '../engine/version.ts';
 
 const MiB = 1024 * 1024;
 
@@ -13,16 +14,6 @@ export const minimums = {
   worker: { memoryMiB: 700, cpus: 1 },
 } as const;
 
-/** [major, minor] of "v1.35.1" or "2.1.6". Pure. */
-export function majorMinor(version: string): [number, number] {
-  const m = /^v?(\d+)\.(\d+)/.exec(version);
-  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
-}
-
-function atLeast(version: string, major: number, minor: number): boolean {
-  const [a, b] = majorMinor(version);
-  return a > major || (a === major && b >= minor);
-}
 
 /** Whether the facts describe the machine that will run kubelet (not an offline root or a bake). */
 function liveHost(model: NodeModel): boolean {
@@ -34,7 +25,7 @@ export const cgroupV1Check: PreflightCheck = {
   // Kubernetes 1.35 kubelet refuses to start on cgroup v1 (failCgroupV1 defaults to true).
   // Unknown cgroup version (offline root): passes.
   check(model) {
-    if (model.facts.cgroupVersion !== 1 || !atLeast(model.versions.kubernetes, 1, 35)) return undefined;
+    if (model.facts.cgroupVersion !== 1 || !versionAtLeast(model.versions.kubernetes, 1, 35)) return undefined;
     return (
       `this host runs cgroup v1 and kubelet ${model.versions.kubernetes} does not start on cgroup v1 (support is removed from 1.35 on): ` +
       'boot with the unified hierarchy (kernel argument systemd.unified_cgroup_hierarchy=1, or a distro that defaults to it), ' +
@@ -48,7 +39,7 @@ export const containerdVersionCheck: PreflightCheck = {
   // containerd 1.x is supported up to Kubernetes 1.35; from 1.36 on kubelet needs containerd 2.x.
   check(model) {
     const [major] = majorMinor(model.versions.containerd);
-    if (major >= 2 || !atLeast(model.versions.kubernetes, 1, 36)) return undefined;
+    if (major >= 2 || !versionAtLeast(model.versions.kubernetes, 1, 36)) return undefined;
     return (
       `containerd ${model.versions.containerd} is too old for Kubernetes ${model.versions.kubernetes}: containerd 1.x support ended with Kubernetes 1.35; ` +
       'set spec.containerd.version to a 2.x release (or remove it to use the versions table default)'
@@ -61,10 +52,10 @@ export const memoryCheck: PreflightCheck = {
   // Offline root: the builder's memory says nothing about the node; passes.
   check(model) {
     if (!liveHost(model)) return undefined;
-    const need = minimums[model.role].memoryMiB;
+    const need = minimums[model.spec.role].memoryMiB;
     const have = Math.floor(model.facts.memoryBytes / MiB);
     if (have >= need) return undefined;
-    return `this host has ${have} MiB of memory; a ${model.role} node needs at least ${need} MiB: use a larger machine`;
+    return `this host has ${have} MiB of memory; a ${model.spec.role} node needs at least ${need} MiB: use a larger machine`;
   },
 };
 
@@ -73,9 +64,9 @@ export const numCpuCheck: PreflightCheck = {
   // Offline root: the builder's CPUs say nothing about the node; passes.
   check(model) {
     if (!liveHost(model)) return undefined;
-    const need = minimums[model.role].cpus;
+    const need = minimums[model.spec.role].cpus;
     if (model.facts.cpus >= need) return undefined;
-    return `this host has ${model.facts.cpus} CPU${model.facts.cpus === 1 ? '' : 's'}; a ${model.role} node needs at least ${need}: use a larger machine`;
+    return `this host has ${model.facts.cpus} CPU${model.facts.cpus === 1 ? '' : 's'}; a ${model.spec.role} node needs at least ${need}: use a larger machine`;
   },
 };
 

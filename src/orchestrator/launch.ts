@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { apiVersion, BootConfig, configHash, formatIssues, parseNodeConfig } from '../model/config.ts';
 import { AgentError } from '../engine/errors.ts';
+import { sleep } from '../engine/retry.ts';
 import type { Logger } from '../engine/log.ts';
 import type { Receipt } from '../app/receipt.ts';
 import { openStateStore } from '../statestore/open.ts';
@@ -533,7 +534,7 @@ export async function waitForNodes(w: WaitOptions): Promise<void> {
       }
       break;
     }
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     if (w.poll && Date.now() - lastPoll >= (w.pollEverySec ?? 10) * 1000) {
       lastPoll = Date.now();
       for (const n of pending()) await w.poll(n);

@@ -18,6 +18,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { AgentError, errorMessage } from '../engine/errors.ts';
+import { sleep } from '../engine/retry.ts';
 
 const run = promisify(execFile);
 
@@ -148,7 +149,7 @@ async function withLock<T>(lock: string, fn: () => Promise<T>): Promise<T> {
       continue;
     }
     if (Date.now() > deadline) throw new AgentError('ORCHESTRATOR', `${lock} is held by another nodeup launch; remove it if none runs`, { details: { lock } });
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   try {
     return await fn();
@@ -255,6 +256,6 @@ async function startHub(net: NetworkRecord, pidFile: string, qemu = 'qemu-system
 async function stopHub(pid: number | undefined, network: string): Promise<void> {
   if (!pid || !(await hubAlive(pid, network))) return;
   process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 50 && (await hubAlive(pid, network)); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 50 && (await hubAlive(pid, network)); i++) await sleep(100);
   if (await hubAlive(pid, network)) process.kill(pid, 'SIGKILL');
 }

@@ -10,6 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { AgentError, errorMessage } from '../engine/errors.ts';
+import { sleep } from '../engine/retry.ts';
 import type { Logger } from '../engine/log.ts';
 import { accelArgs, type Accel } from './accel.ts';
 import type { InstanceInfo, InstanceRequest, Provider } from './provider.ts';
@@ -265,7 +266,7 @@ export class QemuProvider implements Provider {
     const pid = await this.pid(name);
     if (!(await qemuAlive(pid))) return;
     process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 100 && (await qemuAlive(pid)); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && (await qemuAlive(pid)); i++) await sleep(100);
     if (await qemuAlive(pid)) process.kill(pid, 'SIGKILL');
   }
 

@@ -13,6 +13,7 @@ import * as os from 'node:os';
 import { AgentError } from '../errors.ts';
 import { syncDir, syncFile } from './fsync.ts';
 import { Semaphore } from '../semaphore.ts';
+import { exponentialBackoff, retry, sleep as wallSleep } from '../retry.ts';
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
 import {
@@ -337,16 +338,26 @@ export class NodeHost implements Host {
     return this.downloads.use(async () => {
       let last: unknown;
       for (const url of asset.urls) {
-        for (let attempt = 1; attempt <= this.attempts; attempt++) {
-          try {
-            return await this.downloadOnce(asset, url);
-          } catch (err: unknown) {
-            last = err;
-            const final = err instanceof AgentError && err.code === 'CHECKSUM_MISMATCH';
-            this.log.warn({ asset: asset.name, url: redactUrl(url), attempt, err }, 'download failed');
-            if (final) break; // a mirror serving wrong bytes will serve them again: try the next one
-            if (attempt < this.attempts) await this.sleep(this.retryBaseMs * 2 ** (attempt - 1));
-          }
+        try {
+          return await retry(
+            async (attempt) => {
+              try {
+                return await this.downloadOnce(asset, url);
+              } catch (err: unknown) {
+                this.log.warn({ asset: asset.name, url: redactUrl(url), attempt, err }, 'download failed');
+                throw err;
+              }
+            },
+            {
+              attempts: this.attempts,
+              delayMs: exponentialBackoff(this.retryBaseMs),
+              // A mirror serving wrong bytes will serve them again: try the next one.
+              isRetryable: (err) => !(err instanceof AgentError && err.code === 'CHECKSUM_MISMATCH'),
+              clock: this,
+            },
+          );
+        } catch (err: unknown) {
+          last = err;
         }
       }
       if (last instanceof AgentError) throw last;
@@ -472,7 +483,7 @@ export class NodeHost implements Host {
   }
 
   sleep(ms: number): Promise<void> {
-    return new Promise((r) => setTimeout(r, ms));
+    return wallSleep(ms);
   }
   now(): number {
     return Date.now();

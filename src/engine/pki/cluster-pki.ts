@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { AgentError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
+import { clockOf } from '../retry.ts';
 import { storeLayout, type StateStore } from '../state-store.ts';
 import { createCa, createKeyPair, type KeyPairPem } from './x509.ts';
 
@@ -56,16 +57,15 @@ interface LockBody {
 /** Makes sure the cluster PKI exists. Returns 'created' for the one caller that created it. */
 export async function ensureClusterPki(store: StateStore, opts: EnsurePkiOptions): Promise<'created' | 'existing'> {
   const log = opts.log ?? silentLogger;
-  const now = opts.now ?? Date.now;
-  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const deadline = now() + (opts.timeoutMs ?? 120_000);
+  const clock = clockOf(opts);
+  const deadline = clock.now() + (opts.timeoutMs ?? 120_000);
   const staleMs = opts.staleMs ?? 300_000;
   if (!store.writable) {
     throw new AgentError('PKI', `state store ${store.url} is read-only: the cluster PKI must be created by a node with write access`, { details: { store: store.url } });
   }
   for (let attempt = 1; ; attempt++) {
     if (await pkiComplete(store)) return 'existing';
-    const body: LockBody = { holder: opts.holder, at: now(), ...(opts.boot ? { boot: opts.boot } : {}) };
+    const body: LockBody = { holder: opts.holder, at: clock.now(), ...(opts.boot ? { boot: opts.boot } : {}) };
     if (await store.write(pkiLockKey, JSON.stringify(body), { ifAbsent: true })) {
       try {
         log.info({ holder: opts.holder }, 'creating the cluster pki');
@@ -88,20 +88,20 @@ export async function ensureClusterPki(store: StateStore, opts: EnsurePkiOptions
       await store.remove(pkiLockKey);
       continue;
     }
-    if (lock && now() - lock.at > staleMs) {
+    if (lock && clock.now() - lock.at > staleMs) {
       throw new AgentError(
         'LOCKED',
         `the pki lock ${pkiLockKey} is held by ${lock.holder} since ${new Date(lock.at).toISOString()}: if that node is gone, remove the key from the state store and run again`,
         { details: { key: pkiLockKey, holder: lock.holder } },
       );
     }
-    if (now() > deadline) {
+    if (clock.now() > deadline) {
       throw new AgentError('LOCKED', `timed out waiting for ${lock?.holder ?? 'another node'} to create the cluster pki (${pkiLockKey})`, {
         details: { key: pkiLockKey, holder: lock?.holder },
       });
     }
     if (attempt === 1) log.info({ holder: lock?.holder }, 'waiting for another node to create the cluster pki');
-    await sleep(Math.min(100 * attempt, 1000));
+    await clock.sleep(Math.min(100 * attempt, 1000));
   }
 }
 
