@@ -235,9 +235,13 @@ async function main(): Promise<void> {
       // Each binary must answer `version` (natively, or arm64 under qemu) before xz runs.
       const runner = runnerFor(arch, dest);
       if (runner) {
-        const out = run(runner.file, [...runner.args, 'version'], { env: { PATH: '/usr/bin:/bin' } }).trim();
-        if (!out.includes(`node v${node}`) || !out.includes(identity.commit) || !out.includes(`linux/${nodeArch[arch]}`)) fail(`dist/nodeup-linux-${arch} version printed ${JSON.stringify(out)}`);
-        log(`${arch} binary runs`, { version: out });
+        const res = spawnSync(runner.file, [...runner.args, 'version'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
+        const out = String(res.stdout).trim();
+        if (res.status !== 0 || !out.includes(`node v${node}`) || !out.includes(identity.commit) || !out.includes(`linux/${nodeArch[arch]}`)) fail(`dist/nodeup-linux-${arch} version exited ${res.status}, printed ${JSON.stringify(out)} ${String(res.stderr)}`);
+        // Node warns "Code cache data rejected" when V8 refuses the blob's cache (another V8 build
+        // or other flags): the binary would still work, compiling from source at every start.
+        if (codeCache && String(res.stderr).includes('Code cache data rejected')) fail(`dist/nodeup-linux-${arch}: its V8 rejects the code cache: ${String(res.stderr).trim()}`);
+        log(`${arch} binary runs`, { version: out, codeCache: codeCache ? 'accepted' : 'none' });
       } else {
         log(`WARNING: cannot run dist/nodeup-linux-${arch} here: not checked`);
       }
