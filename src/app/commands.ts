@@ -1,16 +1,13 @@
-// The agent's own commands: apply, plan, status, version, install-unit, schema.
+// The agent's own commands that run the graph: apply, plan, install-unit (status, version and
+// schema live in info-commands.ts, so they load none of this).
 import { execute } from '../engine/executor.ts';
 import { type Command, type CommandContext, stringList } from './cli.ts';
-import { jsonSchemas } from '../model/config.ts';
 import { AgentError, errorForLog, errorMessage, exitCodeFor } from '../engine/errors.ts';
 import { Graph } from '../engine/graph.ts';
 import { NodeHost } from '../engine/host/node-host.ts';
 import { renderPlan } from '../engine/plan-printer.ts';
-import { receiptPath, type Receipt } from './receipt.ts';
 import { runNode } from './run.ts';
-import { nodeupCommit, nodeupVersion } from './version.ts';
 import { nodeupUnitTask } from './nodeup-unit.ts';
-import { writeLocalFile } from '../engine/host/local.ts';
 
 function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
   return {
@@ -54,58 +51,6 @@ function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
 export const applyCommand = runCommand('apply', 'converge this node to its config (what every boot runs)');
 export const planCommand = runCommand('plan', 'print every change apply would make, and make none');
 
-export const statusCommand: Command = {
-  name: 'status',
-  summary: "print the last run's receipt",
-  usage: 'nodeup status [--root DIR] [--json]',
-  options: { json: { type: 'boolean' } },
-  async run(ctx) {
-    const host = new NodeHost({ root: String(ctx.values.root) });
-    const raw = await host.fs.read(receiptPath);
-    if (!raw) {
-      ctx.out(`no receipt at ${receiptPath}: nodeup has not run here yet\n`);
-      return 1;
-    }
-    if (ctx.values.json) {
-      ctx.out(raw.toString('utf8'));
-    } else {
-      const r = JSON.parse(raw.toString('utf8')) as Receipt;
-      ctx.out(
-        [
-          `node:     ${r.nodeName} (${r.cluster}/${r.instanceGroup})`,
-          `result:   ${r.result} (${r.mode}, ${r.changed} changed, ${r.failed} failed, ${r.blocked} blocked)`,
-          `when:     ${r.startedAt} .. ${r.finishedAt} (${r.durationMs} ms)`,
-          `config:   ${r.configHash}`,
-          `nodeup:   ${r.nodeupVersion}`,
-          ...(r.error ? [`error:    ${r.error.code}: ${r.error.message}`] : []),
-          ...r.tasks.filter((t) => t.status === 'failed' || t.status === 'blocked').map((t) => `  ${t.status} ${t.key}${t.error ? `: ${t.error.message}` : ''}${t.blockedBy ? ` (by ${t.blockedBy})` : ''}`),
-        ].join('\n') + '\n',
-      );
-    }
-    return r0(raw);
-  },
-};
-
-function r0(raw: Buffer): number {
-  try {
-    return (JSON.parse(raw.toString('utf8')) as Receipt).result === 'converged' ? 0 : 1;
-  } catch {
-    return 1;
-  }
-}
-
-export const versionCommand: Command = {
-  name: 'version',
-  summary: 'print the version, commit and embedded Node',
-  usage: 'nodeup version [--json]',
-  options: { json: { type: 'boolean' } },
-  async run(ctx) {
-    const v = { version: nodeupVersion, commit: nodeupCommit, node: process.version, platform: `${process.platform}/${process.arch}` };
-    ctx.out(ctx.values.json ? JSON.stringify(v) + '\n' : `nodeup ${v.version} (commit ${v.commit}, node ${v.node}, ${v.platform})\n`);
-    return 0;
-  },
-};
-
 export const installUnitCommand: Command = {
   name: 'install-unit',
   summary: 'install nodeup.service (runs apply at every boot) and start it without waiting',
@@ -131,22 +76,6 @@ export const installUnitCommand: Command = {
     const report = await execute(graph.finish(), host, { mode: 'apply', log: ctx.log, owner: graph.owner });
     ctx.out(renderPlan(report));
     return report.ok ? 0 : 1;
-  },
-};
-
-export const schemaCommand: Command = {
-  name: 'schema',
-  summary: 'print (or write) the JSON Schemas of the boot and node configs',
-  usage: 'nodeup schema [--out DIR]',
-  options: { out: { type: 'string' } },
-  async run(ctx) {
-    const schemas = jsonSchemas();
-    if (typeof ctx.values.out === 'string') {
-      for (const [name, s] of Object.entries(schemas)) await writeLocalFile(`${ctx.values.out}/${name}`, JSON.stringify(s, null, 2) + '\n');
-      return 0;
-    }
-    ctx.out(JSON.stringify(schemas, null, 2) + '\n');
-    return 0;
   },
 };
 

@@ -3,51 +3,25 @@
 // Layer: application. May import every layer below (components, model, engine) and other app folders.
 // The entry point: parses the command line, runs one command, maps errors to exit codes.
 // The only place that calls process.exit.
-import 'reflect-metadata';
-import { commandHelp, loggerFor, mainHelp, parseCommandLine, type Command } from './cli.ts';
-import { applyCommand, installUnitCommand, planCommand, schemaCommand, statusCommand, versionCommand } from './commands.ts';
+// Commands are loaded lazily from the table (command-table.ts): only the one that runs is evaluated.
+import { commandHelp, loggerFor, mainHelp, parseCommandLine } from './cli.ts';
+import { commandTable } from './command-table.ts';
 import { AgentError, errorMessage, exitCodeFor } from '../engine/errors.ts';
-import { launchCommand } from '../orchestrator/cli.ts';
-import { userdataCommand } from '../bootstrap/userdata-command.ts';
-import { sshCommand } from '../ssh/command.ts';
-import { bakeCommand } from '../bootstrap/bake.ts';
-import { etcdCommand } from './etcd-command.ts';
-import { routesCommand } from './routes-command.ts';
-import { exampleCommand, publishCommand } from './example-command.ts';
-import { validateCommand } from './validate-command.ts';
-
-/** In the order `nodeup --help` lists them: the node's own commands, then the operator's. */
-export const commands: readonly Command[] = [
-  applyCommand,
-  planCommand,
-  statusCommand,
-  installUnitCommand,
-  bakeCommand,
-  userdataCommand,
-  launchCommand,
-  sshCommand,
-  etcdCommand,
-  routesCommand,
-  publishCommand,
-  validateCommand,
-  exampleCommand,
-  schemaCommand,
-  versionCommand,
-];
 
 export async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(mainHelp(commands));
+    process.stdout.write(mainHelp(commandTable));
     return name ? 0 : 2;
   }
   if (name === '--version') return main(['version']);
-  const cmd = commands.find((c) => c.name === name);
-  if (!cmd) {
-    process.stderr.write(`nodeup: unknown command ${name}\n\n${mainHelp(commands)}`);
+  const entry = commandTable.find((c) => c.name === name);
+  if (!entry) {
+    process.stderr.write(`nodeup: unknown command ${name}\n\n${mainHelp(commandTable)}`);
     return 2;
   }
   try {
+    const cmd = await entry.load();
     const { values, positionals } = parseCommandLine(cmd, rest);
     if (values.help) {
       process.stdout.write(commandHelp(cmd));

@@ -1,7 +1,6 @@
 // Host facts, read once per run into the NodeModel. Builders never read the host themselves.
 import * as os from 'node:os';
 import * as fsp from 'node:fs/promises';
-import si from 'systeminformation';
 import type { Host } from './host.ts';
 
 export type Arch = 'amd64' | 'arm64';
@@ -90,6 +89,8 @@ export async function readHostFacts(host: Host): Promise<HostFacts> {
   let swapBytes = 0;
   let cpus = os.cpus().length;
   if (live) {
+    // Imported here: only a live root reads it, and a scratch-root plan need not evaluate it.
+    const { default: si } = await import('systeminformation');
     const mem = await si.mem();
     memoryBytes = mem.total;
     swapBytes = mem.swaptotal;

@@ -1,4 +1,6 @@
 // The real host: node:fs under a root, execa for processes, undici for HTTP and downloads.
+// execa, undici and tar are imported where they are used: a run that starts no process or download
+// (status, a converged plan of files) does not evaluate them (start-up, issue 17).
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -6,9 +8,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { execa, ExecaError } from 'execa';
-import { Agent, getGlobalDispatcher, interceptors, request, type Dispatcher } from 'undici';
-import * as tar from 'tar';
+import type { Dispatcher } from 'undici';
 import * as os from 'node:os';
 import { AgentError } from '../errors.ts';
 import { syncDir, syncFile } from './fsync.ts';
@@ -191,7 +191,8 @@ export interface NodeHostOptions {
 // undici 7+ refuses the old `maxRedirections` request option (InvalidArgumentError): redirects
 // (release hosts answer 302 to their CDN) follow through the redirect interceptor, composed on the
 // global dispatcher at call time (tests install undici's MockAgent there).
-function downloadDispatcher(): Dispatcher {
+async function downloadDispatcher(): Promise<Dispatcher> {
+  const { getGlobalDispatcher, interceptors } = await import('undici');
   return getGlobalDispatcher().compose(interceptors.redirect({ maxRedirections: 5 }));
 }
 
@@ -216,6 +217,7 @@ export class NodeHost implements Host {
   async run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const argv = [file, ...args];
     this.log.debug({ argv }, 'run');
+    const { execa, ExecaError } = await import('execa');
     try {
       const sub = execa(file, args, {
         reject: false,
@@ -274,6 +276,7 @@ export class NodeHost implements Host {
   }
 
   async http(req: HttpRequest): Promise<HttpResponse> {
+    const { Agent, request } = await import('undici');
     const dispatcher = req.tls
       ? new Agent({ connect: { ...(req.tls.ca ? { ca: req.tls.ca } : {}), ...(req.tls.cert ? { cert: req.tls.cert } : {}), ...(req.tls.key ? { key: req.tls.key } : {}) } })
       : undefined;
@@ -394,7 +397,8 @@ export class NodeHost implements Host {
         total = (await fsp.stat(src)).size;
         await pipeline(createReadStream(src), meter, createWriteStream(tmp, { mode: 0o600 }));
       } else {
-        const res = await request(url, { method: 'GET', dispatcher: downloadDispatcher(), headersTimeout: 30000, bodyTimeout: 60000 });
+        const { request } = await import('undici');
+        const res = await request(url, { method: 'GET', dispatcher: await downloadDispatcher(), headersTimeout: 30000, bodyTimeout: 60000 });
         if (res.statusCode !== 200) {
           await res.body.dump();
           throw new AgentError('DOWNLOAD_FAILED', `cannot download ${asset.name}: HTTP ${res.statusCode}`, {
@@ -437,6 +441,7 @@ export class NodeHost implements Host {
     const wanted = new Set(members.map((m) => m.replace(/^\.\//, '')));
     const seen = new Set<string>();
     try {
+      const tar = await import('tar');
       await tar.x({
         file: archive,
         cwd: dir,
