@@ -41,9 +41,9 @@ timed "setup: Debian packages" bash scripts/fixtures/apt-deps.sh
 timed "setup: boot-path tools" bash scripts/boot-paths-deps.sh
 timed "setup: foundation tools" bash scripts/setup-foundation.sh
 
-# e2e (upstream e2e.test, ginkgo, agnhost) and coredns serve the VM suites' conformance smoke and
-# CoreDNS add-on; e2e is built after kubernetes, whose Go build cache it reuses.
-fixtures="${NODEUP_FIXTURES:-minio etcd36 containerd2 runc cni crictl kubernetes coredns e2e}"
+# coredns serves the CoreDNS add-on image. The e2e fixture (upstream e2e.test, ~30 min cold) is
+# built by scripts/conformance/vm.sh, or here with NODEUP_FIXTURES="... e2e".
+fixtures="${NODEUP_FIXTURES:-minio etcd36 containerd2 runc cni crictl kubernetes coredns}"
 log "binaries built from source through the Go module proxy (cached by version): $fixtures"
 # shellcheck disable=SC2086
 bash scripts/fixtures/build.sh $fixtures

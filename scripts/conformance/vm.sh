@@ -23,6 +23,7 @@ case "$selection" in smoke | full) ;; *) [ -f "$selection" ] || { echo "vm.sh: n
 source scripts/node-env.sh
 if [ "$setup" = yes ]; then
   bash scripts/setup.sh
+  bash scripts/fixtures/build.sh e2e
   npm run build --silent
   bash scripts/vm/setup.sh
 fi

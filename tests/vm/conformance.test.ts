@@ -36,8 +36,8 @@ describe('conformance: upstream [Conformance] tests on one control plane and two
   beforeAll(async () => {
     if (!enabled) return;
     await lab.setup();
-    cpConfig = await lab.writeFile('control-plane.yaml', lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp: cp.ip }));
-    const worker = lab.nodeConfig({ role: 'worker', ig: 'nodes', cpIp: cp.ip });
+    cpConfig = await lab.writeFile('control-plane.yaml', lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp: cp.ip, services: true }));
+    const worker = lab.nodeConfig({ role: 'worker', ig: 'nodes', cpIp: cp.ip, services: true });
     wkConfig = await lab.writeFile('nodes.yaml', worker);
     await lab.publishNodeConfig('nodes', worker);
   });

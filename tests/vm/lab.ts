@@ -110,6 +110,8 @@ export interface NodeConfigInput {
   readonly etcdExtra?: string;
   /** Extra `spec:` lines (two-space indent), e.g. units or images. */
   readonly extra?: string;
+  /** kube-proxy and CoreDNS on (NODEUP_VM_SERVICES=1 scenarios; off by default until Service traffic from pods works, see docs/conformance.md). */
+  readonly services?: boolean;
   /** spec.kubeProxy.mode (default nftables, kube-proxy's own default). */
   readonly kubeProxyMode?: 'nftables' | 'iptables';
   /** spec.kubelet.registerWithTaints: [] (a control plane that takes workloads). */
@@ -295,14 +297,16 @@ ${ov('etcd', e.ETCD_VERSION!, e.ETCD_SHA256!, `etcd-v${e.ETCD_VERSION}-linux-amd
     version: "${e.CONTAINERD_VERSION}"
     registryMirrors:
       registry.k8s.io: ["${this.registryUrl}"]
-  kubeProxy: {mode: ${o.kubeProxyMode ?? 'nftables'}}
+  kubeProxy: {enabled: ${o.services ? 'true' : 'false'}, mode: ${o.kubeProxyMode ?? 'nftables'}}
 ${o.untainted ? '  kubelet: {registerWithTaints: []}\n' : ''}  networking:
     podCIDR: 10.244.0.0/16
     nodeAddress: {cidr: ${labSubnet}}
   etcd:
     version: "${e.ETCD_VERSION}"
     clusters: [{name: main, clientPort: 2379, peerPort: 2380}]
-${o.etcdMemberCount ? `    memberCount: ${o.etcdMemberCount}\n    deadMemberGraceSeconds: 30\n` : ''}${o.etcdExtra ?? ''}  files:
+${o.etcdMemberCount ? `    memberCount: ${o.etcdMemberCount}\n    deadMemberGraceSeconds: 30\n` : ''}${o.etcdExtra ?? ''}  addons:
+    coredns: {enabled: ${o.services ? 'true' : 'false'}}
+  files:
     - path: /root/.ssh/authorized_keys
       content: "${this.pubKey}\\n"
       mode: "0600"
