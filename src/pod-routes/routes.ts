@@ -2,7 +2,7 @@
 // have (from the Node objects the API server lists), and what to change in the kernel's table to
 // get there. Only routes marked with nodeup's route protocol are ever touched, so routes the
 // cloud, the admin or another CNI installed stay as they are.
-import { isIPv4, isIPv6 } from 'node:net';
+import { parseIp, type IpFamily } from '../engine/net/cidr.ts';
 
 /** `ip route ... proto 77`: the mark of the routes this sync owns (free in iproute2's rt_protos). */
 export const routeProtocol = 77;
@@ -49,10 +49,11 @@ export function nodesFromList(body: string): NodeRouteInfo[] {
   }));
 }
 
-const familyOf = (cidr: string): 4 | 6 | undefined => {
-  const ip = cidr.split('/')[0] ?? '';
-  return isIPv4(ip) ? 4 : isIPv6(ip) ? 6 : undefined;
-};
+/** The family of an address or of a CIDR's address part; undefined when it does not parse. Pure. */
+const familyOf = (addrOrCidr: string): IpFamily | undefined => parseIp(addrOrCidr.split('/')[0] ?? '')?.family;
+
+/** `ip`'s family flag for a route destination. Pure. */
+export const ipFamilyFlag = (dst: string): '-4' | '-6' => (familyOf(dst) === 6 ? '-6' : '-4');
 
 /**
  * One route per pod subnet of every other node, via that node's InternalIP of the same family.
@@ -67,7 +68,7 @@ export function desiredRoutes(nodes: readonly NodeRouteInfo[], self: string): Po
     for (const dst of n.podCIDRs) {
       if (own.has(dst)) continue;
       const fam = familyOf(dst);
-      const via = n.internalIPs.find((ip) => (fam === 4 ? isIPv4(ip) : fam === 6 ? isIPv6(ip) : false));
+      const via = fam === undefined ? undefined : n.internalIPs.find((ip) => familyOf(ip) === fam);
       if (via) out.push({ dst, via, node: n.name });
     }
   }
@@ -91,7 +92,7 @@ export function parseIpRoutes(stdout: string): InstalledRoute[] {
 /** iproute2 prints a host route without its prefix length. */
 function normalizeDst(dst: string): string {
   if (dst.includes('/')) return dst;
-  return isIPv6(dst) ? `${dst}/128` : `${dst}/32`;
+  return familyOf(dst) === 6 ? `${dst}/128` : `${dst}/32`;
 }
 
 /** What to change: routes missing or with another gateway are replaced, routes nobody wants removed. Pure. */

@@ -9,7 +9,7 @@ import { AgentError, errorMessage } from '../engine/errors.ts';
 import type { Host } from '../engine/host/host.ts';
 import type { Logger } from '../engine/log.ts';
 import { parseKubeconfig } from '../engine/pki/kubeconfig.ts';
-import { desiredRoutes, nodesFromList, parseIpRoutes, routeActions, routeProtocol, type PodRoute } from './routes.ts';
+import { desiredRoutes, ipFamilyFlag, nodesFromList, parseIpRoutes, routeActions, routeProtocol, type InstalledRoute, type PodRoute } from './routes.ts';
 
 export interface RouteSyncOptions {
   readonly kubeconfigPath: string;
@@ -54,11 +54,12 @@ async function apiAccess(host: Host, kubeconfigPath: string): Promise<ApiAccess>
   };
 }
 
-async function installedRoutes(host: Host): Promise<{ family: '-4' | '-6'; routes: ReturnType<typeof parseIpRoutes> }[]> {
-  const out = [];
+/** nodeup's routes of both families in the kernel's main table. */
+async function installedRoutes(host: Host): Promise<InstalledRoute[]> {
+  const out: InstalledRoute[] = [];
   for (const family of ['-4', '-6'] as const) {
     const r = await host.run('ip', [family, '-j', 'route', 'show', 'proto', String(routeProtocol)]);
-    out.push({ family, routes: parseIpRoutes(r.stdout) });
+    out.push(...parseIpRoutes(r.stdout));
   }
   return out;
 }
@@ -74,16 +75,15 @@ export async function syncRoutesOnce(host: Host, log: Logger, o: Pick<RouteSyncO
   }
   const nodes = nodesFromList(res.body.toString('utf8'));
   const want = desiredRoutes(nodes, o.nodeName);
-  const have = (await installedRoutes(host)).flatMap((f) => f.routes);
+  const have = await installedRoutes(host);
   const actions = routeActions(have, want);
   let failed = 0;
-  const family = (dst: string): '-4' | '-6' => (dst.includes(':') ? '-6' : '-4');
   for (const r of actions.replace) {
-    const ok = await change(host, log, ['ip', family(r.dst), 'route', 'replace', r.dst, 'via', r.via, 'proto', String(routeProtocol)], r);
+    const ok = await change(host, log, ['ip', ipFamilyFlag(r.dst), 'route', 'replace', r.dst, 'via', r.via, 'proto', String(routeProtocol)], r);
     if (!ok) failed += 1;
   }
   for (const r of actions.remove) {
-    const ok = await change(host, log, ['ip', family(r.dst), 'route', 'del', r.dst, 'proto', String(routeProtocol)], { dst: r.dst, via: r.via ?? '', node: '' });
+    const ok = await change(host, log, ['ip', ipFamilyFlag(r.dst), 'route', 'del', r.dst, 'proto', String(routeProtocol)], { dst: r.dst, via: r.via ?? '', node: '' });
     if (!ok) failed += 1;
   }
   return { nodes: nodes.length, routes: want.length, added: actions.replace.length, removed: actions.remove.length, failed };
