@@ -81,31 +81,24 @@ if [ "${NODEUP_VM_TESTS:-1}" != "0" ]; then
     status=1
   fi
 fi
-node -e '
-  let passed = 0, failed = 0, skipped = 0;
-  for (const f of process.argv.slice(1)) {
-    try {
-      const r = JSON.parse(require("fs").readFileSync(f, "utf8"));
-      passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
-    } catch { failed += 1; console.error(`no test report in ${f}: the layer did not run`); }
-  }
-  console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
-' "${reports[@]}" || true
-
-# Where the time went: the phases, then each test file over 30 s (from vitest's JSON reports).
+# The counts over every layer, then where the time went: the phases, then each test file over 30 s
+# (both from vitest's JSON reports, read once).
 node -e '
   const fs = require("fs");
   const [timings, ...reports] = process.argv.slice(1);
   const rows = fs.readFileSync(timings, "utf8").split("\n").filter(Boolean).map((l) => l.split("\t"));
+  let passed = 0, failed = 0, skipped = 0;
   for (const f of reports) {
     try {
       const r = JSON.parse(fs.readFileSync(f, "utf8"));
+      passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
       for (const t of r.testResults) {
         const s = Math.round((t.endTime - t.startTime) / 1000);
         if (s >= 30) rows.push(["  file " + require("path").relative(process.cwd(), t.name), String(s), t.status === "passed" ? "ok" : t.status]);
       }
-    } catch {}
+    } catch { failed += 1; console.error(`no test report in ${f}: the layer did not run`); }
   }
+  console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
   const w = Math.max(5, ...rows.map((r) => r[0].length));
   const line = "+" + "-".repeat(w + 2) + "+----------+--------+";
   console.log("\nwhere the time went\n" + line + "\n| " + "phase".padEnd(w) + " |  seconds | status |\n" + line);
