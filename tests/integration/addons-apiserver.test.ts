@@ -47,18 +47,18 @@ describe('addons against a real kube-apiserver', () => {
   it('plans every object against the live server, applies them, and a second run changes nothing', async () => {
     const plan = await w.runAddons('plan');
     expect(plan.ok).toBe(true);
-    expect(plan.changed).toBe(12);
+    expect(plan.changed).toBe(14); // 12 + the nodeup:node-routes ClusterRole and its binding
     expect(plan.results.every((r) => r.changes.every((c) => c.field === 'create'))).toBe(true);
 
     const first = await w.runAddons();
     expect(first.results.filter((r) => r.status === 'failed').map((r) => r.error)).toEqual([]);
     expect(first.ok).toBe(true);
-    expect(first.changed).toBe(12);
+    expect(first.changed).toBe(14);
     const tokenId = (await w.storeToken()).split('.')[0] as string;
     const secret = (await w.admin.get({ apiVersion: 'v1', kind: 'Secret', metadata: { name: `bootstrap-token-${tokenId}`, namespace: 'kube-system' } })) as KubeObject;
     expect(secret.type).toBe('bootstrap.kubernetes.io/token');
     expect(secret.metadata.labels?.['app.kubernetes.io/managed-by']).toBe('nodeup');
-    for (const b of renderBootstrapRbac({ nodeProxierForNodes: true })) {
+    for (const b of renderBootstrapRbac({ nodeProxierForNodes: true, nodeRoutes: true })) {
       const live = (await w.admin.get(b)) as KubeObject;
       expect(live.roleRef, objectPath(b)).toEqual(b.roleRef);
       expect(live.subjects, objectPath(b)).toEqual(b.subjects);
