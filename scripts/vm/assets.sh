@@ -40,7 +40,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "$REPO/scripts/fixtures/build.sh" "${missing[@]}" >&2 || die "scripts/fixtures/build.sh ${missing[*]} failed"
 fi
 
-KEY="$( (for n in "${NAMES[@]}"; do echo "$n ${VER[$n]}"; done; sha256sum "${BASH_SOURCE[0]}") | sha256sum | cut -c1-12)"
+KEY="$( (for n in "${NAMES[@]}"; do echo "$n ${VER[$n]}"; done; sha256sum <"${BASH_SOURCE[0]}") | sha256sum | cut -c1-12)"
 OUT="$CACHE/assets-$KEY"
 if [ -f "$OUT/.ok" ]; then
   log "reusing $OUT"

@@ -54,7 +54,7 @@ DEBIAN_PACKAGES=(busybox-static bash libc-bin netbase nftables iptables conntrac
 # script (image contents, Debian package names), the Go sources of pause and hello. The Debian
 # packages' exact versions are recorded in debian-packages.txt (bookworm only takes security and
 # point-release fixes).
-KEY="$( (echo "etcd $ETCD k8s $K8S have-k8s $HAVE_K8S coredns $COREDNS have-e2e $HAVE_E2E pause $PAUSE_TAG"; sha256sum "${BASH_SOURCE[0]}" "$HERE/pause/main.go" "$HERE/hello/main.go") | sha256sum | cut -c1-12)"
+KEY="$( (echo "etcd $ETCD k8s $K8S have-k8s $HAVE_K8S coredns $COREDNS have-e2e $HAVE_E2E pause $PAUSE_TAG"; cat "${BASH_SOURCE[0]}" "$HERE/pause/main.go" "$HERE/hello/main.go" | sha256sum) | sha256sum | cut -c1-12)"
 OUT="$CACHE/registry-$KEY"
 if [ -f "$OUT/.ok" ]; then
   log "reusing $OUT"
