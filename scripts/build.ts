@@ -189,12 +189,12 @@ async function seaBlob(arch: BuildArch, cjs: string, version: string, stage: str
   return { blob, codeCache: useCodeCache };
 }
 
-/** Node's binary with the blob injected (postject, the tool Node's SEA docs use; @yao-pkg/pkg brings it). */
+/** Node's binary with the blob injected (postject, the tool Node's SEA docs use). */
 async function seaBinary(arch: BuildArch, blob: string, version: string, stage: string): Promise<string> {
   const out = join(stage, `nodeup-${arch}`);
   await fsp.copyFile(await nodeBinary(arch, version), out);
   await fsp.chmod(out, 0o755);
-  const req = createRequire(join(repo, 'node_modules/@yao-pkg/pkg/package.json'));
+  const req = createRequire(import.meta.url);
   const { inject } = req('postject') as { inject: (file: string, name: string, data: Buffer, opts: { sentinelFuse: string; overwrite: boolean }) => Promise<void> };
   await inject(out, 'NODE_SEA_BLOB', await fsp.readFile(blob), { sentinelFuse: seaFuse, overwrite: true });
   return out;

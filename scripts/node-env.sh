@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Source this file: it makes Node 24 (the runtime the nodeup binary embeds) the `node` and `npm`
 # on PATH, installing it from the npm registry's `node-linux-<arch>` package into a cache outside
-# the clone the first time. The system Node (20) is too old for execa, undici and @yao-pkg/pkg.
+# the clone the first time. The system Node (20) is too old for execa, undici and Node 24 single executables.
 NODEUP_NODE_VERSION="${NODEUP_NODE_VERSION:-24.21.0}"
 NODEUP_CACHE="${NODEUP_CACHE:-$HOME/.cache/nodeup}"
 __nodeup_arch() { case "$(uname -m)" in x86_64) echo x64 ;; aarch64|arm64) echo arm64 ;; *) echo "unsupported-$(uname -m)" ;; esac; }
