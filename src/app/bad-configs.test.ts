@@ -129,6 +129,8 @@ const cases: readonly Case[] = [
   { name: 'preflight check name in the wrong case', node: { 'spec.preflight.ignore': ['Swap', 'memory'] }, path: 'spec.preflight.ignore.1' },
   { name: 'two etcd members', node: { 'spec.etcd.memberCount': 2 }, path: 'spec.etcd.memberCount' },
   { name: 'four etcd members', node: { 'spec.etcd.memberCount': 4 }, path: 'spec.etcd.memberCount' },
+  { name: 'a leader renew deadline as long as the lease', node: { 'spec.controlPlane.leaderElection': { leaseDurationSeconds: 30, renewDeadlineSeconds: 30 } }, path: 'spec.controlPlane.leaderElection.renewDeadlineSeconds' },
+  { name: 'a leader retry period too close to the renew deadline', node: { 'spec.controlPlane.leaderElection': { retryPeriodSeconds: 9 } }, path: 'spec.controlPlane.leaderElection.retryPeriodSeconds' },
   { name: 'backup schedule in words', node: { 'spec.etcd.backup.schedule': 'every 15 minutes' }, path: 'spec.etcd.backup.schedule' },
   { name: 'backup schedule hour 25', node: { 'spec.etcd.backup.schedule': '25:00' }, path: 'spec.etcd.backup.schedule' },
   { name: 'backup schedule month 13', node: { 'spec.etcd.backup.schedule': '*-13-01 00:00:00' }, path: 'spec.etcd.backup.schedule' },

@@ -77,6 +77,23 @@ describe('control-plane inputs', () => {
     expect(cm({ cni: 'external' })).not.toContain('allocate-node-cidrs');
   });
 
+  it('leader election: no duration flags at the components\' defaults; spec.controlPlane.leaderElection sets them on the controller-manager and the scheduler', () => {
+    const both = (leaderElection?: Record<string, number>): string[] => {
+      const input = controlPlaneInput(cpModel({ spec: leaderElection ? { controlPlane: { leaderElection } } : {} }));
+      return [renderControllerManagerManifest(input), renderSchedulerManifest(input)];
+    };
+    for (const m of both()) {
+      expect(m).toContain('- --leader-elect=true\n');
+      expect(m).not.toContain('--leader-elect-');
+    }
+    for (const m of both({ leaseDurationSeconds: 60, renewDeadlineSeconds: 40, retryPeriodSeconds: 5 })) {
+      for (const f of ['--leader-elect-lease-duration=60s', '--leader-elect-renew-deadline=40s', '--leader-elect-retry-period=5s']) expect(m).toContain(`- ${f}\n`);
+    }
+    const one = both({ renewDeadlineSeconds: 12 })[0]!;
+    expect(one).toContain('- --leader-elect-renew-deadline=12s\n');
+    expect(one).not.toContain('--leader-elect-lease-duration');
+  });
+
   it('probes: kubeadm\'s thresholds by default; spec.controlPlane.probes loosens them on all three pods', () => {
     const thresholds = (m: string): [number, number] => {
       const pod = yaml.load(m) as { spec: { containers: { startupProbe: { failureThreshold: number }; livenessProbe: { failureThreshold: number } }[] } };

@@ -83,6 +83,7 @@ export function controlPlaneInput(model: NodeModel): ControlPlaneInput {
     controllerManagerExtraArgs: cp.controllerManager.extraArgs,
     schedulerExtraArgs: cp.scheduler.extraArgs,
     probes: cp.probes,
+    leaderElection: cp.leaderElection,
   };
 }
 

@@ -58,6 +58,8 @@ export interface ControlPlaneInput {
   readonly schedulerExtraArgs: Readonly<Record<string, string>>;
   /** Failed probes (10 s apart) before kubelet restarts a pod: while it starts, once it runs. */
   readonly probes: { readonly startupFailureThreshold: number; readonly livenessFailureThreshold: number };
+  /** Leader election of the controller-manager and the scheduler, in seconds. */
+  readonly leaderElection: { readonly leaseDurationSeconds: number; readonly renewDeadlineSeconds: number; readonly retryPeriodSeconds: number };
 }
 
 type Flags = Record<string, string>;
@@ -198,6 +200,7 @@ export function renderControllerManagerManifest(i: ControlPlaneInput): string {
     controllers: '*,bootstrapsigner,tokencleaner',
     kubeconfig: controllerManagerKubeconfig,
     'leader-elect': 'true',
+    ...leaderElectionFlags(i.leaderElection),
     'requestheader-client-ca-file': paths.frontProxyCa,
     'root-ca-file': paths.ca,
     'service-account-private-key-file': paths.saKey,
@@ -219,6 +222,15 @@ export function renderControllerManagerManifest(i: ControlPlaneInput): string {
   });
 }
 
+/** The --leader-elect-* duration flags: only those that differ from the components' own defaults (15 s, 10 s, 2 s). */
+function leaderElectionFlags(l: ControlPlaneInput['leaderElection']): Flags {
+  const flags: Flags = {};
+  if (l.leaseDurationSeconds !== 15) flags['leader-elect-lease-duration'] = `${l.leaseDurationSeconds}s`;
+  if (l.renewDeadlineSeconds !== 10) flags['leader-elect-renew-deadline'] = `${l.renewDeadlineSeconds}s`;
+  if (l.retryPeriodSeconds !== 2) flags['leader-elect-retry-period'] = `${l.retryPeriodSeconds}s`;
+  return flags;
+}
+
 export function renderSchedulerManifest(i: ControlPlaneInput): string {
   const flags: Flags = {
     'authentication-kubeconfig': schedulerKubeconfig,
@@ -226,6 +238,7 @@ export function renderSchedulerManifest(i: ControlPlaneInput): string {
     'bind-address': '127.0.0.1',
     kubeconfig: schedulerKubeconfig,
     'leader-elect': 'true',
+    ...leaderElectionFlags(i.leaderElection),
   };
   return renderPod({
     name: 'kube-scheduler',

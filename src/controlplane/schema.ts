@@ -45,6 +45,19 @@ export const ControlPlaneSpec = z.strictObject({
       livenessFailureThreshold: z.number().int().min(1).max(1000).default(8),
     })
     .prefault({}),
+  /**
+   * Leader election of the controller-manager and the scheduler (their --leader-elect-* flags;
+   * the defaults are theirs). A leader that cannot renew its lease within renewDeadlineSeconds
+   * exits and is restarted: where the API server answers slowly (emulated guests, small boards,
+   * an overloaded control plane) longer durations keep it from restarting in a loop.
+   */
+  leaderElection: z
+    .strictObject({
+      leaseDurationSeconds: z.number().int().min(1).max(3600).default(15),
+      renewDeadlineSeconds: z.number().int().min(1).max(3600).default(10),
+      retryPeriodSeconds: z.number().int().min(1).max(3600).default(2),
+    })
+    .prefault({}),
   /** Leaf certificate lifetime; renewed when a third is left. */
   certificateValidityDays: z.number().int().min(2).max(3650).default(365),
 });

@@ -158,6 +158,14 @@ function componentProblems(cfg: NodeConfig): Problem[] {
     const bad = calendarProblem(s.etcd.backup.schedule);
     if (bad !== undefined) out.push({ path: 'spec.etcd.backup.schedule', message: `${bad} ("" disables the timer)` });
   }
+  const le = s.controlPlane.leaderElection;
+  // client-go's leaderelection refuses to start otherwise (leaseDuration > renewDeadline > 1.2 x retryPeriod).
+  if (le.renewDeadlineSeconds >= le.leaseDurationSeconds) {
+    out.push({ path: 'spec.controlPlane.leaderElection.renewDeadlineSeconds', message: `${le.renewDeadlineSeconds} must be less than leaseDurationSeconds (${le.leaseDurationSeconds}): the controller-manager and the scheduler refuse to start otherwise` });
+  }
+  if (le.renewDeadlineSeconds <= 1.2 * le.retryPeriodSeconds) {
+    out.push({ path: 'spec.controlPlane.leaderElection.retryPeriodSeconds', message: `${le.retryPeriodSeconds} must be under renewDeadlineSeconds / 1.2 (${le.renewDeadlineSeconds} / 1.2): the controller-manager and the scheduler refuse to start otherwise` });
+  }
   if (s.role === 'control-plane') {
     const ports = new Map<number, string>([[10250, 'kubelet\'s port 10250']]);
     s.etcd.clusters.forEach((c) => {
