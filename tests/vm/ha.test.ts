@@ -78,9 +78,10 @@ describe('three control planes; one is lost and replaced', () => {
     // One vCPU is below the control-plane minimum that preflight enforces: say so in the config.
     // etcd: run 7 saw elections one after another (term 66 within minutes) with guest load 18;
     // a 5 s election timeout (500 ms heartbeats) rides out the stalls (spec.etcd, etcd's own flags).
-    const extra = `  controlPlane:\n    probes: {startupFailureThreshold: 90, livenessFailureThreshold: 30}\n${cpuArgs.length > 0 ? '  preflight:\n    ignore: [NumCPU]\n' : ''}`;
+    const controlPlaneExtra = '    probes: {startupFailureThreshold: 90, livenessFailureThreshold: 30}\n';
+    const extra = cpuArgs.length > 0 ? '  preflight:\n    ignore: [NumCPU]\n' : '';
     const etcdExtra = '    heartbeatIntervalMs: 500\n    electionTimeoutMs: 5000\n';
-    const cfg = lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, etcdMemberCount: 3, etcdExtra, extra });
+    const cfg = lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, etcdMemberCount: 3, etcdExtra, extra, controlPlaneExtra });
     cpConfig = await lab.writeFile('control-plane.yaml', cfg);
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: `cluster/${storeLayout.nodeConfig('control-plane')}`, Body: cfg }));
     credsFile = await lab.writeFile('s3-credentials.env', `AWS_ACCESS_KEY_ID=${creds.user}\nAWS_SECRET_ACCESS_KEY=${creds.password}\n`);

@@ -108,6 +108,8 @@ export interface NodeConfigInput {
   readonly etcdMemberCount?: number;
   /** Extra `spec.etcd:` lines (four-space indent), e.g. heartbeatIntervalMs. */
   readonly etcdExtra?: string;
+  /** Extra `spec.controlPlane:` lines (four-space indent), e.g. probes. */
+  readonly controlPlaneExtra?: string;
   /** Extra `spec:` lines (two-space indent), e.g. units or images. */
   readonly extra?: string;
   /** kube-proxy and CoreDNS on (NODEUP_VM_SERVICES=1 scenarios; off by default until Service traffic from pods works, see docs/conformance.md). */
@@ -298,7 +300,11 @@ ${ov('etcd', e.ETCD_VERSION!, e.ETCD_SHA256!, `etcd-v${e.ETCD_VERSION}-linux-amd
     registryMirrors:
       registry.k8s.io: ["${this.registryUrl}"]
   kubeProxy: {enabled: ${o.services ? 'true' : 'false'}, mode: ${o.kubeProxyMode ?? 'nftables'}}
-${o.untainted ? '  kubelet: {registerWithTaints: []}\n' : ''}  networking:
+  controlPlane:
+    # Under TCG the API server can take longer than the default 10 s renew deadline to answer a
+    # lease update; the controller-manager then exits ("leaderelection lost") and restarts in a loop.
+    leaderElection: {leaseDurationSeconds: 60, renewDeadlineSeconds: 40, retryPeriodSeconds: 5}
+${o.controlPlaneExtra ?? ''}${o.untainted ? '  kubelet: {registerWithTaints: []}\n' : ''}  networking:
     podCIDR: 10.244.0.0/16
     nodeAddress: {cidr: ${labSubnet}}
   etcd:
