@@ -3,7 +3,7 @@
 // the names hold), the JUnit -> per-test report and summary parser, and the selection files
 // themselves (every name a v1.35.4 [Conformance] test).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -130,6 +130,57 @@ describe('JUnit report -> per-test results and summary', () => {
     const r = run(['--summarize', junit, '--selection', sel, '--skips', '/nonexistent', '--conformance-list', join(here, 'conformance.txt')]);
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain('PASSED   A b [Conformance] (2.0s)');
+  });
+});
+
+describe('how e2e.test is started', () => {
+  /** A bin folder with stand-ins for e2e.test, ginkgo and kubectl that record their arguments, one a line. */
+  function fakeBin(withGinkgo: boolean): string {
+    const bin = mkdtempSync(join(tmp, 'bin-'));
+    const recorder = (name: string): string => `#!/bin/sh\n[ "$1" = --version ] && { echo "${name} v0"; exit 0; }\nfor a in "$@"; do printf '%s\\n' "$a"; done >"${bin}/${name}.args"\n`;
+    for (const n of ['e2e.test', 'kubectl', ...(withGinkgo ? ['ginkgo'] : [])]) {
+      writeFileSync(join(bin, n), recorder(n));
+      chmodSync(join(bin, n), 0o755);
+    }
+    writeFileSync(join(bin, 'kubeconfig'), 'apiVersion: v1\n');
+    return bin;
+  }
+  const common = (bin: string, report: string): string[] => ['--e2e', join(bin, 'e2e.test'), '--kubeconfig', join(bin, 'kubeconfig'), '--kubectl-path', join(bin, 'kubectl'), '--selection', 'smoke', '--report-dir', report, '--quiet'];
+
+  it('runs e2e.test itself with --ginkgo.* flags by default', () => {
+    const bin = fakeBin(false);
+    const report = join(bin, 'report');
+    run(common(bin, report));
+    const args = readFileSync(join(bin, 'e2e.test.args'), 'utf8').trim().split('\n');
+    expect(args.find((a) => a.startsWith('--ginkgo.focus='))).toBeDefined();
+    expect(args).toContain(`--ginkgo.junit-report=${report}/junit.xml`);
+    expect(args).toContain(`--kubeconfig=${join(bin, 'kubeconfig')}`);
+    expect(args.some((a) => a.startsWith('--focus=') || a.startsWith('--nodes'))).toBe(false);
+  });
+
+  it('runs N parallel processes through the ginkgo CLI with --nodes N, e2e.test\'s own flags after --', () => {
+    const bin = fakeBin(true);
+    const report = join(bin, 'report');
+    mkdirSync(report);
+    run([...common(bin, report), '--nodes', '3']);
+    const args = readFileSync(join(bin, 'ginkgo.args'), 'utf8').trim().split('\n');
+    expect(args[0]).toBe('--nodes=3');
+    const sep = args.indexOf('--');
+    expect(args[sep - 1]).toBe(join(bin, 'e2e.test'));
+    expect(args.slice(0, sep).find((a) => a.startsWith('--focus='))).toBeDefined();
+    expect(args.slice(0, sep)).toContain(`--junit-report=${report}/junit.xml`);
+    expect(args.slice(sep + 1)).toContain(`--kubeconfig=${join(bin, 'kubeconfig')}`);
+    expect(args.some((a) => a.startsWith('--ginkgo.'))).toBe(false);
+  });
+
+  it('refuses --nodes without a ginkgo CLI, naming where it looked (exit 2)', () => {
+    const bin = fakeBin(false);
+    const r = run([...common(bin, join(bin, 'report')), '--nodes', '2']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`${join(bin, 'ginkgo')} is not executable`);
+    const bad = run([...common(bin, join(bin, 'report')), '--nodes', 'x']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--nodes takes a number');
   });
 });
 
