@@ -225,13 +225,17 @@ busybox_applets() {
   done
 }
 
-# check ROOTFS CMD... — runs CMD inside ROOTFS (chroot) and logs its first line; fails the build if
-# it fails. Skipped (with a note) when not root.
+# check ROOTFS CMD... — runs CMD inside ROOTFS (chroot, with its own /proc as a container has: a
+# busybox shell finds its applets through /proc/self/exe) and logs its first line; fails the build
+# if it fails. Skipped (with a note) when not root.
 check() {
-  local r="$1" out
+  local r="$1" out made=no rc=0
   shift
   if [ "$(id -u)" != 0 ]; then log "    (not root: not checked: $*)"; return 0; fi
-  out="$(env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin chroot "$r" "$@" </dev/null 2>&1)" || die "in $(basename "$r"): '$*' failed: $out"
+  [ -d "$r/proc" ] || { mkdir "$r/proc"; made=yes; }
+  out="$(env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin unshare --mount --pid --fork --mount-proc="$r/proc" chroot "$r" "$@" </dev/null 2>&1)" || rc=$?
+  [ "$made" = no ] || rmdir "$r/proc"
+  [ "$rc" = 0 ] || die "in $(basename "$r"): '$*' failed: $out"
   log "    $(basename "$r")\$ $*: $(printf '%s\n' "$out" | head -1)"
 }
 
@@ -323,12 +327,16 @@ if [ "$HAVE_E2E" = yes ]; then
   deb_copy "$T" /bin/bash /usr/bin/curl /usr/bin/dig /usr/bin/nslookup /usr/bin/host /usr/bin/getent \
     /bin/nc.openbsd /bin/ip /etc/protocols /etc/services
   ln -s nc.openbsd "$T/bin/nc"
+  # /bin/sh is bash here, not busybox: Debian's busybox-static runs its own applets before PATH
+  # (FEATURE_SH_STANDALONE), so `sh -c "nc ..."` (how the e2e tests call it) would get busybox's nc,
+  # which lacks -v and -t. Upstream's alpine busybox looks in PATH first.
+  ln -s bash "$T/bin/sh"
   busybox_applets "$T"
   check "$T" bash --version
   check "$T" curl --version
   check "$T" dig -v
   check "$T" getent passwd user-defined-in-image
-  check "$T" sh -c 'nc -h 2>&1 | grep -q OpenBSD && echo "nc: OpenBSD netcat"'
+  check "$T" /bin/sh -c 'nc -h 2>&1 | grep -q OpenBSD && echo "nc: OpenBSD netcat"'
   # shellcheck disable=SC2016 # expanded by the image's shell
   check "$T" sh -c 'for c in nc ip nslookup host dig getent curl bash timeout seq wget; do command -v "$c"; done | tr "\n" " "'
   check "$T" ip -V
