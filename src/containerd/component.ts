@@ -15,6 +15,7 @@ import { AgentError } from '../engine/errors.ts';
 import { versionAtLeast } from '../engine/version.ts';
 import type { GraphBuilder } from '../engine/graph.ts';
 import { modelAsset, type NodeModel } from '../model/node-model.ts';
+import { nodeRoutesOn } from '../model/config.ts';
 import type { TaskKey } from '../engine/task.ts';
 import { ArchiveTask, DownloadTask } from '../engine/tasks/download.ts';
 import { DirTask, FileTask, managedHeader } from '../engine/tasks/file.ts';
@@ -119,7 +120,10 @@ export function containerdFiles(model: NodeModel): readonly RenderedFile[] {
   }
   if (perNodeBridge(model)) {
     // containerd reads the template when kubelet sends the pod CIDR; nothing to restart.
-    out.push({ path: bridgeTemplatePath, content: renderBridgeConflistTemplate({ bridge: 'cni0', networkName: bridgeNetworkName }), mode: 0o644, restarts: false });
+    // With node routes, nodeup-routes masquerades only traffic that leaves the pod CIDR (the bridge's
+    // ipMasq would also NAT pod-to-pod traffic between nodes).
+    const ipMasq = !nodeRoutesOn(model.spec.networking);
+    out.push({ path: bridgeTemplatePath, content: renderBridgeConflistTemplate({ bridge: 'cni0', networkName: bridgeNetworkName, ipMasq }), mode: 0o644, restarts: false });
   } else if (model.spec.networking.cni === 'bridge') {
     out.push({
       path: bridgeConflistPath,

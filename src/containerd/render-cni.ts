@@ -10,7 +10,7 @@ export interface BridgeCniInput {
   readonly networkName: string;
 }
 
-function bridgeConf(i: { readonly bridge: string; readonly networkName: string }, ranges: unknown, routes: unknown): Record<string, unknown> {
+function bridgeConf(i: { readonly bridge: string; readonly networkName: string; readonly ipMasq: boolean }, ranges: unknown, routes: unknown): Record<string, unknown> {
   return {
     cniVersion: '1.0.0',
     name: i.networkName,
@@ -19,7 +19,7 @@ function bridgeConf(i: { readonly bridge: string; readonly networkName: string }
         type: 'bridge',
         bridge: i.bridge,
         isGateway: true,
-        ipMasq: true,
+        ipMasq: i.ipMasq,
         hairpinMode: true,
         ipam: { type: 'host-local', ranges, routes },
       },
@@ -31,12 +31,18 @@ function bridgeConf(i: { readonly bridge: string; readonly networkName: string }
 /** The static network: every address of `podCIDR` on this node's bridge (`bridge.podSubnet: cluster`). */
 export function renderBridgeConflist(i: BridgeCniInput): string {
   const v6 = i.podCIDR.includes(':');
-  return JSON.stringify(bridgeConf(i, [[{ subnet: i.podCIDR }]], [{ dst: v6 ? '::/0' : '0.0.0.0/0' }]), null, 2) + '\n';
+  return JSON.stringify(bridgeConf({ ...i, ipMasq: true }, [[{ subnet: i.podCIDR }]], [{ dst: v6 ? '::/0' : '0.0.0.0/0' }]), null, 2) + '\n';
 }
 
 export interface BridgeTemplateInput {
   readonly bridge: string;
   readonly networkName: string;
+  /**
+   * The bridge plugin's masquerade of everything leaving the node's subnet. Off when nodeup-routes
+   * routes the subnets between nodes: it keeps its own rule then, which leaves pod-to-pod traffic
+   * unNATed (src/pod-routes/masquerade.ts).
+   */
+  readonly ipMasq: boolean;
 }
 
 const rangesMark = '@@PodCIDRRanges@@';

@@ -4,7 +4,9 @@
 // spec.podCIDRs via its InternalIP, marked `proto 77`, added when a node gets its subnet and removed
 // when the node goes (flannel's host-gw and kube-router do the same). The next hops must be on this
 // node's link (one L2 segment or a cloud network that forwards pod addresses); across routed
-// networks use `networking.cni: external` with an overlay CNI (docs/networking.md).
+// networks use `networking.cni: external` with an overlay CNI (docs/networking.md). The same loop
+// keeps the masquerade rules for traffic leaving the pod CIDR (masquerade.ts): the bridge's own
+// ipMasq is off then, so pods on two nodes see each other's addresses.
 // Owns: <unitDir>/nodeup-routes.service. Runs after: kubelet's unit (it uses kubelet's kubeconfig).
 // Off for bakes (no node identity), `cni: external`, `bridge.podSubnet: cluster` and
 // `bridge.nodeRoutes: false`.
@@ -23,6 +25,8 @@ export interface PodRoutesUnitInput {
   readonly kubeconfig: string;
   readonly nodeName: string;
   readonly intervalSeconds: number;
+  /** The cluster's pod CIDR: the sync keeps the masquerade rules for traffic leaving it (masquerade.ts). */
+  readonly podCIDR: string;
 }
 
 export function renderPodRoutesUnit(i: PodRoutesUnitInput): string {
@@ -33,7 +37,7 @@ export function renderPodRoutesUnit(i: PodRoutesUnitInput): string {
       After: ['network-online.target', 'kubelet.service'],
     },
     Service: {
-      ExecStart: `${i.binary} routes --kubeconfig ${i.kubeconfig} --node ${i.nodeName} --interval ${i.intervalSeconds} --log-format json`,
+      ExecStart: `${i.binary} routes --kubeconfig ${i.kubeconfig} --node ${i.nodeName} --pod-cidr ${i.podCIDR} --interval ${i.intervalSeconds} --log-format json`,
       Restart: 'always',
       RestartSec: '10s',
       // A small, long-lived process: keep it from growing unnoticed.
@@ -53,7 +57,7 @@ export const podRoutesComponent: Component = {
       new UnitTask({
         name: podRoutesUnitName,
         unitDir: model.distro.unitDir,
-        content: renderPodRoutesUnit({ binary: '/usr/local/bin/nodeup', kubeconfig: kubeletKubeconfig, nodeName: model.nodeName, intervalSeconds: 30 }),
+        content: renderPodRoutesUnit({ binary: '/usr/local/bin/nodeup', kubeconfig: kubeletKubeconfig, nodeName: model.nodeName, intervalSeconds: 30, podCIDR: model.spec.networking.podCIDR }),
         enabled: true,
         running: true,
         after: graph.has('unit:kubelet.service') ? ['unit:kubelet.service'] : [],

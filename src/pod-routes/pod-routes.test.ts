@@ -8,6 +8,7 @@ import { renderKubeconfig } from '../engine/pki/kubeconfig.ts';
 import { podRoutesComponent, renderPodRoutesUnit } from './component.ts';
 import { desiredRoutes, nodesFromList, parseIpRoutes, routeActions, type NodeRouteInfo } from './routes.ts';
 import { runRouteSync, syncRoutesOnce } from './sync.ts';
+import { ensureMasquerade, masqueradeFamilies, masqueradeRestore, masqueradeRules } from './masquerade.ts';
 
 const node = (name: string, podCIDRs: string[], ips: string[]): NodeRouteInfo => ({ name, podCIDRs, internalIPs: ips });
 
@@ -120,7 +121,7 @@ describe('the sync against a scripted host', () => {
     await host.fs.writeAtomic('/etc/kubernetes/pki/ca.crt', 'CA-PEM', { mode: 0o644 });
 
     const r = await syncRoutesOnce(host, silentLogger, { kubeconfigPath: '/etc/kubernetes/kubelet.conf', nodeName: 'node-1' });
-    expect(r).toEqual({ nodes: 3, routes: 2, added: 1, removed: 1, failed: 0 });
+    expect(r).toEqual({ nodes: 3, routes: 2, added: 1, removed: 1, failed: 0, masquerade: 0 });
     expect(seen[0]?.url).toBe('https://192.168.77.11:6443/api/v1/nodes?resourceVersion=0');
     expect(seen[0]?.tls).toEqual({ ca: 'CA-PEM', cert: 'PAIR-PEM', key: 'PAIR-PEM' });
     expect(host.commandLog()).toEqual([
@@ -162,6 +163,82 @@ describe('the sync against a scripted host', () => {
   });
 });
 
+describe('masquerade rules', () => {
+  let host: TestHost | undefined;
+  afterEach(async () => {
+    await host?.dispose();
+    host = undefined;
+  });
+
+  const chainV4 = [
+    '-N NODEUP-POD-MASQ',
+    '-A NODEUP-POD-MASQ -d 10.244.0.0/16 -j RETURN',
+    '-A NODEUP-POD-MASQ -d 224.0.0.0/4 -j RETURN',
+    '-A NODEUP-POD-MASQ -m addrtype --dst-type LOCAL -j RETURN',
+    '-A NODEUP-POD-MASQ -j MASQUERADE',
+  ];
+  const jump = "-s 10.244.0.0/16 -m comment --comment nodeup: masquerade pod traffic leaving the cluster's pod network -j NODEUP-POD-MASQ";
+
+  it('keep pod-to-pod, multicast and node-local traffic as it is and masquerade the rest, per family', () => {
+    const [v4, v6] = masqueradeFamilies(['10.244.0.0/16', 'fd00:10:244::/56']);
+    expect(v4?.tool).toBe('iptables');
+    expect(v6?.tool).toBe('ip6tables');
+    expect(masqueradeRules(v4!)).toEqual(chainV4);
+    expect(masqueradeRules(v6!)).toContain('-A NODEUP-POD-MASQ -d ff00::/8 -j RETURN');
+    expect(masqueradeRestore(v4!)).toBe(['*nat', ':NODEUP-POD-MASQ - [0:0]', ...chainV4.slice(1), 'COMMIT', ''].join('\n'));
+  });
+
+  it('write the chain and the jump when missing, and nothing when they are in place', async () => {
+    host = await createTestHost({
+      commands: [
+        { match: 'iptables -w 5 -t nat -S NODEUP-POD-MASQ', exitCode: 1, stderr: 'iptables: No chain/target/match by that name.' },
+        { match: 'iptables-restore -w 5 --noflush', stdout: '' },
+        { match: `iptables -w 5 -t nat -C POSTROUTING ${jump}`, exitCode: 1, stderr: 'iptables: Bad rule (does a matching rule exist in that chain?).' },
+        { match: `iptables -w 5 -t nat -A POSTROUTING ${jump}`, stdout: '' },
+      ],
+    });
+    expect(await ensureMasquerade(host, silentLogger, ['10.244.0.0/16'])).toEqual(['iptables chain NODEUP-POD-MASQ', 'iptables POSTROUTING jump']);
+    expect(host.commandLog()).toEqual([
+      'iptables -w 5 -t nat -S NODEUP-POD-MASQ',
+      'iptables-restore -w 5 --noflush',
+      `iptables -w 5 -t nat -C POSTROUTING ${jump}`,
+      `iptables -w 5 -t nat -A POSTROUTING ${jump}`,
+    ]);
+    await host.dispose();
+
+    // iptables prints the chain back with its own spacing: still the same rules.
+    host = await createTestHost({
+      commands: [
+        { match: 'iptables -w 5 -t nat -S NODEUP-POD-MASQ', stdout: chainV4.map((l) => l.replace(/ -j /, '  -j ')).join('\n') + '\n' },
+        { match: `iptables -w 5 -t nat -C POSTROUTING ${jump}`, stdout: '' },
+      ],
+    });
+    expect(await ensureMasquerade(host, silentLogger, ['10.244.0.0/16'])).toEqual([]);
+    expect(host.commandLog()).toHaveLength(2);
+  });
+
+  it('rewrite a chain somebody changed, and report a failing tool without stopping the routes', async () => {
+    host = await createTestHost({
+      commands: [
+        { match: 'iptables -w 5 -t nat -S NODEUP-POD-MASQ', stdout: [...chainV4.slice(0, 4), '-A NODEUP-POD-MASQ -j ACCEPT'].join('\n') },
+        { match: 'iptables-restore -w 5 --noflush', exitCode: 4, stderr: 'iptables-restore: unable to initialize table nat' },
+        { match: 'ip -4 -j route show proto 77', stdout: '' },
+        { match: 'ip -6 -j route show proto 77', stdout: '' },
+      ],
+      http: () => ({ status: 200, headers: {}, body: Buffer.from('{"items":[]}') }),
+    });
+    const kc = renderKubeconfig({ clusterName: 'c', server: 'https://127.0.0.1:6443', caPem: 'CA', user: 'u', certPem: 'CERT', keyPem: 'KEY' });
+    await host.fs.mkdirp('/etc/kubernetes', 0o755);
+    await host.fs.writeAtomic('/etc/kubernetes/kubelet.conf', kc, { mode: 0o600 });
+    const r = await syncRoutesOnce(host, silentLogger, { kubeconfigPath: '/etc/kubernetes/kubelet.conf', nodeName: 'a', podCIDRs: ['10.244.0.0/16'] });
+    expect(r.masqueradeError).toMatch(/unable to initialize table nat/);
+    expect(r.masquerade).toBe(0);
+    expect(host.commandLog().slice(0, 2)).toEqual(['iptables -w 5 -t nat -S NODEUP-POD-MASQ', 'iptables-restore -w 5 --noflush']);
+    expect(host.commandLog()).toContain('ip -4 -j route show proto 77');
+    expect(await runRouteSync(host, silentLogger, { kubeconfigPath: '/etc/kubernetes/kubelet.conf', nodeName: 'a', podCIDRs: ['10.244.0.0/16'], intervalMs: 1000, rounds: 1 })).toBe(false);
+  });
+});
+
 describe('the component', () => {
   it('installs nodeup-routes.service on live nodes with the bridge and per-node subnets only', () => {
     const build = (o: Parameters<typeof testModel>[0]): string[] => {
@@ -179,7 +256,7 @@ describe('the component', () => {
   });
 
   it('renders the unit', async () => {
-    await expect(renderPodRoutesUnit({ binary: '/usr/local/bin/nodeup', kubeconfig: '/etc/kubernetes/kubelet.conf', nodeName: 'node-1', intervalSeconds: 10 })).toMatchFileSnapshot(
+    await expect(renderPodRoutesUnit({ binary: '/usr/local/bin/nodeup', kubeconfig: '/etc/kubernetes/kubelet.conf', nodeName: 'node-1', intervalSeconds: 10, podCIDR: '10.244.0.0/16' })).toMatchFileSnapshot(
       'testdata/nodeup-routes.service',
     );
   });

@@ -9,11 +9,14 @@ import { AgentError, errorMessage } from '../engine/errors.ts';
 import type { Host } from '../engine/host/host.ts';
 import type { Logger } from '../engine/log.ts';
 import { parseKubeconfig } from '../engine/pki/kubeconfig.ts';
+import { ensureMasquerade } from './masquerade.ts';
 import { desiredRoutes, ipFamilyFlag, nodesFromList, parseIpRoutes, routeActions, routeProtocol, type InstalledRoute, type PodRoute } from './routes.ts';
 
 export interface RouteSyncOptions {
   readonly kubeconfigPath: string;
   readonly nodeName: string;
+  /** The cluster's pod CIDRs: keep the masquerade rules for traffic leaving them (masquerade.ts); none: no rules. */
+  readonly podCIDRs?: readonly string[];
   /** Between two rounds. */
   readonly intervalMs: number;
   /** Stop after this many rounds (tests); default: run until the process ends. */
@@ -26,6 +29,10 @@ export interface RoundResult {
   readonly added: number;
   readonly removed: number;
   readonly failed: number;
+  /** Masquerade rules rewritten this round (0 when they were in place or are not kept). */
+  readonly masquerade: number;
+  /** Why the masquerade rules could not be set this round (the routes are synced regardless). */
+  readonly masqueradeError?: string;
 }
 
 interface ApiAccess {
@@ -65,7 +72,18 @@ async function installedRoutes(host: Host): Promise<InstalledRoute[]> {
 }
 
 /** One round: list, compare, change. Throws when the API server cannot be asked. */
-export async function syncRoutesOnce(host: Host, log: Logger, o: Pick<RouteSyncOptions, 'kubeconfigPath' | 'nodeName'>): Promise<RoundResult> {
+export async function syncRoutesOnce(host: Host, log: Logger, o: Pick<RouteSyncOptions, 'kubeconfigPath' | 'nodeName' | 'podCIDRs'>): Promise<RoundResult> {
+  // First, and whatever the API server says: pods need the way out before any route exists.
+  let masquerade = 0;
+  let masqueradeError: string | undefined;
+  if (o.podCIDRs?.length) {
+    try {
+      masquerade = (await ensureMasquerade(host, log, o.podCIDRs)).length;
+    } catch (err: unknown) {
+      const tail = err instanceof AgentError ? err.details?.['stderrTail'] : undefined;
+      masqueradeError = `${errorMessage(err)}${typeof tail === 'string' && tail.trim() ? `: ${tail.trim()}` : ''}`;
+    }
+  }
   const api = await apiAccess(host, o.kubeconfigPath);
   const res = await host.http({ url: `${api.server}/api/v1/nodes?resourceVersion=0`, headers: { accept: 'application/json' }, tls: api.tls, timeoutMs: 15_000 });
   if (res.status !== 200) {
@@ -86,7 +104,7 @@ export async function syncRoutesOnce(host: Host, log: Logger, o: Pick<RouteSyncO
     const ok = await change(host, log, ['ip', ipFamilyFlag(r.dst), 'route', 'del', r.dst, 'proto', String(routeProtocol)], { dst: r.dst, via: r.via ?? '', node: '' });
     if (!ok) failed += 1;
   }
-  return { nodes: nodes.length, routes: want.length, added: actions.replace.length, removed: actions.remove.length, failed };
+  return { nodes: nodes.length, routes: want.length, added: actions.replace.length, removed: actions.remove.length, failed, masquerade, ...(masqueradeError ? { masqueradeError } : {}) };
 }
 
 async function change(host: Host, log: Logger, argv: readonly string[], r: PodRoute): Promise<boolean> {
@@ -106,18 +124,22 @@ async function change(host: Host, log: Logger, argv: readonly string[], r: PodRo
 /** Round after round until `rounds` (or forever); a failed round is logged and retried next interval. */
 export async function runRouteSync(host: Host, log: Logger, o: RouteSyncOptions): Promise<boolean> {
   let lastError = '';
+  let lastMasqueradeError = '';
   for (let round = 1; o.rounds === undefined || round <= o.rounds; round++) {
     try {
       const r = await syncRoutesOnce(host, log, o);
-      if (r.added || r.removed || r.failed || lastError) log.info({ ...r }, 'pod routes synced');
+      const { masqueradeError = '', ...figures } = r;
+      if (r.added || r.removed || r.failed || r.masquerade || lastError) log.info(figures, 'pod routes synced');
+      // One line per distinct problem, not one per round.
+      if (masqueradeError !== lastMasqueradeError && masqueradeError) log.warn({ err: masqueradeError }, 'pod masquerade rules not set; retrying');
+      lastMasqueradeError = masqueradeError;
       lastError = '';
     } catch (err: unknown) {
       const msg = errorMessage(err);
-      // One line per distinct problem, not one per round.
       if (msg !== lastError) log.warn({ err: msg }, 'pod routes not synced; retrying');
       lastError = msg;
     }
     if (o.rounds === undefined || round < o.rounds) await host.sleep(o.intervalMs);
   }
-  return lastError === '';
+  return lastError === '' && lastMasqueradeError === '';
 }
