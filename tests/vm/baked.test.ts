@@ -29,9 +29,7 @@ const wkName = 'vmbk-node-1';
 const cpIp = '192.168.77.11';
 const wkIp = '192.168.77.12';
 // The workload image and the client pod's (agnhost) baked in too: after the bake nothing is served.
-/** kube-proxy (iptables mode here), CoreDNS and the Service checks: NODEUP_VM_SERVICES=1 (docs/conformance.md). */
-const services = process.env.NODEUP_VM_SERVICES === '1';
-const prePull = `  images: {prePull: ["registry.k8s.io/nodeup-hello:1.0"${services ? ', "registry.k8s.io/e2e-test-images/agnhost:2.59"' : ''}]}\n`;
+const prePull = '  images: {prePull: ["registry.k8s.io/nodeup-hello:1.0", "registry.k8s.io/e2e-test-images/agnhost:2.59"]}\n';
 
 /** Tasks that fetch or install something: none may change on a node booted from the baked image. */
 const fetchingKinds = /^(download|archive|package|image):/;
@@ -112,9 +110,9 @@ describe('cluster from a baked image: zero downloads at boot', () => {
     await lab.setup();
     cpConfig = await lab.writeFile(
       'control-plane.yaml',
-      lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, extra: prePull, kubeProxyMode: 'iptables', services }),
+      lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, extra: prePull, kubeProxyMode: 'iptables', services: true }),
     );
-    const worker = lab.nodeConfig({ role: 'worker', ig: 'nodes', cpIp, extra: prePull, kubeProxyMode: 'iptables', services });
+    const worker = lab.nodeConfig({ role: 'worker', ig: 'nodes', cpIp, extra: prePull, kubeProxyMode: 'iptables', services: true });
     wkConfig = await lab.writeFile('nodes.yaml', worker);
     await lab.publishNodeConfig('nodes', worker);
     lab.mark('fixtures ready');
@@ -125,7 +123,7 @@ describe('cluster from a baked image: zero downloads at boot', () => {
   it('bakes with packer, then a control plane and a worker from the image converge with no mirror, no registry and no package install', async () => {
     try {
       // 1. The bake: the control plane's config (the worker boots from the same image).
-      const bakeConfig = lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, extra: prePull, kubeProxyMode: 'iptables', services });
+      const bakeConfig = lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, extra: prePull, kubeProxyMode: 'iptables', services: true });
       // NODEUP_VM_BAKED_IMAGE=<dir> (development only) keeps the baked image there and reuses it.
       const keep = process.env.NODEUP_VM_BAKED_IMAGE;
       if (keep && existsSync(path.join(keep, 'rootfs.img'))) {
@@ -166,14 +164,12 @@ describe('cluster from a baked image: zero downloads at boot', () => {
       const helloIp = await lab.helloAnswers(cpName, wkName);
       expect(helloIp).toMatch(/^10\.244\.1\.\d+$/);
       // kube-proxy in iptables mode (its images baked in, like CoreDNS's): Services, DNS, NodePort.
-      if (services) {
       expect((await systemPodsReady(lab, cpName, 'kube-proxy-', 2)).sort()).toEqual([cpName, wkName].sort());
       await systemPodsReady(lab, cpName, 'coredns-', 1);
       const mode = await lab.ssh(cpName, 'iptables-save -t nat | grep -c "^-A KUBE-SERVICES" || true');
       expect(Number(mode.stdout.trim()), 'kube-proxy iptables rules (KUBE-SERVICES) on the control plane').toBeGreaterThan(0);
       await servicesWork(lab, { cp: cpName, clientNode: cpName, helloNode: wkName, helloPodIp: helloIp, nodeIps: { [cpName]: cpIp, [wkName]: wkIp } });
       lab.mark('Services, DNS and pod-to-pod across nodes (kube-proxy iptables mode)');
-      }
 
       // 5. Converged: a second apply changes nothing.
       for (const name of [cpName, wkName]) {

@@ -10,15 +10,16 @@
 // itself (new boot id, its kubelet renews its lease after the reboot, nodeup.service ran at boot and
 // changed nothing, and a new hello pod runs there and answers).
 //
-// Then nodeup-routes.service routes each node's pod subnet to the other (checked, also after the
-// reboot). With NODEUP_VM_SERVICES=1 (off in scripts/test.sh until CoreDNS reaches the API through
-// its ClusterIP: docs/conformance.md) the cluster must also work as Kubernetes (issue 18): kube-proxy (nftables mode) on both nodes and
+// The cluster must also work as Kubernetes (issue 18): kube-proxy (nftables mode) on both nodes and
 // CoreDNS as nodeup's add-on Ready; nodeup-routes.service routes each node's pod subnet to the
-// other over the link; a pod on the control plane resolves kubernetes.default and a Service name,
-// reaches a ClusterIP Service whose backend runs on the worker and that pod by its IP; each node
-// reaches the NodePort on the other; and the conformance smoke (upstream e2e.test, 10 [Conformance]
+// other over the link (checked, also after the reboot); a pod on the control plane resolves
+// kubernetes.default and a Service name, reaches a ClusterIP Service whose backend runs on the
+// worker and that pod by its IP; each node reaches the NodePort on the other (also after the
+// reboot); a pod on the other node sees the client pod's own address (no NAT between pods); and,
+// with NODEUP_VM_CONFORMANCE_SMOKE=1, the conformance smoke (upstream e2e.test, 10 [Conformance]
 // tests: DNS, ClusterIP, NodePort, pod-to-pod across nodes, exec, logs) passes, run inside the
-// control-plane guest. Its report is copied to $NODEUP_CONFORMANCE_REPORTS/smoke (default
+// control-plane guest (off in scripts/test.sh: 25-33 min under TCG, beyond CI's budget). Its
+// report is copied to $NODEUP_CONFORMANCE_REPORTS/conformance-smoke (default
 // ~/.cache/nodeup/reports/conformance-smoke).
 //
 // The config (tests/vm/lab.ts, docs/vm.md): every node's address is chosen from the private link's
@@ -41,8 +42,9 @@ const cpIp = '192.168.77.11';
 const wkIp = '192.168.77.12';
 const cpPodCidr = '10.244.0.0/24';
 const workerPodCidr = '10.244.1.0/24';
-/** Service networking and the conformance smoke: on with NODEUP_VM_SERVICES=1 (see the note in docs/conformance.md). */
-const services = process.env.NODEUP_VM_SERVICES === '1';
+/** The conformance smoke: NODEUP_VM_CONFORMANCE_SMOKE=1 (NODEUP_VM_CONFORMANCE_NODES: parallel ginkgo processes, default 1). */
+const smokeOn = process.env.NODEUP_VM_CONFORMANCE_SMOKE === '1';
+const smokeNodes = Number(process.env.NODEUP_VM_CONFORMANCE_NODES ?? '1');
 const reports = process.env.NODEUP_CONFORMANCE_REPORTS ?? path.join(os.homedir(), '.cache', 'nodeup', 'reports');
 
 function expectConverged(name: string, receipt: Receipt): void {
@@ -61,9 +63,9 @@ describe('cluster: one control plane and one worker from the stock image, throug
     await lab.setup();
     cpConfig = await lab.writeFile(
       'control-plane.yaml',
-      lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, untainted: true, services }),
+      lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, untainted: true, services: true }),
     );
-    const worker = lab.nodeConfig({ role: 'worker', ig: 'nodes', cpIp, services });
+    const worker = lab.nodeConfig({ role: 'worker', ig: 'nodes', cpIp, services: true });
     wkConfig = await lab.writeFile('nodes.yaml', worker);
     await lab.publishNodeConfig('nodes', worker);
     lab.mark('fixtures ready');
@@ -71,7 +73,7 @@ describe('cluster: one control plane and one worker from the stock image, throug
 
   afterAll(() => lab.teardown());
 
-  it(`boots a control plane and a worker: both Ready, pod subnets routed${services ? ', Services, DNS and pod-to-pod across nodes work, the conformance smoke passes' : ''}, re-apply changes nothing, the worker survives a reboot`, async () => {
+  it('boots a control plane and a worker: both Ready, pod subnets routed, Services, DNS and pod-to-pod across nodes work (and the conformance smoke passes when asked), re-apply changes nothing, the worker survives a reboot', async () => {
     try {
       // 1. The control plane.
       const cp = await lab.launch(cpName, { nodeConfig: cpConfig, memoryMiB: 3072 });
@@ -101,10 +103,6 @@ describe('cluster: one control plane and one worker from the stock image, throug
       await expectNodeRoutes(lab, cpName, { [workerPodCidr]: wkIp });
       await expectNodeRoutes(lab, wkName, { [cpPodCidr]: cpIp });
       lab.mark('node routes in place');
-      if (!services) {
-        process.stdout.write('NOT RUN HERE: kube-proxy, CoreDNS, Service/DNS/NodePort checks and the conformance smoke (NODEUP_VM_SERVICES=1 runs them; CoreDNS could not reach the API through the kubernetes ClusterIP in the last run: docs/conformance.md)\n');
-        expect(await lab.helloAnswers(cpName, wkName)).toMatch(/^10\.244\.1\.\d+$/);
-      } else {
       expect((await systemPodsReady(lab, cpName, 'kube-proxy-', 2)).sort()).toEqual([cpName, wkName].sort());
       await systemPodsReady(lab, cpName, 'coredns-', 1);
       lab.mark('kube-proxy and CoreDNS Ready');
@@ -117,12 +115,16 @@ describe('cluster: one control plane and one worker from the stock image, throug
       expect(svc.checks.length).toBe(7);
       lab.mark('DNS, ClusterIP, NodePort and pod-to-pod across nodes');
 
-      // 6. The conformance smoke, inside the control-plane guest.
-      const smoke = await runConformance(lab, cpName, { selection: 'smoke', hostReportDir: path.join(reports, 'conformance-smoke'), timeoutMin: 40 });
-      process.stdout.write(`${smoke.output}\nconformance smoke report: ${smoke.reportDir}\n`);
-      lab.mark('conformance smoke');
-      expect(smoke.results.length, 'tests in the smoke report').toBe(10);
-      expect(smoke.results.filter((r) => r.status !== 'passed').map((r) => `${r.status} ${r.name}: ${r.detail}`), 'conformance smoke').toEqual([]);
+      // 6. The conformance smoke, inside the control-plane guest (NODEUP_VM_CONFORMANCE_SMOKE=1: it
+      // takes 25-33 min under TCG, more than scripts/test.sh's 90-minute budget leaves; docs/conformance.md).
+      if (smokeOn) {
+        const smoke = await runConformance(lab, cpName, { selection: 'smoke', hostReportDir: path.join(reports, 'conformance-smoke'), timeoutMin: 45, nodes: smokeNodes });
+        process.stdout.write(`${smoke.output}\nconformance smoke report: ${smoke.reportDir}\n`);
+        lab.mark('conformance smoke');
+        expect(smoke.results.length, 'tests in the smoke report').toBe(10);
+        expect(smoke.results.filter((r) => r.status !== 'passed').map((r) => `${r.status} ${r.name}: ${r.detail}`), 'conformance smoke').toEqual([]);
+      } else {
+        process.stdout.write('NOT RUN HERE: the conformance smoke (25-33 min under TCG; NODEUP_VM_CONFORMANCE_SMOKE=1 runs it, docs/conformance.md)\n');
       }
 
       // 7. `nodeup apply` again in each guest: 0 changes.
@@ -161,13 +163,11 @@ describe('cluster: one control plane and one worker from the stock image, throug
         expect(del.code, `delete the pod that ran before the reboot: ${del.stderr}`).toBe(0);
         const again = await lab.helloAnswers(cpName, wkName);
         expect(again).toMatch(/^10\.244\.1\.\d+$/);
-        // The routes (and with services the NodePort path) survive the reboot.
+        // The routes and the NodePort path survive the reboot.
         await expectNodeRoutes(lab, cpName, { [workerPodCidr]: wkIp });
         await expectNodeRoutes(lab, wkName, { [cpPodCidr]: cpIp });
-        if (services) {
         const np = await lab.ssh(cpName, `curl -sS --max-time 5 --retry 20 --retry-delay 3 --retry-all-errors http://${wkIp}:30080/`, 120_000);
         expect(np.stdout, `NodePort on the rebooted worker: ${np.stderr}`).toBe('hello from hello\n');
-        }
       } finally {
         await store?.close();
       }

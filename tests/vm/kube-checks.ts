@@ -69,6 +69,20 @@ const clientPod = (node: string): object => ({
   },
 });
 
+/** agnhost's netexec on `node`: its /clientip answers with the address the request came from. */
+const sourceEchoPod = (node: string): object => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name: 'source-echo', namespace: 'default' },
+  spec: {
+    nodeSelector: { 'kubernetes.io/hostname': node },
+    tolerations: [{ operator: 'Exists' }],
+    automountServiceAccountToken: false,
+    terminationGracePeriodSeconds: 1,
+    containers: [{ name: 'netexec', image: 'registry.k8s.io/e2e-test-images/agnhost:2.59', args: ['netexec', '--http-port=8080'] }],
+  },
+});
+
 export interface ServiceFigures {
   readonly kubernetesIp: string;
   readonly helloClusterIp: string;
@@ -85,7 +99,7 @@ export async function servicesWork(
   o: { cp: string; clientNode: string; helloNode: string; helloPodIp: string; nodeIps: Readonly<Record<string, string>>; nodePort?: number },
 ): Promise<ServiceFigures> {
   const nodePort = o.nodePort ?? 30080;
-  const apply = await lab.ssh(o.cp, `${kubectl('apply -f -')} <<'EOF'\n${JSON.stringify(helloServices(nodePort))}\nEOF\n${kubectl('apply -f -')} <<'EOF'\n${JSON.stringify(clientPod(o.clientNode))}\nEOF`);
+  const apply = await lab.ssh(o.cp, `${kubectl('apply -f -')} <<'EOF'\n${JSON.stringify(helloServices(nodePort))}\nEOF\n${kubectl('apply -f -')} <<'EOF'\n${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [clientPod(o.clientNode), sourceEchoPod(o.helloNode)] })}\nEOF`);
   if (apply.code !== 0) throw new Error(`kubectl apply (services, client pod): ${apply.stderr}`);
   const get = async (what: string): Promise<string> => {
     const r = await lab.ssh(o.cp, kubectl(`get ${what}`));
@@ -94,12 +108,15 @@ export async function servicesWork(
   };
   const kubernetesIp = await get("service kubernetes -o 'jsonpath={.spec.clusterIP}'");
   const helloClusterIp = await get("service hello -o 'jsonpath={.spec.clusterIP}'");
-  await lab.waitFor(`the client pod Running on ${o.clientNode}`, 600_000, async () => {
-    const r = await lab.ssh(o.cp, kubectl('get pod client -o json'));
-    if (r.code !== 0) return { last: r.stderr };
-    const p = JSON.parse(r.stdout) as PodStatus;
-    return p.status.phase === 'Running' && p.spec.nodeName === o.clientNode ? { ok: true } : { last: `${p.status.phase ?? '?'} on ${p.spec.nodeName ?? '?'}` };
-  });
+  const running = (pod: string, node: string): Promise<string> =>
+    lab.waitFor(`the ${pod} pod Running on ${node}`, 600_000, async () => {
+      const r = await lab.ssh(o.cp, kubectl(`get pod ${pod} -o json`));
+      if (r.code !== 0) return { last: r.stderr };
+      const p = JSON.parse(r.stdout) as PodStatus;
+      return p.status.phase === 'Running' && p.spec.nodeName === node && p.status.podIP ? { ok: p.status.podIP } : { last: `${p.status.phase ?? '?'} on ${p.spec.nodeName ?? '?'}` };
+    });
+  const clientIp = await running('client', o.clientNode);
+  const echoIp = await running('source-echo', o.helloNode);
   const checks: string[] = [];
   /** Runs `cmd` (in the client pod, or on a node's host) until its output matches `want`. */
   const check = async (what: string, where: { pod: true } | { node: string }, cmd: string, want: RegExp): Promise<void> => {
@@ -116,6 +133,8 @@ export async function servicesWork(
   await check('a pod resolves a Service name', { pod: true }, 'getent hosts hello', new RegExp(`^${esc(helloClusterIp)}\\s+hello\\.default\\.svc\\.cluster\\.local`, 'm'));
   await check('a pod reaches a ClusterIP Service by name (backend on the other node)', { pod: true }, 'curl -sS --max-time 5 http://hello/', hello);
   await check('a pod reaches a pod on the other node by its IP', { pod: true }, `curl -sS --max-time 5 http://${o.helloPodIp}:8080/`, hello);
+  // No NAT between pods (Kubernetes' network model): the pod on the other node sees the client's own address.
+  await check('a pod on the other node sees the client pod\'s own address (no NAT between pods)', { pod: true }, `curl -sS --max-time 5 http://${echoIp}:8080/clientip`, new RegExp(`^${esc(clientIp)}:\\d+$`, 'm'));
   await check('a node reaches the ClusterIP', { node: o.cp }, `curl -sS --max-time 5 http://${helloClusterIp}/`, hello);
   for (const [from, to] of Object.keys(o.nodeIps).flatMap((a) => Object.keys(o.nodeIps).filter((b) => b !== a).map((b) => [a, b] as const))) {
     await check(`${from} reaches the NodePort on ${to} (${o.nodeIps[to]}:${nodePort})`, { node: from }, `curl -sS --max-time 5 http://${o.nodeIps[to]}:${nodePort}/`, hello);
@@ -155,13 +174,23 @@ export interface ConformanceResult {
  * selection files are served from the host (10.0.2.2) and fetched by the guest; the report comes
  * back to `hostReportDir`.
  */
-export async function runConformance(lab: Lab, cp: string, o: { selection: string; hostReportDir: string; timeoutMin: number; extraArgs?: readonly string[] }): Promise<ConformanceResult> {
+export async function runConformance(
+  lab: Lab,
+  cp: string,
+  o: { selection: string; hostReportDir: string; timeoutMin: number; /** parallel ginkgo processes (run.sh --nodes; default 1) */ nodes?: number; extraArgs?: readonly string[] },
+): Promise<ConformanceResult> {
+  const nodes = o.nodes ?? 1;
   const bin = await e2eBin();
   const stage = path.join(lab.workDir, 'conformance-serve');
   await fsp.mkdir(stage, { recursive: true });
   // Linked, not copied: e2e.test is 100 MB and the server reads through links.
   await fsp.rm(path.join(stage, 'e2e.test'), { force: true });
   await fsp.symlink(path.join(bin, 'e2e.test'), path.join(stage, 'e2e.test'));
+  const bins = ['e2e.test', ...(nodes > 1 ? ['ginkgo'] : [])];
+  if (nodes > 1) {
+    await fsp.rm(path.join(stage, 'ginkgo'), { force: true });
+    await fsp.symlink(path.join(bin, 'ginkgo'), path.join(stage, 'ginkgo'));
+  }
   await fsp.copyFile(path.join(repo, 'scripts/conformance/run.sh'), path.join(stage, 'run.sh'));
   for (const f of await fsp.readdir(path.join(repo, 'tests/conformance'))) {
     if (f.endsWith('.txt')) await fsp.copyFile(path.join(repo, 'tests/conformance', f), path.join(stage, f));
@@ -171,10 +200,10 @@ export async function runConformance(lab: Lab, cp: string, o: { selection: strin
   const server = await serveDir(stage, '/');
   const dir = '/root/conformance';
   try {
-    const files = ['e2e.test', 'run.sh', ...(await fsp.readdir(stage)).filter((f) => f.endsWith('.txt'))];
+    const files = [...bins, 'run.sh', ...(await fsp.readdir(stage)).filter((f) => f.endsWith('.txt'))];
     const fetch = files.map((f) => `curl -fsS -o ${dir}/${f} http://10.0.2.2:${server.port}/${f}`).join(' && ');
-    const got = await lab.ssh(cp, `mkdir -p ${dir} && ${fetch} && chmod +x ${dir}/e2e.test ${dir}/run.sh`, 600_000);
-    if (got.code !== 0) throw new Error(`${cp}: fetching e2e.test and run.sh: ${got.stderr}`);
+    const got = await lab.ssh(cp, `mkdir -p ${dir} && ${fetch} && chmod +x ${bins.map((b) => `${dir}/${b}`).join(' ')} ${dir}/run.sh`, 600_000);
+    if (got.code !== 0) throw new Error(`${cp}: fetching ${bins.join(', ')} and run.sh: ${got.stderr}`);
   } finally {
     await server.close();
   }
@@ -182,7 +211,7 @@ export async function runConformance(lab: Lab, cp: string, o: { selection: strin
   const selection = ['smoke', 'full'].includes(o.selection) ? o.selection : `${dir}/${path.basename(o.selection)}`;
   const cmd = [
     `${dir}/run.sh --e2e ${dir}/e2e.test --kubeconfig /etc/kubernetes/admin.conf --kubectl-path /usr/local/bin/kubectl`,
-    `--selection ${selection} --report-dir ${dir}/report --timeout ${o.timeoutMin}m`,
+    `--selection ${selection} --report-dir ${dir}/report --timeout ${o.timeoutMin}m --nodes ${nodes}`,
     ...(o.extraArgs?.length ? ['--', ...o.extraArgs] : []),
   ].join(' ');
   const res = await lab.ssh(cp, `${cmd} 2>&1 | tail -c 200000`, (o.timeoutMin + 10) * 60_000);

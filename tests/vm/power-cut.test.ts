@@ -5,8 +5,12 @@
 // written files and half-started services stay as they are. The same disk then boots again with the
 // same QEMU command line and no orchestrator, no seed server and no help: nodeup.service, enabled
 // by the bootstrap script before the first apply, runs again at boot. Checked: that run converges,
-// the node is Ready, and a further `nodeup apply` changes nothing.
+// the node is Ready, kube-proxy (nftables mode) and CoreDNS (nodeup's add-on, with its
+// control-plane toleration) turn Ready on it, and a further `nodeup apply` changes nothing. The
+// Service checks themselves (DNS, ClusterIP, NodePort across nodes) are cluster.test.ts's and
+// baked.test.ts's: this scenario has one node.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemPodsReady } from './kube-checks.ts';
 import { Lab, kubectl } from './lab.ts';
 
 const lab = new Lab('vmpc');
@@ -18,7 +22,7 @@ describe('power cut during the first run', () => {
 
   beforeAll(async () => {
     await lab.setup();
-    cpConfig = await lab.writeFile('control-plane.yaml', lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp }));
+    cpConfig = await lab.writeFile('control-plane.yaml', lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp, services: true }));
     lab.mark('fixtures ready');
   });
 
@@ -55,6 +59,9 @@ describe('power cut during the first run', () => {
       lab.mark('node Ready');
       const nodes = await lab.ssh(cpName, kubectl('get nodes -o name'));
       expect(nodes.stdout.trim()).toBe(`node/${cpName}`);
+      await systemPodsReady(lab, cpName, 'kube-proxy-', 1);
+      await systemPodsReady(lab, cpName, 'coredns-', 1);
+      lab.mark('kube-proxy and CoreDNS Ready');
       const again = await lab.applyInGuest(cpName);
       expect(again.tasks.filter((t) => t.status !== 'unchanged'), 'a further apply').toEqual([]);
       lab.mark('further apply: 0 changes');
