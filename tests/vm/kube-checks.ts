@@ -55,33 +55,25 @@ const helloServices = (nodePort: number): object => ({
   ],
 });
 
-/** A pod with the DNS tools (agnhost's image: getent, curl, dig) on `node`, idle. */
-const clientPod = (node: string): object => ({
+/** An agnhost pod pinned to `node` (tolerating every taint), running `args`. */
+const agnhostPod = (name: string, node: string, container: string, args: readonly string[]): object => ({
   apiVersion: 'v1',
   kind: 'Pod',
-  metadata: { name: 'client', namespace: 'default' },
+  metadata: { name, namespace: 'default' },
   spec: {
     nodeSelector: { 'kubernetes.io/hostname': node },
     tolerations: [{ operator: 'Exists' }],
     automountServiceAccountToken: false,
     terminationGracePeriodSeconds: 1,
-    containers: [{ name: 'client', image: 'registry.k8s.io/e2e-test-images/agnhost:2.59', args: ['pause'] }],
+    containers: [{ name: container, image: 'registry.k8s.io/e2e-test-images/agnhost:2.59', args: [...args] }],
   },
 });
 
+/** A pod with the DNS tools (agnhost's image: getent, curl, dig) on `node`, idle. */
+const clientPod = (node: string): object => agnhostPod('client', node, 'client', ['pause']);
+
 /** agnhost's netexec on `node`: its /clientip answers with the address the request came from. */
-const sourceEchoPod = (node: string): object => ({
-  apiVersion: 'v1',
-  kind: 'Pod',
-  metadata: { name: 'source-echo', namespace: 'default' },
-  spec: {
-    nodeSelector: { 'kubernetes.io/hostname': node },
-    tolerations: [{ operator: 'Exists' }],
-    automountServiceAccountToken: false,
-    terminationGracePeriodSeconds: 1,
-    containers: [{ name: 'netexec', image: 'registry.k8s.io/e2e-test-images/agnhost:2.59', args: ['netexec', '--http-port=8080'] }],
-  },
-});
+const sourceEchoPod = (node: string): object => agnhostPod('source-echo', node, 'netexec', ['netexec', '--http-port=8080']);
 
 export interface ServiceFigures {
   readonly kubernetesIp: string;
