@@ -112,7 +112,7 @@ describe('cluster: one control plane and one worker from the stock image, throug
       const helloIp = await lab.helloAnswers(cpName, wkName);
       expect(helloIp).toMatch(/^10\.244\.1\.\d+$/);
       const svc = await servicesWork(lab, { cp: cpName, clientNode: cpName, helloNode: wkName, helloPodIp: helloIp, nodeIps: { [cpName]: cpIp, [wkName]: wkIp } });
-      expect(svc.checks.length).toBe(7);
+      expect(svc.checks.length, 'DNS x2, ClusterIP, pod-to-pod, no NAT, node to ClusterIP, NodePort both ways').toBe(8);
       lab.mark('DNS, ClusterIP, NodePort and pod-to-pod across nodes');
 
       // 6. The conformance smoke, inside the control-plane guest (NODEUP_VM_CONFORMANCE_SMOKE=1: it
