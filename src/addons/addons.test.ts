@@ -17,12 +17,13 @@ import { cpModel, type CpModelOptions } from '../../tests/support/controlplane-m
 import { bootstrapTokenKey } from '../engine/pki/cluster-pki.ts';
 import { renderKubeconfig } from '../engine/pki/kubeconfig.ts';
 import { FileStore } from '../statestore/file-store.ts';
-import { addonsComponent, apiServerManifestKey, bootstrapTokenSecretId, corednsInput, objectId, tokenSecretLoader } from './component.ts';
+import { addonsComponent, apiServerManifestKey, bootstrapTokenSecretId, corednsInput, objectId, loadTokenSecret } from './component.ts';
 import { collectionPath, driftedFields, hashAnnotation, managedByLabel, objectPath, objectsYaml, stampObject, type KubeObject } from './kube-object.ts';
 import { ManifestTask, manifestKey } from './manifest-task.ts';
 import { bootstrapGroup, renderBootstrapRbac, renderBootstrapTokenSecret } from './render-bootstrap.ts';
 import { renderCoredns, tenthServiceIp } from './render-coredns.ts';
 import { FakeApiServer } from '../../tests/support/kube-api.ts';
+import { taskContext } from '../../tests/support/task-context.ts';
 
 const token = 'abcdef.0123456789abcdef';
 const liveModel = (o: CpModelOptions = {}): NodeModel => ({ ...cpModel(o), live: true });
@@ -245,7 +246,7 @@ describe('manifest task on a test host', () => {
     return g.finish();
   };
   const run = (mode: 'plan' | 'apply', ...tasks: ManifestTask[]): ReturnType<typeof execute> =>
-    execute(graphOf(...tasks), host, { mode, log: silentLogger, notReadyDeadlineMs: 60_000 });
+    execute(graphOf(...tasks), host, { mode, log: silentLogger, notReadyDeadlineMs: 60_000, store });
 
   beforeEach(async () => {
     api = new FakeApiServer();
@@ -273,9 +274,9 @@ describe('manifest task on a test host', () => {
     await writeAdmin();
     api.state = 'down';
     const task = new ManifestTask({ id: objectId(binding), api: target, object: binding });
-    await expect(task.apply(host, [{ field: 'create', to: 'x' }], { log: silentLogger, notifiedBy: [] })).rejects.toBeInstanceOf(NotReadyError);
+    await expect(task.apply(host, [{ field: 'create', to: 'x' }], taskContext())).rejects.toBeInstanceOf(NotReadyError);
     api.state = 'not-ready';
-    await expect(task.apply(host, [{ field: 'create', to: 'x' }], { log: silentLogger, notifiedBy: [] })).rejects.toThrow(/not ready yet/);
+    await expect(task.apply(host, [{ field: 'create', to: 'x' }], taskContext())).rejects.toThrow(/not ready yet/);
     // Through the executor: comes up after a few retries.
     let calls = 0;
     const flaky = new FakeApiServer();
@@ -356,7 +357,7 @@ describe('manifest task on a test host', () => {
     api.namespaces.delete('kube-system');
     const o = renderBootstrapTokenSecret(token);
     const task = new ManifestTask({ id: 'x', api: target, object: o });
-    await expect(task.apply(host, [{ field: 'create', to: 'x' }], { log: silentLogger, notifiedBy: [] })).rejects.toBeInstanceOf(NotReadyError);
+    await expect(task.apply(host, [{ field: 'create', to: 'x' }], taskContext())).rejects.toBeInstanceOf(NotReadyError);
   });
 
   it('a rejected admin credential is an error that says what to check', async () => {
@@ -370,7 +371,7 @@ describe('manifest task on a test host', () => {
 
   it('bootstrap token: from the state store, rotated when the store changes, the old Secret deleted, never printed', async () => {
     await writeAdmin();
-    const t = (): ManifestTask => new ManifestTask({ id: bootstrapTokenSecretId, api: target, object: tokenSecretLoader(store), prune: { labelSelector: 'app.kubernetes.io/managed-by=nodeup,nodeup.dev/bootstrap-token=true' } });
+    const t = (): ManifestTask => new ManifestTask({ id: bootstrapTokenSecretId, api: target, object: loadTokenSecret, prune: { labelSelector: 'app.kubernetes.io/managed-by=nodeup,nodeup.dev/bootstrap-token=true' } });
     const pending = await run('plan', t());
     expect(pending.results[0]?.changes[0]?.to).toBe('kube-system/secret/bootstrap-token once secrets/bootstrap-token exists in the state store');
     const failed = await run('apply', t());

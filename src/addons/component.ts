@@ -17,13 +17,12 @@
 // not in a bake, not on an offline root.
 import type { Component } from '../model/component.ts';
 import { localApiServer, type NodeModel } from '../model/node-model.ts';
-import type { TaskKey } from '../engine/task.ts';
+import type { TaskContext, TaskKey } from '../engine/task.ts';
 import { adminKubeconfig, manifestDir } from '../model/paths/controlplane.ts';
 import { etcdMemberKey } from '../model/paths/etcd.ts';
 import { kubeletUnitKey } from '../model/paths/kubelet.ts';
 import { bootstrapTokenKey } from '../engine/pki/cluster-pki.ts';
 import { bootstrapTokenTaskKey } from '../engine/pki/tasks.ts';
-import type { StateStore } from '../engine/state-store.ts';
 import { nodeRoutesOn } from '../model/config.ts';
 import type { ApiTarget } from './kube-api.ts';
 import type { KubeObject } from './kube-object.ts';
@@ -57,13 +56,11 @@ export function corednsInput(model: NodeModel): CorednsInput {
   };
 }
 
-/** The token Secret, rendered from the state store when observed (the builder does no I/O). */
-export function tokenSecretLoader(store: StateStore): () => Promise<Desired> {
-  return async () => {
-    const raw = await store.read(bootstrapTokenKey);
-    if (!raw) return { pending: `${bootstrapTokenKey} exists in the state store` };
-    return renderBootstrapTokenSecret(raw.toString('utf8').trim(), bootstrapTokenKey);
-  };
+/** The token Secret, rendered from the run's state store when observed (the builder does no I/O). */
+export async function loadTokenSecret(ctx: TaskContext): Promise<Desired> {
+  const raw = await ctx.store.read(bootstrapTokenKey);
+  if (!raw) return { pending: `${bootstrapTokenKey} exists in the state store` };
+  return renderBootstrapTokenSecret(raw.toString('utf8').trim(), bootstrapTokenKey);
 }
 
 export const addonsComponent: Component = {
@@ -89,7 +86,7 @@ export const addonsComponent: Component = {
       new ManifestTask({
         id: bootstrapTokenSecretId,
         api,
-        object: tokenSecretLoader(model.store),
+        object: loadTokenSecret,
         prune: { labelSelector: tokenSelector },
         after: [gateKey, ...present([bootstrapTokenTaskKey])],
       }),

@@ -10,7 +10,7 @@
 //    then delete pruned objects (an old bootstrap token's Secret).
 import { AgentError, NotReadyError } from '../engine/errors.ts';
 import type { Host } from '../engine/host/host.ts';
-import type { ApplyContext, Change, Task, TaskKey } from '../engine/task.ts';
+import type { ApplyContext, Change, Task, TaskContext, TaskKey } from '../engine/task.ts';
 import { KubeApi, isUnreachable, readCredentials, type ApiTarget } from './kube-api.ts';
 import {
   collectionPath,
@@ -32,7 +32,7 @@ export interface ManifestSpec {
   readonly id: string;
   readonly api: ApiTarget;
   /** The object (pure, from the builder), or a loader called when observing and applying. */
-  readonly object: KubeObject | (() => Promise<Desired>);
+  readonly object: KubeObject | ((ctx: TaskContext) => Promise<Desired>);
   /** Delete the objects of the same kind and namespace that match this selector and have another name. */
   readonly prune?: { readonly labelSelector: string };
   readonly after?: readonly TaskKey[];
@@ -68,9 +68,9 @@ export class ManifestTask implements Task<ManifestActual> {
     this.after = spec.after ?? [];
   }
 
-  private async desired(): Promise<Desired> {
+  private async desired(ctx: TaskContext): Promise<Desired> {
     const o = this.spec.object;
-    const d = typeof o === 'function' ? await o() : o;
+    const d = typeof o === 'function' ? await o(ctx) : o;
     return isPending(d) ? d : stampObject(d);
   }
 
@@ -79,8 +79,8 @@ export class ManifestTask implements Task<ManifestActual> {
     return creds ? new KubeApi(host, this.spec.api.server, creds) : undefined;
   }
 
-  async observe(host: Host): Promise<ManifestActual> {
-    const d = await this.desired();
+  async observe(host: Host, ctx: TaskContext): Promise<ManifestActual> {
+    const d = await this.desired(ctx);
     const want = isPending(d) ? undefined : d;
     const base = { ...(want ? { want } : {}), ...(isPending(d) ? { pending: d.pending } : {}) };
     const api = await this.client(host);
@@ -130,7 +130,7 @@ export class ManifestTask implements Task<ManifestActual> {
     if (!api) throw new NotReadyError('the admin kubeconfig is not written yet', { file: this.spec.api.kubeconfigPath });
     const reason = await api.notReady();
     if (reason !== undefined) throw new NotReadyError('the api server is not ready yet', { reason });
-    const d = await this.desired();
+    const d = await this.desired(ctx);
     if (isPending(d)) throw new AgentError('KUBE_API', `cannot render ${this.spec.id}: ${d.pending}`, { details: { task: this.key } });
     if (changes.some((c) => c.field !== 'delete')) {
       try {

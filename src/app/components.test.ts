@@ -11,7 +11,6 @@ import { testFacts } from '../engine/host/test-host.ts';
 import { deriveNodeModel } from '../model/node-model.ts';
 import { buildGraph } from './run.ts';
 import { distros } from '../model/distros.ts';
-import { FileStore } from '../statestore/file-store.ts';
 
 const roots = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../tests/fixtures/roots');
 const ca = '-----BEGIN CERTIFICATE-----\nTUlJQ29udHJhY3Q=\n-----END CERTIFICATE-----\n';
@@ -36,7 +35,6 @@ describe('component contract', () => {
       boot: { apiVersion, kind: 'BootConfig', stateStore: 'file:///nonexistent', clusterName: 'contract', instanceGroup: 'g', nodeConfigHash: configHash(''), assetMirrors: [] },
       config,
       facts: testFacts({ osRelease: parseOsRelease(text) }),
-      store: new FileStore('file:///nonexistent'),
       secrets: { clusterCaCert: ca, bootstrapToken: 'abcdef.0123456789abcdef' },
       live: true,
     });

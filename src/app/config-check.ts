@@ -15,7 +15,6 @@ import type { TaskKey } from '../engine/task.ts';
 import { nthAddress } from '../engine/net/cidr.ts';
 import type { Problem } from '../model/validate.ts';
 import { distros } from '../model/distros.ts';
-import type { StateStore } from '../engine/state-store.ts';
 import { UnitTask } from '../engine/tasks/unit.ts';
 
 /** Every node path the components (without the user's own files) write, and the task that owns it. Pure. */
@@ -80,16 +79,6 @@ export function checkIgnoreFlags(model: NodeModel, comps: readonly Component[], 
   }
 }
 
-const offlineStore = (url: string): StateStore =>
-  ({
-    url,
-    writable: false,
-    read: () => Promise.reject(new Error('validate reads no state store')),
-    write: () => Promise.reject(new Error('validate writes no state store')),
-    list: () => Promise.resolve([]),
-    remove: () => Promise.reject(new Error('validate writes no state store')),
-  }) satisfies StateStore;
-
 /**
  * Models of `config` on each distro of the table, from made-up host facts that satisfy
  * networking.nodeAddress (`nodeup validate` has no node). Secrets are placeholders so every file
@@ -116,7 +105,6 @@ export function validationModels(boot: BootConfig, config: NodeConfig): NodeMode
     boot,
     config,
     facts,
-    store: offlineStore(boot.stateStore),
     secrets: { bootstrapToken: 'abcdef.0123456789abcdef', clusterCaCert: '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n' },
     live: false,
   });

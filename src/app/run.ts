@@ -90,7 +90,7 @@ export async function loadModel(req: RunRequest, boot: BootConfig): Promise<{ mo
   const secrets = await loadNodeSecrets(store, config.spec.role);
   let model: NodeModel;
   try {
-    model = deriveNodeModel({ boot, config, facts, store, secrets, live: req.host.root === '/', bake: req.mode === 'bake' });
+    model = deriveNodeModel({ boot, config, facts, secrets, live: req.host.root === '/', bake: req.mode === 'bake' });
   } catch (err: unknown) {
     if (problems.length === 0 || exitCodeFor(err) !== 2) throw err;
     throw configInvalid(source, [...problems, errorMessage(err)]);
@@ -127,7 +127,7 @@ export async function runNode(req: RunRequest): Promise<RunOutcome> {
     preflight = runPreflight(model, comps, [...(req.ignorePreflight ?? []), ...model.spec.preflight.ignore]);
     for (const p of preflight.filter((r) => !r.ok)) req.log.warn({ check: p.name, ignored: p.ignored, problem: p.message }, 'preflight check failed');
     if (mode === 'apply') assertPreflight(preflight);
-    report = await execute(graph, req.host, { mode, log: req.log, owner: builder.owner });
+    report = await execute(graph, req.host, { mode, log: req.log, owner: builder.owner, store });
   } catch (err: unknown) {
     error = err;
   }

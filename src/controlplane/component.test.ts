@@ -162,7 +162,7 @@ describe('a worker never receives a CA key', () => {
     const graph = builder.finish();
     const host = await createTestHost({ unmatched: 'succeed' });
     try {
-      await execute(graph, host, { mode: 'apply', log: silentLogger, owner: builder.owner, notReadyDeadlineMs: 0 });
+      await execute(graph, host, { mode: 'apply', log: silentLogger, owner: builder.owner, notReadyDeadlineMs: 0, store });
       const files = new Map<string, string>();
       for (const rel of await host.tree()) files.set('/' + rel, ((await host.fs.read('/' + rel)) ?? Buffer.alloc(0)).toString('utf8'));
       return { files, taskKeys: [...graph.order] };
@@ -220,7 +220,7 @@ describe('control-plane apply on a test root', () => {
       g.setOwner('control-plane');
       controlPlaneComponent.build(cpModel({ store }), g);
       const graph = g.finish();
-      const run = () => execute(graph, host, { mode: 'apply', log: silentLogger, owner: g.owner });
+      const run = () => execute(graph, host, { mode: 'apply', log: silentLogger, owner: g.owner, store });
       const first = await run();
       expect(first.ok).toBe(true);
       expect(first.changed).toBe(graph.order.length);

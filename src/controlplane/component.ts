@@ -95,12 +95,11 @@ export const controlPlaneComponent: Component = {
   name: 'control-plane',
   enabled: (m) => m.spec.role === 'control-plane' && !m.bake,
   build(model, graph) {
-    const store = model.store;
     const days = model.spec.controlPlane.certificateValidityDays;
     const localServer = localApiServer(model);
     const cluster = model.boot.clusterName;
-    addOnce(graph, new ClusterPkiTask(store, model.nodeName));
-    graph.add(new BootstrapTokenTask(store));
+    addOnce(graph, new ClusterPkiTask(model.nodeName));
+    graph.add(new BootstrapTokenTask());
     graph.ensure(new DirTask({ path: pkiDir, mode: 0o755 }));
     graph.ensure(new DirTask({ path: manifestDir, mode: 0o755 }));
     const afterPki: TaskKey[] = [clusterPkiKey];
@@ -115,7 +114,7 @@ export const controlPlaneComponent: Component = {
       [paths.saPub, 'sa.pub', 0o644],
       [paths.etcdCa, 'etcd-ca.crt', 0o644],
     ];
-    for (const [p, key, mode] of copies) addOnce(graph, new StoreFileTask(store, { path: p, storeKey: storeLayout.pki(key), mode, after: afterPki }));
+    for (const [p, key, mode] of copies) addOnce(graph, new StoreFileTask({ path: p, storeKey: storeLayout.pki(key), mode, after: afterPki }));
 
     // A renewed certificate restarts the pod that reads it (kubelet restarts a changed manifest).
     const pod = (name: string): TaskKey[] => [`file:${manifestDir}/${name}.yaml`];
@@ -127,7 +126,7 @@ export const controlPlaneComponent: Component = {
       more: { organizations?: string[]; dnsNames?: string[]; ips?: string[] } = {},
       notify: TaskKey[] = [],
     ): CertTask =>
-      new CertTask(store, {
+      new CertTask({
         id,
         ca,
         request: { commonName, usages, validityDays: days, ...more },
@@ -144,7 +143,7 @@ export const controlPlaneComponent: Component = {
     graph.add(pem('kubelet-client', 'ca', `system:node:${model.nodeName}`, ['client'], { organizations: ['system:nodes'] }));
     graph.add(pem('kube-proxy', 'ca', 'system:kube-proxy', ['client']));
     const kubeconfig = (id: string, path: string, user: string, server: string, organizations: string[] = [], notify: TaskKey[] = []): CertTask =>
-      new CertTask(store, {
+      new CertTask({
         id: `kubeconfig-${id}`,
         ca: 'ca',
         request: { commonName: user, usages: ['client'], validityDays: days, organizations },

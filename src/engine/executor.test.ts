@@ -151,4 +151,27 @@ describe('executor', () => {
     await run([fake('file:/a', { changes: change, delayMs: 20 }, ev2), fake('file:/b', { changes: change, delayMs: 20 }, ev2)]);
     expect(ev2.slice(0, 2)).toEqual(['start file:/a', 'start file:/b']);
   });
+
+  it('lends tasks the run\'s state store through their context; without one, a use fails naming it', async () => {
+    const reads: string[] = [];
+    const store = { url: 'mem://', writable: false, read: (k: string) => (reads.push(k), Promise.resolve(Buffer.from('x'))), write: () => Promise.resolve(true), list: () => Promise.resolve([]), remove: () => Promise.resolve() };
+    const reader: Task<string> = {
+      key: 'pki:/etc/x',
+      after: [],
+      observe: async (_h, ctx) => (await ctx.store.read('pki/x'))?.toString(),
+      diff: (a) => (a === 'x' ? [] : [{ field: 'content', to: 'x' }]),
+      apply: () => Promise.resolve(),
+    };
+    const host = await createTestHost();
+    try {
+      const g = new Graph();
+      g.add(reader);
+      const withStore = await execute(g.finish(), host, { mode: 'plan', log: silentLogger, store });
+      expect([withStore.results[0]?.status, reads]).toEqual(['unchanged', ['pki/x']]);
+      const without = await execute(g.finish(), host, { mode: 'plan', log: silentLogger });
+      expect(without.results[0]?.error?.message).toMatch(/this run has no state store, yet a task needs to read pki\/x/);
+    } finally {
+      await host.dispose();
+    }
+  });
 });

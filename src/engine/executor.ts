@@ -7,7 +7,8 @@ import type { TaskGraph } from './graph.ts';
 import type { Host } from './host/host.ts';
 import type { Logger } from './log.ts';
 import { Semaphore } from './semaphore.ts';
-import type { AnyTask, Change, TaskKey } from './task.ts';
+import type { AnyTask, ApplyContext, Change, TaskKey } from './task.ts';
+import { noStateStore, type StateStore } from './state-store.ts';
 
 export type Mode = 'plan' | 'apply';
 export type TaskStatus = 'unchanged' | 'changed' | 'planned' | 'failed' | 'blocked';
@@ -40,6 +41,8 @@ export interface ExecutorOptions {
   /** How long a task may keep answering NotReady before it fails. */
   readonly notReadyDeadlineMs?: number;
   readonly owner?: ReadonlyMap<TaskKey, string>;
+  /** The state store tasks reach through their context (default: `noStateStore`, which refuses). */
+  readonly store?: StateStore;
 }
 
 export async function execute(graph: TaskGraph, host: Host, opts: ExecutorOptions): Promise<RunReport> {
@@ -77,13 +80,13 @@ export async function execute(graph: TaskGraph, host: Host, opts: ExecutorOption
     const started = host.now();
     const log = opts.log.child({ component: component(task.key), task: task.key });
     const notifiedBy = [...(notified.get(task.key) ?? [])].sort();
-    const ctx = { log, notifiedBy };
+    const ctx: ApplyContext = { store: opts.store ?? noStateStore, log, notifiedBy };
     try {
       let changes: readonly Change[] = [];
       for (let n = 1; ; n++) {
         try {
           changes = await attempt(task, async () => {
-            const found = task.diff(await task.observe(host));
+            const found = task.diff(await task.observe(host, ctx));
             log.debug({ changes: found }, 'observed');
             if (opts.mode === 'apply') {
               if (found.length > 0) {

@@ -59,6 +59,23 @@ export async function withRetry<T>(
   }
 }
 
+/**
+ * The store of a run that has none (unit tests, tools that build a graph without a cluster): any
+ * use fails naming the task's need, instead of reading nothing and planning as if the store were empty.
+ */
+export const noStateStore: StateStore = {
+  url: 'none',
+  writable: false,
+  read: (key) => refuseNoStore(`read ${key}`),
+  write: (key) => refuseNoStore(`write ${key}`),
+  list: (prefix) => refuseNoStore(`list ${prefix}`),
+  remove: (key) => refuseNoStore(`remove ${key}`),
+};
+
+function refuseNoStore(what: string): Promise<never> {
+  return Promise.reject(new AgentError('STATE_STORE', `this run has no state store, yet a task needs to ${what}: run it with a boot config that names one`, { details: { op: what } }));
+}
+
 export function joinKey(...parts: readonly string[]): string {
   return parts
     .map((p) => p.replace(/^\/+|\/+$/g, ''))

@@ -6,6 +6,7 @@
 // apply the changes. `plan` is the same walk without apply.
 import type { Host } from './host/host.ts';
 import type { Logger } from './log.ts';
+import type { StateStore } from './state-store.ts';
 
 export type TaskKind =
   | 'file'
@@ -35,7 +36,16 @@ export interface Change {
   readonly to: string;
 }
 
-export interface ApplyContext {
+/**
+ * What a run lends every task besides the host. The NodeModel is data; live services (the state
+ * store) come only from here, so a builder stays pure and a test lends its own.
+ */
+export interface TaskContext {
+  /** The cluster's state store (a run without one lends `noStateStore`, which refuses by name). */
+  readonly store: StateStore;
+}
+
+export interface ApplyContext extends TaskContext {
   readonly log: Logger;
   /** Keys of tasks that changed this run and asked this one to react (restart, reload). */
   readonly notifiedBy: readonly TaskKey[];
@@ -53,7 +63,7 @@ export interface Task<Actual = unknown> {
   readonly ownedPaths?: readonly string[];
   /** Tasks sharing a group run one at a time (apt/dnf hold a lock). */
   readonly exclusive?: 'package-manager';
-  observe(host: Host): Promise<Actual | undefined>;
+  observe(host: Host, ctx: TaskContext): Promise<Actual | undefined>;
   diff(actual: Actual | undefined): readonly Change[];
   apply(host: Host, changes: readonly Change[], ctx: ApplyContext): Promise<void>;
   /** Called when notified but without changes of its own (e.g. restart a unit whose config changed). */

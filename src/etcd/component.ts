@@ -55,7 +55,7 @@ export function tlsPaths(cluster: string): EtcdTlsPaths {
 function memberTask(model: NodeModel, c: EtcdClusterSpec, runner: readonly TaskKey[]): EtcdMemberTask {
   const ip = model.nodeIp;
   const e = model.spec.etcd;
-  return new EtcdMemberTask(model.store, {
+  return new EtcdMemberTask({
     cluster: c.name,
     self: { name: model.nodeName, peerUrl: peerUrl(ip, c.peerPort), clientUrl: clientUrl(ip, c.clientPort) },
     advertiseIp: ip,
@@ -82,7 +82,7 @@ function memberTask(model: NodeModel, c: EtcdClusterSpec, runner: readonly TaskK
 function deadMemberTask(model: NodeModel, member: EtcdMemberTask): DeadMemberTask {
   const e = model.spec.etcd;
   const m = member.spec;
-  return new DeadMemberTask(model.store, {
+  return new DeadMemberTask({
     cluster: m.cluster,
     self: m.self,
     memberCount: e.memberCount ?? 1,
@@ -100,18 +100,17 @@ export const etcdComponent: Component = {
   name: 'etcd',
   enabled: (m) => m.spec.role === 'control-plane' && !m.bake,
   build(model, graph) {
-    const store = model.store;
     const e = model.spec.etcd;
     const days = model.spec.controlPlane.certificateValidityDays;
-    if (!graph.has(clusterPkiKey)) graph.add(new ClusterPkiTask(store, model.nodeName));
+    if (!graph.has(clusterPkiKey)) graph.add(new ClusterPkiTask(model.nodeName));
     const afterPki: TaskKey[] = [clusterPkiKey];
     graph.ensure(new DirTask({ path: etcdPkiDir, mode: 0o755 }));
     graph.ensure(new DirTask({ path: e.dataDirRoot, mode: 0o700 }));
     for (const [p, key] of [[etcdCaPath, 'etcd-ca.crt'], [etcdPeerCaPath, 'etcd-peer-ca.crt']] as const) {
-      if (!graph.has(`pki:${p}`)) graph.add(new StoreFileTask(store, { path: p, storeKey: storeLayout.pki(key), mode: 0o644, after: afterPki }));
+      if (!graph.has(`pki:${p}`)) graph.add(new StoreFileTask({ path: p, storeKey: storeLayout.pki(key), mode: 0o644, after: afterPki }));
     }
     graph.add(
-      new CertTask(store, {
+      new CertTask({
         id: 'etcd-nodeup-client',
         ca: 'etcd-ca',
         request: { commonName: 'nodeup', usages: ['client'], validityDays: days },
@@ -127,7 +126,7 @@ export const etcdComponent: Component = {
       const t = tlsPaths(c.name);
       graph.ensure(new DirTask({ path: `${etcdPkiDir}/${c.name}`, mode: 0o755 }));
       graph.add(
-        new CertTask(store, {
+        new CertTask({
           id: `etcd-${c.name}-server`,
           ca: 'etcd-ca',
           request: { commonName: model.nodeName, usages: ['server', 'client'], validityDays: days, ...names },
@@ -136,7 +135,7 @@ export const etcdComponent: Component = {
         }),
       );
       graph.add(
-        new CertTask(store, {
+        new CertTask({
           id: `etcd-${c.name}-peer`,
           ca: 'etcd-peer-ca',
           request: { commonName: model.nodeName, usages: ['server', 'client'], validityDays: days, ...names },

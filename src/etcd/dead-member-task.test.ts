@@ -10,6 +10,7 @@ import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
 import { silentLogger } from '../engine/log.ts';
 import { cpModel } from '../../tests/support/controlplane-model.ts';
 import { FileStore } from '../statestore/file-store.ts';
+import type { StateStore } from '../engine/state-store.ts';
 import { listBackups } from './backup.ts';
 import type { EtcdMember } from './client.ts';
 import { etcdComponent } from './component.ts';
@@ -207,7 +208,7 @@ describe('etcd-membership task on a test host (virtual time)', () => {
       await fsp.mkdir(path.dirname(path.join(host.root, f)), { recursive: true });
       await fsp.writeFile(path.join(host.root, f), 'x');
     }
-    const task = new DeadMemberTask(store, {
+    const task = new DeadMemberTask({
       cluster: 'main',
       self,
       memberCount: 3,
@@ -221,17 +222,17 @@ describe('etcd-membership task on a test host (virtual time)', () => {
     return { fake, host, store, task };
   }
 
-  const run = async (host: TestHost, task: DeadMemberTask, mode: 'plan' | 'apply' = 'apply') => {
+  const run = async (host: TestHost, store: StateStore, task: DeadMemberTask, mode: 'plan' | 'apply' = 'apply') => {
     const g = new Graph();
     g.add(task);
-    return execute(g.finish(), host, { mode, log: silentLogger });
+    return execute(g.finish(), host, { mode, log: silentLogger, store });
   };
 
   it('probes through the grace period, then backs up, removes the dead member and forgets its registration; a second run changes nothing', async () => {
     const { fake, host, store, task } = await setup(4);
     fake.dead.add('3');
     const t0 = host.now();
-    const report = await run(host, task);
+    const report = await run(host, store, task);
     const r = report.results[0];
     expect(r?.status, JSON.stringify(r)).toBe('changed');
     expect(r?.changes.map((c) => c.field)).toEqual(['member cp-3']);
@@ -239,12 +240,12 @@ describe('etcd-membership task on a test host (virtual time)', () => {
     expect(fake.removed).toEqual(['3']);
     expect((await registeredMembers(store, 'main')).map((m) => m.name).sort()).toEqual(['cp-1', 'cp-2', 'cp-4']);
     expect((await listBackups(store, 'main')).some((b) => b.endsWith('-before-remove-cp-3'))).toBe(true);
-    const again = await run(host, new DeadMemberTask(store, task.spec));
+    const again = await run(host, store, new DeadMemberTask(task.spec));
     expect(again.results[0]?.status).toBe('unchanged');
   });
 
   it('keeps a member that answers again before the grace period ends', async () => {
-    const { fake, host, task } = await setup(4);
+    const { fake, host, store, task } = await setup(4);
     fake.dead.add('3');
     const started = host.now();
     // The member comes back 20 s into the run.
@@ -253,13 +254,13 @@ describe('etcd-membership task on a test host (virtual time)', () => {
       if (host.now() - started > 20_000) fake.dead.delete('3');
       return orig(req);
     };
-    const report = await run(host, task);
+    const report = await run(host, store, task);
     expect(report.results[0]?.status).toBe('unchanged');
     expect(fake.removed).toEqual([]);
   });
 
   it('waits out etcd\'s "unhealthy cluster" refusal of a removal, then removes', async () => {
-    const { fake, host, task } = await setup(4);
+    const { fake, host, store, task } = await setup(4);
     fake.dead.add('3');
     let refusals = 0;
     const orig = fake.handle;
@@ -269,14 +270,14 @@ describe('etcd-membership task on a test host (virtual time)', () => {
       }
       return orig(req);
     };
-    const report = await run(host, task);
+    const report = await run(host, store, task);
     expect(report.results[0]?.status, JSON.stringify(report.results[0])).toBe('changed');
     expect(refusals).toBe(2);
     expect(fake.removed).toEqual(['3']);
   });
 
   it('fails at once, removing nothing, when the backup before a removal breaks (not a wait: etcd answered)', async () => {
-    const { fake, host, task } = await setup(4);
+    const { fake, host, store, task } = await setup(4);
     fake.dead.add('3');
     const orig = fake.handle;
     let snapshots = 0;
@@ -285,7 +286,7 @@ describe('etcd-membership task on a test host (virtual time)', () => {
       snapshots++;
       return { status: 200, headers: {}, body: Buffer.from('{"error":{"message":"etcdserver: request timed out"}}\n') };
     };
-    const report = await run(host, task);
+    const report = await run(host, store, task);
     const r = report.results[0];
     expect(r?.status).toBe('failed');
     expect(r?.error?.message).toContain('no etcd endpoint gave a snapshot');
@@ -296,10 +297,10 @@ describe('etcd-membership task on a test host (virtual time)', () => {
   });
 
   it('fails with ETCD_QUORUM when 2 of 4 voters are down, removing nothing', async () => {
-    const { fake, host, task } = await setup(4);
+    const { fake, host, store, task } = await setup(4);
     fake.dead.add('3');
     fake.dead.add('4');
-    const report = await run(host, task);
+    const report = await run(host, store, task);
     const r = report.results[0];
     expect(r?.status).toBe('failed');
     expect(r?.error?.message).toContain('lost quorum (2 healthy of 4 voting members)');
@@ -310,7 +311,7 @@ describe('etcd-membership task on a test host (virtual time)', () => {
   it('plans nothing before this node has a member (fresh node, golden scenarios)', async () => {
     const { host, task, store } = await setup(3);
     await fsp.rm(path.join(host.root, 'var/lib/etcd'), { recursive: true });
-    const report = await run(host, task, 'plan');
+    const report = await run(host, store, task, 'plan');
     expect(report.results[0]?.status).toBe('unchanged');
     expect(await store.read(memberKey('main', 'cp-3'))).toBeDefined();
   });

@@ -16,7 +16,7 @@
 //            state store (removeMember), so later joins never try to reach it.
 import { AgentError, errorMessage, NotReadyError } from '../engine/errors.ts';
 import type { Host } from '../engine/host/host.ts';
-import type { ApplyContext, Change, Task, TaskKey } from '../engine/task.ts';
+import type { ApplyContext, Change, Task, TaskContext, TaskKey } from '../engine/task.ts';
 import type { StateStore } from '../engine/state-store.ts';
 import { EtcdClient, etcdRefusal, isTransient, memberHex, type EtcdTls } from './client.ts';
 import { silentLogger } from '../engine/log.ts';
@@ -241,35 +241,33 @@ export class DeadMemberTask implements Task<DeadMemberActual> {
   readonly key: TaskKey;
   readonly after: readonly TaskKey[];
   readonly spec: DeadMemberSpec;
-  private readonly store: StateStore;
   /** Probe history of this run, by member id. */
   private readonly unreachable = new Map<string, UnreachableRecord>();
   private silentSince: number | undefined;
   private planned: readonly DeadMember[] = [];
 
-  constructor(store: StateStore, spec: DeadMemberSpec) {
-    this.store = store;
+  constructor(spec: DeadMemberSpec) {
     this.spec = spec;
     this.key = deadMemberTaskKey(spec.cluster);
     this.after = spec.after ?? [];
   }
 
-  private async client(host: Host): Promise<EtcdClient> {
+  private async client(host: Host, store: StateStore): Promise<EtcdClient> {
     const read = async (p: string): Promise<string> => {
       const b = await host.fs.read(p);
       if (!b) throw new AgentError('ETCD_MEMBERSHIP', `etcd ${this.spec.cluster}: ${p} is missing (the PKI tasks write it)`, { details: { path: p } });
       return b.toString('utf8');
     };
     const tls: EtcdTls = { ca: await read(this.spec.caPath), cert: await read(this.spec.clientCert), key: await read(this.spec.clientKey) };
-    const others = (await registeredMembers(this.store, this.spec.cluster)).map((m) => m.clientUrl);
+    const others = (await registeredMembers(store, this.spec.cluster)).map((m) => m.clientUrl);
     return new EtcdClient(host, [...new Set([this.spec.self.clientUrl, ...others])], tls);
   }
 
-  async observe(host: Host): Promise<DeadMemberActual | undefined> {
+  async observe(host: Host, ctx: TaskContext): Promise<DeadMemberActual | undefined> {
     this.planned = [];
     // No local member yet: the etcd-member task creates or joins first (and plans see no cluster).
     if (!(await host.fs.stat(`${this.spec.dataDir}/member/snap/db`))) return undefined;
-    const client = await this.client(host);
+    const client = await this.client(host, ctx.store);
     const now = host.now();
     let health: ClusterHealth;
     try {
@@ -317,8 +315,8 @@ export class DeadMemberTask implements Task<DeadMemberActual> {
   }
 
   async apply(host: Host, _changes: readonly Change[], ctx: ApplyContext): Promise<void> {
-    const client = await this.client(host);
-    const opts = { cluster: this.spec.cluster, store: this.store, log: ctx.log, retention: this.spec.retention, sleep: (ms: number) => host.sleep(ms) };
+    const client = await this.client(host, ctx.store);
+    const opts = { cluster: this.spec.cluster, store: ctx.store, log: ctx.log, retention: this.spec.retention, sleep: (ms: number) => host.sleep(ms) };
     for (const m of this.planned) {
       const fresh = await clusterHealth(client).catch((err: unknown) => {
         throw new NotReadyError(`etcd ${this.spec.cluster}: the linearizable member list failed: ${errorMessage(err)}`, { cluster: this.spec.cluster });
@@ -326,7 +324,7 @@ export class DeadMemberTask implements Task<DeadMemberActual> {
       const cur = fresh.members.find((h) => h.member.id === m.id);
       if (!cur) {
         // Another control plane removed it first: only its registration may be left.
-        await forgetRegistration(this.store, this.spec.cluster, m.name, m.peerUrls);
+        await forgetRegistration(ctx.store, this.spec.cluster, m.name, m.peerUrls);
         ctx.log.info({ cluster: this.spec.cluster, member: label(m), id: memberHex(m.id) }, 'dead etcd member already removed');
         continue;
       }
@@ -357,7 +355,7 @@ export class DeadMemberTask implements Task<DeadMemberActual> {
         await removeMember(client, m.id, opts);
       } catch (err: unknown) {
         if (etcdRefusal(err) === 'member-not-found') {
-          await forgetRegistration(this.store, this.spec.cluster, m.name, m.peerUrls);
+          await forgetRegistration(ctx.store, this.spec.cluster, m.name, m.peerUrls);
           continue;
         }
         // etcd refuses reconfiguration for a few seconds after a promotion or a leader change, and

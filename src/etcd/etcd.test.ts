@@ -3,7 +3,6 @@ import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { HttpResponse } from '../engine/host/host.ts';
 import { createTestHost } from '../engine/host/test-host.ts';
-import { silentLogger } from '../engine/log.ts';
 import { Graph } from '../engine/graph.ts';
 import { components } from '../app/components.ts';
 import { buildGraph } from '../app/run.ts';
@@ -17,6 +16,7 @@ import { renderBackupService, renderBackupTimer, renderEtcdManifest, renderEtcdU
 import { restoreGuide } from './restore.ts';
 import { EtcdSpec } from './schema.ts';
 import { FileStore } from '../statestore/file-store.ts';
+import { taskContext } from '../../tests/support/task-context.ts';
 
 const member: EtcdMemberConfig = {
   cluster: 'main',
@@ -285,7 +285,7 @@ describe('etcd component and member task', () => {
     try {
       expect(task.diff(await task.observe(host)).map((c) => c.field)).toEqual(['member']);
       // Joining needs a live node: on an offline root apply refuses clearly.
-      await expect(task.apply(host, [{ field: 'member', to: 'x' }], { log: silentLogger, notifiedBy: [] })).rejects.toThrow(/needs a live node/);
+      await expect(task.apply(host, [{ field: 'member', to: 'x' }], taskContext())).rejects.toThrow(/needs a live node/);
       // The state file of a member whose join a run finished (promoted and registered).
       const saved = { initialCluster: 'node-a=https://10.0.0.10:2380', initialClusterState: 'new' as const, initialClusterToken: 't', complete: true };
       await host.fs.mkdirp('/var/lib/etcd/main/member/snap', 0o700);
@@ -295,7 +295,7 @@ describe('etcd component and member task', () => {
         await host.fs.writeAtomic('/var/lib/nodeup/etcd-main.json', JSON.stringify(saved), { mode: 0o644 });
       });
       expect(task.diff(await task.observe(host)).map((c) => c.field)).toEqual(['manifest']);
-      await task.apply(host, task.diff(await task.observe(host)), { log: silentLogger, notifiedBy: [] });
+      await task.apply(host, task.diff(await task.observe(host)), taskContext());
       const manifest = ((await host.fs.read('/etc/kubernetes/manifests/etcd-main.yaml')) as Buffer).toString();
       expect(manifest).toContain('--initial-cluster-state=new');
       expect((await host.fs.stat('/etc/kubernetes/manifests/etcd-main.yaml'))?.mode).toBe(0o600);
@@ -309,7 +309,7 @@ describe('etcd component and member task', () => {
       await host.fs.writeAtomic('/var/lib/nodeup/etcd-main.json', JSON.stringify(unfinished), { mode: 0o644 });
       const pending = task.diff(await task.observe(host));
       expect(pending).toEqual([{ field: 'membership', from: 'not confirmed by a finished run', to: 'a voting member (promoted if still a learner), registered in the state store' }]);
-      await expect(task.apply(host, pending, { log: silentLogger, notifiedBy: [] })).rejects.toThrow(/confirming a member needs a live node/);
+      await expect(task.apply(host, pending, taskContext())).rejects.toThrow(/confirming a member needs a live node/);
       expect(((await host.fs.read('/etc/kubernetes/manifests/etcd-main.yaml')) as Buffer).toString()).toBe(manifest);
     } finally {
       await host.dispose();

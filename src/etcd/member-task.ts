@@ -17,7 +17,6 @@ import { AgentError, errorMessage, NotReadyError } from '../engine/errors.ts';
 import type { Host } from '../engine/host/host.ts';
 import { shortHash } from '../engine/tasks/file.ts';
 import { fieldChange, type ApplyContext, type Change, type Task, type TaskKey } from '../engine/task.ts';
-import type { StateStore } from '../engine/state-store.ts';
 import { EtcdClient, isTransient } from './client.ts';
 import { ensureMember, finishMember, type StartParams } from './join.ts';
 import type { MemberIdentity } from './membership.ts';
@@ -69,10 +68,8 @@ export class EtcdMemberTask implements Task<EtcdMemberActual> {
   readonly key: TaskKey;
   readonly after: readonly TaskKey[];
   readonly spec: EtcdMemberSpec;
-  private readonly store: StateStore;
 
-  constructor(store: StateStore, spec: EtcdMemberSpec) {
-    this.store = store;
+  constructor(spec: EtcdMemberSpec) {
     this.spec = spec;
     this.key = etcdMemberKey(spec.cluster);
     this.after = spec.after ?? [];
@@ -190,7 +187,7 @@ export class EtcdMemberTask implements Task<EtcdMemberActual> {
     const common = {
       cluster: this.spec.cluster,
       self: this.spec.self,
-      store: this.store,
+      store: ctx.store,
       client: (eps: readonly string[]) => new EtcdClient(host, eps, tls),
       log: ctx.log,
       retention: this.spec.retention,

@@ -2,12 +2,12 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
-import { silentLogger } from '../engine/log.ts';
 import { createCa, issueLeaf, type KeyPairPem } from '../engine/pki/x509.ts';
 import { KubeletCertFilesTask, pairProblem, pemParts } from './cert-files-task.ts';
+import { taskContext } from '../../tests/support/task-context.ts';
 
 const dir = '/var/lib/kubelet/pki';
-const ctx = { log: silentLogger, notifiedBy: [] };
+const ctx = taskContext();
 
 describe('kubelet cert files (pairs kubelet writes itself)', () => {
   let pair: KeyPairPem;

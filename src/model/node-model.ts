@@ -9,7 +9,6 @@ import { AgentError } from '../engine/errors.ts';
 import { selectNodeIp } from './node-address.ts';
 import { detectDistro, type Distro } from './distros.ts';
 import { kubeMinor, releaseDefaults, resolveAsset, type AssetName, type KubeMinor } from './assets/versions.ts';
-import type { StateStore } from '../engine/state-store.ts';
 
 export interface Versions {
   readonly kubernetes: string; // v1.35.4
@@ -47,7 +46,6 @@ export interface NodeModel {
   readonly live: boolean;
   /** `nodeup bake`: prepare everything that does not depend on the node's identity. */
   readonly bake: boolean;
-  readonly store: StateStore;
   readonly secrets: NodeSecrets;
 }
 
@@ -61,7 +59,6 @@ export interface DeriveOptions {
   readonly boot: BootConfig;
   readonly config: NodeConfig;
   readonly facts: HostFacts;
-  readonly store: StateStore;
   readonly secrets?: NodeSecrets;
   readonly live: boolean;
   readonly bake?: boolean;
@@ -101,7 +98,6 @@ export function deriveNodeModel(opts: DeriveOptions): NodeModel {
     assetMirrors: [...boot.assetMirrors, ...spec.assets.mirrors],
     live: opts.live,
     bake: opts.bake ?? false,
-    store: opts.store,
     secrets: opts.secrets ?? {},
   };
 }

@@ -2,10 +2,10 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
-import { silentLogger } from '../engine/log.ts';
 import { activeSwaps, commentSwapLines, fstabSwapLines, SwapOffTask } from './swap-task.ts';
+import { taskContext } from '../../tests/support/task-context.ts';
 
-const ctx = { log: silentLogger, notifiedBy: [] };
+const ctx = taskContext();
 const fstab = 'UUID=abc / ext4 errors=remount-ro 0 1\n/swapfile none swap sw 0 0\n# /old none swap sw 0 0\nUUID=def none   swap  sw  0 0\n';
 const procSwaps = 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/swapfile                               file\t\t1048572\t\t0\t\t-2\n';
 

@@ -271,7 +271,7 @@ export class ControlPlaneWorld {
     const g = new Graph();
     g.setOwner('addons');
     addonsComponent.build(this.model, g);
-    return execute(g.finish(), this.host, { mode, log: silentLogger, owner: g.owner, notReadyDeadlineMs: 120_000 });
+    return execute(g.finish(), this.host, { mode, log: silentLogger, owner: g.owner, notReadyDeadlineMs: 120_000, store: this.store });
   }
 
   async storeToken(): Promise<string> {

@@ -51,7 +51,7 @@ describe.each(binaries)('%s: a dead member is replaced and removed by itself', (
   });
 
   function task(node: TestNode, opts: { graceMs?: number } = {}): DeadMemberTask {
-    return new DeadMemberTask(world.store, {
+    return new DeadMemberTask({
       cluster: world.cluster,
       self: node.self,
       memberCount: 3,
@@ -70,7 +70,7 @@ describe.each(binaries)('%s: a dead member is replaced and removed by itself', (
     g.setOwner('etcd');
     g.add(task(node, opts));
     const started = Date.now();
-    const report = await execute(g.finish(), world.host, { mode: 'apply', log, owner: g.owner });
+    const report = await execute(g.finish(), world.host, { mode: 'apply', log, owner: g.owner, store: world.store });
     return { ...report, ms: Date.now() - started };
   }
 

@@ -102,7 +102,7 @@ describe('etcd component on three nodes (etcd 3.6 as static pods)', () => {
   it('the first node creates the cluster, the others join as learners and are promoted; re-runs change nothing', async () => {
     for (const n of nodes) {
       const { graph, owner } = graphFor(n);
-      const report = await execute(graph, n.host, { mode: 'apply', log: silentLogger, owner, notReadyDeadlineMs: 0 });
+      const report = await execute(graph, n.host, { mode: 'apply', log: silentLogger, owner, notReadyDeadlineMs: 0, store });
       const failed = report.results.filter((r) => r.status !== 'changed' && r.status !== 'unchanged');
       expect(failed, `${n.name}: ${JSON.stringify(failed)}\n${await fsp.readFile(path.join(n.dir, 'etcd.log'), 'utf8').catch(() => '')}`).toEqual([]);
       expect(report.results.find((r) => r.key === 'etcd-member:main')?.status).toBe('changed');
@@ -126,7 +126,7 @@ describe('etcd component on three nodes (etcd 3.6 as static pods)', () => {
     expect(manifest2).toContain('image: registry.k8s.io/etcd:3.6.4-0');
     for (const n of nodes) {
       const { graph, owner } = graphFor(n);
-      const again = await execute(graph, n.host, { mode: 'apply', log: silentLogger, owner });
+      const again = await execute(graph, n.host, { mode: 'apply', log: silentLogger, owner, store });
       expect(again.results.filter((r) => r.status !== 'unchanged').map((r) => r.key)).toEqual([]);
     }
     expect((await fsp.stat(path.join(n1.dir, 'etc/kubernetes/pki/etcd/main/server.key'))).mode & 0o777).toBe(0o600);
@@ -175,7 +175,7 @@ describe('etcd component on three nodes (etcd 3.6 as static pods)', () => {
     nodes.push(n4);
     const wanted = { memberCount: 3, deadMemberGraceSeconds: 30 };
     const { graph, owner } = graphFor(n4, wanted);
-    const report = await execute(graph, n4.host, { mode: 'apply', log: silentLogger, owner });
+    const report = await execute(graph, n4.host, { mode: 'apply', log: silentLogger, owner, store });
     const failed = report.results.filter((r) => r.status === 'failed' || r.status === 'blocked');
     expect(failed, `${JSON.stringify(failed)}\n${await fsp.readFile(path.join(dir, 'etcd.log'), 'utf8').catch(() => '')}`).toEqual([]);
     expect(report.results.find((r) => r.key === 'etcd-member:main')?.status).toBe('changed');
@@ -195,7 +195,7 @@ describe('etcd component on three nodes (etcd 3.6 as static pods)', () => {
     expect((await listBackups(store, 'main')).some((b) => b.endsWith('-before-remove-cp-3'))).toBe(true);
     for (const n of [n4, nodes[0] as FakeNode]) {
       const again = graphFor(n, wanted);
-      const r = await execute(again.graph, n.host, { mode: 'apply', log: silentLogger, owner: again.owner });
+      const r = await execute(again.graph, n.host, { mode: 'apply', log: silentLogger, owner: again.owner, store });
       expect(r.results.filter((x) => x.status !== 'unchanged').map((x) => x.key)).toEqual([]);
     }
   });

@@ -4,7 +4,6 @@ import { parseNodeConfig, type BootConfig } from '../../src/model/config.ts';
 import { readLocalFile } from '../../src/engine/host/local.ts';
 import { testFacts } from '../../src/engine/host/test-host.ts';
 import { deriveNodeModel, type NodeModel } from '../../src/model/node-model.ts';
-import type { StateStore } from '../../src/engine/state-store.ts';
 
 export interface CaseFile {
   /** os-release id and version, e.g. { id: rocky, versionId: "9" }; default Debian 12. */
@@ -15,7 +14,6 @@ export interface CaseFile {
   readonly config: unknown;
 }
 
-const noStore = { url: 'file:///nonexistent', writable: false } as unknown as StateStore;
 
 export function modelFromCase(text: string, source: string): NodeModel {
   const c = yaml.load(text) as CaseFile;
@@ -33,7 +31,7 @@ export function modelFromCase(text: string, source: string): NodeModel {
     ...(c.os ? { osRelease: { id: c.os.id, idLike: [], versionId: c.os.versionId, prettyName: `${c.os.id} ${c.os.versionId}` } } : {}),
     ...(c.arch ? { arch: c.arch } : {}),
   });
-  return deriveNodeModel({ boot, config, facts, store: noStore, live: c.live ?? false, bake: c.bake ?? false });
+  return deriveNodeModel({ boot, config, facts, live: c.live ?? false, bake: c.bake ?? false });
 }
 
 export async function loadCase(file: string): Promise<NodeModel> {

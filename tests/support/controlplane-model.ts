@@ -14,7 +14,6 @@ export interface CpModelOptions {
   readonly nodeName?: string;
 }
 
-const noStore = { url: 'file:///nonexistent', writable: false } as unknown as StateStore;
 
 export function cpModel(o: CpModelOptions = {}): NodeModel {
   const role = o.role ?? 'control-plane';
@@ -37,5 +36,5 @@ export function cpModel(o: CpModelOptions = {}): NodeModel {
     assetMirrors: [],
     ...(o.nodeName !== undefined ? { nodeName: o.nodeName } : {}),
   };
-  return deriveNodeModel({ boot, config, facts: testFacts(o.facts), store: o.store ?? noStore, secrets: o.secrets ?? {}, live: false });
+  return deriveNodeModel({ boot, config, facts: testFacts(o.facts), secrets: o.secrets ?? {}, live: false });
 }

@@ -3,7 +3,6 @@ import { parseNodeConfig, type BootConfig } from '../../src/model/config.ts';
 import type { HostFacts } from '../../src/engine/host/facts.ts';
 import { testFacts } from '../../src/engine/host/test-host.ts';
 import { deriveNodeModel, type NodeModel, type NodeSecrets } from '../../src/model/node-model.ts';
-import type { StateStore } from '../../src/engine/state-store.ts';
 
 export interface TestModelOptions {
   readonly role?: 'control-plane' | 'worker';
@@ -20,7 +19,6 @@ export interface TestModelOptions {
 export const testCaPem = '-----BEGIN CERTIFICATE-----\nTUlJQ1Rlc3RDQQ==\n-----END CERTIFICATE-----\n';
 export const testToken = 'abcdef.0123456789abcdef';
 
-const noStore = { url: 'file:///nonexistent', writable: false } as unknown as StateStore;
 
 export function testModel(o: TestModelOptions = {}): NodeModel {
   const role = o.role ?? 'worker';
@@ -52,7 +50,6 @@ export function testModel(o: TestModelOptions = {}): NodeModel {
     boot,
     config,
     facts: testFacts(o.facts),
-    store: noStore,
     secrets: o.secrets ?? (role === 'worker' ? { bootstrapToken: testToken, clusterCaCert: testCaPem } : { clusterCaCert: testCaPem }),
     live: o.live ?? false,
     bake: o.bake ?? false,

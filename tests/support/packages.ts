@@ -12,7 +12,6 @@ import type { Host } from '../../src/engine/host/host.ts';
 import { testFacts } from '../../src/engine/host/test-host.ts';
 import type { Logger } from '../../src/engine/log.ts';
 import { deriveNodeModel, type NodeModel } from '../../src/model/node-model.ts';
-import type { StateStore } from '../../src/engine/state-store.ts';
 import { buildPackageTasks } from '../../src/packages/component.ts';
 import type { ManagerOptions } from '../../src/packages/manager.ts';
 
@@ -22,7 +21,6 @@ export async function fixtureOsRelease(id: string): Promise<string> {
   return fsp.readFile(path.join(fixtureRoots, id, 'etc/os-release'), 'utf8');
 }
 
-const noStore = { url: 'file:///nonexistent', writable: false } as unknown as StateStore;
 
 /** A worker NodeModel on the distro of an os-release text, with a spec.packages section. */
 export function packagesModel(osRelease: string, packages: Record<string, unknown> = {}): NodeModel {
@@ -44,7 +42,7 @@ export function packagesModel(osRelease: string, packages: Record<string, unknow
     nodeConfigHash: 'sha256:' + '0'.repeat(64),
     assetMirrors: [],
   };
-  return deriveNodeModel({ boot, config, facts: testFacts({ osRelease: parseOsRelease(osRelease) }), store: noStore, live: false });
+  return deriveNodeModel({ boot, config, facts: testFacts({ osRelease: parseOsRelease(osRelease) }), live: false });
 }
 
 /** Runs the packages component's tasks (and only them) through the real executor. */

@@ -5,12 +5,12 @@ import { pathToFileURL } from 'node:url';
 import { X509Certificate } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestHost, type TestHost } from '../host/test-host.ts';
-import { silentLogger } from '../log.ts';
 import { FileStore } from '../../statestore/file-store.ts';
 import { bootstrapTokenRe, ensureBootstrapToken, ensureClusterPki, pkiLockKey, readCa } from './cluster-pki.ts';
 import { parseKubeconfig } from './kubeconfig.ts';
 import { CertTask } from './tasks.ts';
 import { certInfo, createCa, issueLeaf, signedBy } from './x509.ts';
+import { taskContext } from '../../../tests/support/task-context.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -29,7 +29,6 @@ async function host(): Promise<TestHost> {
   return h;
 }
 
-const ctx = { log: silentLogger, notifiedBy: [] };
 
 describe('x509', () => {
   it('issues a server certificate with the asked SANs, usages and validity, signed by the CA', async () => {
@@ -114,57 +113,60 @@ describe('cert task', () => {
 
   it('issues a pair with the key 0600, is converged after, and renews at a third of its life', async () => {
     const store = await tempStore();
+    const c = taskContext(store);
     await ensureClusterPki(store, { holder: 'cp-a' });
     const h = await host();
-    const task = new CertTask(store, { id: 'apiserver', ca: 'ca', request, output: { kind: 'pem', certPath: '/etc/kubernetes/pki/apiserver.crt', keyPath: '/etc/kubernetes/pki/apiserver.key' } });
-    expect(task.diff(await task.observe(h))[0]?.field).toBe('issue');
-    await task.apply(h, task.diff(await task.observe(h)), ctx);
+    const task = new CertTask({ id: 'apiserver', ca: 'ca', request, output: { kind: 'pem', certPath: '/etc/kubernetes/pki/apiserver.crt', keyPath: '/etc/kubernetes/pki/apiserver.key' } });
+    expect(task.diff(await task.observe(h, c))[0]?.field).toBe('issue');
+    await task.apply(h, task.diff(await task.observe(h, c)), c);
     expect((await h.fs.stat('/etc/kubernetes/pki/apiserver.key'))?.mode).toBe(0o600);
-    expect(task.diff(await task.observe(h))).toEqual([]);
+    expect(task.diff(await task.observe(h, c))).toEqual([]);
     // 59 days later: 31 of 90 days left (> a third): converged. 61 days: renew.
     h.virtualTime = 59 * 86400_000;
-    expect(task.diff(await task.observe(h))).toEqual([]);
+    expect(task.diff(await task.observe(h, c))).toEqual([]);
     h.virtualTime = 61 * 86400_000;
-    expect(task.diff(await task.observe(h)).map((c) => c.field)).toEqual(['renew']);
-    await task.apply(h, task.diff(await task.observe(h)), ctx);
-    expect(task.diff(await task.observe(h))).toEqual([]);
+    expect(task.diff(await task.observe(h, c)).map((c) => c.field)).toEqual(['renew']);
+    await task.apply(h, task.diff(await task.observe(h, c)), c);
+    expect(task.diff(await task.observe(h, c))).toEqual([]);
   });
 
   it('re-issues when the SANs change or the CA is replaced, and fixes a loose key mode', async () => {
     const store = await tempStore();
+    const c = taskContext(store);
     await ensureClusterPki(store, { holder: 'cp-a' });
     const h = await host();
     const output = { kind: 'pem' as const, certPath: '/pki/x.crt', keyPath: '/pki/x.key' };
-    const t1 = new CertTask(store, { id: 'x', ca: 'ca', request, output });
-    await t1.apply(h, t1.diff(await t1.observe(h)), ctx);
-    const t2 = new CertTask(store, { id: 'x', ca: 'ca', request: { ...request, ips: ['10.0.0.11'] }, output });
-    expect(t2.diff(await t2.observe(h)).map((c) => c.field)).toEqual(['names']);
+    const t1 = new CertTask({ id: 'x', ca: 'ca', request, output });
+    await t1.apply(h, t1.diff(await t1.observe(h, c)), c);
+    const t2 = new CertTask({ id: 'x', ca: 'ca', request: { ...request, ips: ['10.0.0.11'] }, output });
+    expect(t2.diff(await t2.observe(h, c)).map((c) => c.field)).toEqual(['names']);
     await h.fs.chmod('/pki/x.key', 0o644);
-    expect(t1.diff(await t1.observe(h))).toEqual([{ field: 'mode', from: '0644', to: '0600' }]);
-    await t1.apply(h, t1.diff(await t1.observe(h)), ctx);
+    expect(t1.diff(await t1.observe(h, c))).toEqual([{ field: 'mode', from: '0644', to: '0600' }]);
+    await t1.apply(h, t1.diff(await t1.observe(h, c)), c);
     expect((await h.fs.stat('/pki/x.key'))?.mode).toBe(0o600);
     const other = await createCa('kubernetes');
     await store.write('pki/ca.crt', other.certPem);
     await store.write('pki/ca.key', other.keyPem);
-    expect(t1.diff(await t1.observe(h)).map((c) => c.field)).toEqual(['issuer']);
+    expect(t1.diff(await t1.observe(h, c)).map((c) => c.field)).toEqual(['issuer']);
   });
 
   it('writes kubeconfigs 0600 with the CA, the server and a client certificate', async () => {
     const store = await tempStore();
+    const c = taskContext(store);
     await ensureClusterPki(store, { holder: 'cp-a' });
     const h = await host();
-    const task = new CertTask(store, {
+    const task = new CertTask({
       id: 'kubeconfig-scheduler',
       ca: 'ca',
       request: { commonName: 'system:kube-scheduler', usages: ['client'], validityDays: 365 },
       output: { kind: 'kubeconfig', path: '/etc/kubernetes/scheduler.conf', server: 'https://127.0.0.1:6443', clusterName: 'c1', user: 'system:kube-scheduler' },
     });
-    await task.apply(h, task.diff(await task.observe(h)), ctx);
+    await task.apply(h, task.diff(await task.observe(h, c)), c);
     expect((await h.fs.stat('/etc/kubernetes/scheduler.conf'))?.mode).toBe(0o600);
     const parts = parseKubeconfig(((await h.fs.read('/etc/kubernetes/scheduler.conf')) as Buffer).toString());
     expect(parts.server).toBe('https://127.0.0.1:6443');
     expect(parts.caPem).toBe((await readCa(store, 'ca')).certPem);
     expect(certInfo(parts.certPem as string).extKeyUsages).toEqual(['client']);
-    expect(task.diff(await task.observe(h))).toEqual([]);
+    expect(task.diff(await task.observe(h, c))).toEqual([]);
   });
 });

@@ -11,8 +11,7 @@ import * as path from 'node:path/posix';
 import type { Host } from '../host/host.ts';
 import { AgentError } from '../errors.ts';
 import { shortHash } from '../tasks/file.ts';
-import { fieldChange, octal, type ApplyContext, type Change, type Task, type TaskKey } from '../task.ts';
-import type { StateStore } from '../state-store.ts';
+import { fieldChange, octal, type ApplyContext, type Change, type Task, type TaskContext, type TaskKey } from '../task.ts';
 import { ensureBootstrapToken, ensureClusterPki, pkiComplete, readCa, readCaCert, bootstrapTokenKey, type CaName } from './cluster-pki.ts';
 import { parseKubeconfig, renderKubeconfig } from './kubeconfig.ts';
 import { certInfo, issueLeaf, keyMatchesCert, signedBy, type CertInfo, type LeafRequest } from './x509.ts';
@@ -24,21 +23,19 @@ export const bootstrapTokenTaskKey: TaskKey = 'pki:bootstrap-token';
 export class ClusterPkiTask implements Task<boolean> {
   readonly key: TaskKey = clusterPkiKey;
   readonly after: readonly TaskKey[] = [];
-  private readonly store: StateStore;
   private readonly holder: string;
-  constructor(store: StateStore, holder: string) {
-    this.store = store;
+  constructor(holder: string) {
     this.holder = holder;
   }
-  observe(): Promise<boolean> {
-    return pkiComplete(this.store);
+  observe(_host: Host, ctx: TaskContext): Promise<boolean> {
+    return pkiComplete(ctx.store);
   }
   diff(actual: boolean | undefined): readonly Change[] {
     return actual ? [] : [{ field: 'create', to: 'cluster CAs and service-account key in the state store' }];
   }
   async apply(host: Host, _c: readonly Change[], ctx: ApplyContext): Promise<void> {
     const boot = (await host.fs.read('/proc/sys/kernel/random/boot_id'))?.toString('utf8').trim();
-    await ensureClusterPki(this.store, { holder: this.holder, log: ctx.log, sleep: (ms) => host.sleep(ms), now: () => host.now(), ...(boot ? { boot } : {}) });
+    await ensureClusterPki(ctx.store, { holder: this.holder, log: ctx.log, sleep: (ms) => host.sleep(ms), now: () => host.now(), ...(boot ? { boot } : {}) });
   }
 }
 
@@ -46,18 +43,14 @@ export class ClusterPkiTask implements Task<boolean> {
 export class BootstrapTokenTask implements Task<boolean> {
   readonly key: TaskKey = bootstrapTokenTaskKey;
   readonly after: readonly TaskKey[] = [];
-  private readonly store: StateStore;
-  constructor(store: StateStore) {
-    this.store = store;
-  }
-  async observe(): Promise<boolean> {
-    return (await this.store.read(bootstrapTokenKey)) !== undefined;
+  async observe(_host: Host, ctx: TaskContext): Promise<boolean> {
+    return (await ctx.store.read(bootstrapTokenKey)) !== undefined;
   }
   diff(actual: boolean | undefined): readonly Change[] {
     return actual ? [] : [{ field: 'create', to: `${bootstrapTokenKey} in the state store` }];
   }
-  async apply(): Promise<void> {
-    await ensureBootstrapToken(this.store);
+  async apply(_host: Host, _c: readonly Change[], ctx: ApplyContext): Promise<void> {
+    await ensureBootstrapToken(ctx.store);
   }
 }
 
@@ -82,19 +75,17 @@ export class StoreFileTask implements Task<StoreFileActual> {
   readonly notify: readonly TaskKey[];
   readonly path: string;
   readonly spec: StoreFileSpec;
-  private readonly store: StateStore;
-  constructor(store: StateStore, spec: StoreFileSpec) {
-    this.store = store;
+  constructor(spec: StoreFileSpec) {
     this.spec = spec;
     this.key = `pki:${spec.path}`;
     this.path = spec.path;
     this.after = spec.after ?? [];
     this.notify = spec.notify ?? [];
   }
-  async observe(host: Host): Promise<StoreFileActual> {
+  async observe(host: Host, ctx: TaskContext): Promise<StoreFileActual> {
     const disk = await host.fs.read(this.spec.path);
     const st = disk ? await host.fs.stat(this.spec.path) : undefined;
-    const stored = await this.store.read(this.spec.storeKey);
+    const stored = await ctx.store.read(this.spec.storeKey);
     return { diskHash: disk ? shortHash(disk) : undefined, diskMode: st?.mode, storeHash: stored ? shortHash(stored) : undefined };
   }
   diff(a: StoreFileActual | undefined): readonly Change[] {
@@ -105,11 +96,11 @@ export class StoreFileTask implements Task<StoreFileActual> {
     if (a.diskMode !== this.spec.mode) out.push(fieldChange('mode', a.diskMode === undefined ? undefined : octal(a.diskMode), octal(this.spec.mode)));
     return out;
   }
-  async apply(host: Host, changes: readonly Change[]): Promise<void> {
+  async apply(host: Host, changes: readonly Change[], ctx: ApplyContext): Promise<void> {
     if (changes.length === 1 && changes[0]?.field === 'mode') return host.fs.chmod(this.spec.path, this.spec.mode);
-    const data = await this.store.read(this.spec.storeKey);
+    const data = await ctx.store.read(this.spec.storeKey);
     if (!data) {
-      throw new AgentError('PKI', `state store ${this.store.url} has no ${this.spec.storeKey}`, { details: { key: this.spec.storeKey } });
+      throw new AgentError('PKI', `state store ${ctx.store.url} has no ${this.spec.storeKey}`, { details: { key: this.spec.storeKey } });
     }
     await host.fs.mkdirp(path.dirname(this.spec.path), 0o755);
     await host.fs.writeAtomic(this.spec.path, data, { mode: this.spec.mode });
@@ -152,9 +143,7 @@ export class CertTask implements Task<CertActual> {
   readonly notify: readonly TaskKey[];
   readonly path: string;
   readonly spec: CertSpec;
-  private readonly store: StateStore;
-  constructor(store: StateStore, spec: CertSpec) {
-    this.store = store;
+  constructor(spec: CertSpec) {
     this.spec = spec;
     this.key = `cert:${spec.id}`;
     this.path = spec.output.kind === 'pem' ? spec.output.certPath : spec.output.path;
@@ -167,7 +156,7 @@ export class CertTask implements Task<CertActual> {
     return this.spec.output.kind === 'pem' ? [this.spec.output.certPath, this.spec.output.keyPath] : [this.spec.output.path];
   }
 
-  async observe(host: Host): Promise<CertActual | undefined> {
+  async observe(host: Host, ctx: TaskContext): Promise<CertActual | undefined> {
     const out = this.spec.output;
     let certPem: string | undefined;
     let keyPem: string | undefined;
@@ -193,7 +182,7 @@ export class CertTask implements Task<CertActual> {
     } catch {
       info = undefined; // unreadable: replaced
     }
-    const storeCa = await readCaCert(this.store, this.spec.ca);
+    const storeCa = await readCaCert(ctx.store, this.spec.ca);
     return {
       ...(info ? { info } : {}),
       keyPresent: keyPem !== undefined,
@@ -237,7 +226,7 @@ export class CertTask implements Task<CertActual> {
       await host.fs.chmod(out.kind === 'pem' ? out.keyPath : out.path, 0o600);
       return;
     }
-    const ca = await readCa(this.store, this.spec.ca);
+    const ca = await readCa(ctx.store, this.spec.ca);
     const leaf = await issueLeaf(ca, this.spec.request, new Date(host.now()));
     if (out.kind === 'pem') {
       await host.fs.mkdirp(path.dirname(out.keyPath), 0o755);

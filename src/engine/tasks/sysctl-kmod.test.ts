@@ -2,12 +2,12 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestHost, type TestHost } from '../host/test-host.ts';
-import { silentLogger } from '../log.ts';
 import type { AnyTask } from '../task.ts';
 import { KmodTask } from './kmod.ts';
 import { SysctlTask, procSysPath } from './sysctl.ts';
+import { taskContext } from '../../../tests/support/task-context.ts';
 
-const ctx = { log: silentLogger, notifiedBy: [] };
+const ctx = taskContext();
 const values = { 'net.ipv4.ip_forward': '1', 'net.bridge.bridge-nf-call-iptables': '1', 'net.ipv4.tcp_rmem': '4096 87380 16777216' };
 
 let host: TestHost;
@@ -22,7 +22,7 @@ async function put(p: string, content: string): Promise<void> {
 }
 
 async function step(task: AnyTask) {
-  const changes = task.diff(await task.observe(host));
+  const changes = task.diff(await task.observe(host, ctx));
   if (changes.length > 0) await task.apply(host, changes, ctx);
   return changes;
 }

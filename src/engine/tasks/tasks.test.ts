@@ -9,13 +9,13 @@ import { MockAgent, getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AgentError } from '../errors.ts';
 import { createTestHost, type TestHost } from '../host/test-host.ts';
-import { silentLogger } from '../log.ts';
 import { DownloadTask } from './download.ts';
 import { DirTask, FileTask, SymlinkTask } from './file.ts';
 import type { AnyTask } from '../task.ts';
+import { taskContext } from '../../../tests/support/task-context.ts';
 
 const execFileP = promisify(execFile);
-const ctx = { log: silentLogger, notifiedBy: [] };
+const ctx = taskContext();
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
 let host: TestHost;
@@ -27,9 +27,9 @@ afterEach(async () => {
 });
 
 async function converge(task: AnyTask) {
-  const before = task.diff(await task.observe(host));
+  const before = task.diff(await task.observe(host, ctx));
   await task.apply(host, before, ctx);
-  const after = task.diff(await task.observe(host));
+  const after = task.diff(await task.observe(host, ctx));
   return { before, after };
 }
 
