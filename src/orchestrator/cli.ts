@@ -10,7 +10,9 @@ import { AgentError } from '../engine/errors.ts';
 import type { BinaryArch } from '../bootstrap/render-userdata.ts';
 import { parseSha256File } from '../bootstrap/userdata-command.ts';
 import type { AwsProvider } from './aws.ts';
-import { launchCloud, launchQemu, parseS3Credentials, renderOnly, sha256File, type BinaryPins, type LaunchResult } from './launch.ts';
+import { launchCloud, launchQemu, renderOnly, type LaunchResult } from './launch.ts';
+import { sha256File } from './launch-inputs.ts';
+import { parseS3Credentials, type BinaryPins } from './user-data.ts';
 import type { InstanceInfo, Provider } from './provider.ts';
 import { QemuProvider } from './qemu.ts';
 

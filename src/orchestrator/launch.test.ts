@@ -10,7 +10,9 @@ import { FileStore } from '../statestore/file-store.ts';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { renderEnvironmentFile, renderLaunchScript } from './render-user-data.ts';
-import { cloudRequests, launchCloud, parseS3Credentials, readNodeConfigFile, renderOnly, xzUnpacksTo, type AwsLaunchOptions } from './launch.ts';
+import { cloudRequests, launchCloud, renderOnly, type AwsLaunchOptions } from './launch.ts';
+import { readNodeConfigFile, xzUnpacksTo } from './launch-inputs.ts';
+import { parseS3Credentials } from './user-data.ts';
 import type { InstanceInfo, InstanceRequest, Provider } from './provider.ts';
 
 const nodeYaml = `apiVersion: nodeup.dev/v1alpha1

@@ -1,63 +1,33 @@
-// `nodeup launch`: creates the machines of one instance group, hands each its user-data, and shows
-// progress until each node's receipt says converged (ready) or failed.
+// `nodeup launch`: creates the machines of one instance group, hands each its user-data
+// (user-data.ts), and shows progress (progress.ts) until each node's receipt says converged (ready)
+// or failed. What it reads and serves on this machine is in launch-inputs.ts.
 // Every machine runs the bootstrap script of `nodeup userdata` (src/bootstrap/render-userdata.ts),
 // wrapped in a small cloud-config (render-user-data.ts).
 //  - qemu: the guest reads its NodeConfig from an embedded file:// store (no --state-store), from a
 //    host file:// store served over HTTP, or from an s3:// store (a lab S3 server); it fetches
 //    nodeup from the SeedServer (`<seed>/files` is its mirror) and POSTs progress and its receipt back.
 //  - aws: the nodes read the state store named by --state-store; receipts are polled from there.
-import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { createHash } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { apiVersion, BootConfig, configHash, formatIssues, parseNodeConfig } from '../model/config.ts';
+import type { BootConfig } from '../model/config.ts';
 import { AgentError } from '../engine/errors.ts';
-import { sleep } from '../engine/retry.ts';
 import type { Logger } from '../engine/log.ts';
 import type { Receipt } from '../app/receipt.ts';
 import { openStateStore } from '../statestore/open.ts';
-import { storeLayout, type StateStore } from '../engine/state-store.ts';
-import { chooseAccel, type Accel } from './accel.ts';
+import type { StateStore } from '../engine/state-store.ts';
+import { chooseAccel } from './accel.ts';
 import { instanceNames, type InstanceInfo, type InstanceRequest, type Provider } from './provider.ts';
 import { QemuProvider, qemuAlive } from './qemu.ts';
-import { assertUserDataSize, renderBootstrapScript, type BinaryArch } from '../bootstrap/render-userdata.ts';
-import { renderUserData } from './render-user-data.ts';
+import { assertUserDataSize } from '../bootstrap/render-userdata.ts';
 import { SeedServer, type GuestReport } from './seed-server.ts';
 import { joinNetwork, leaveNetwork, renderPrivateNetwork, type Attachment } from './private-net.ts';
+import { embeddedStoreDir, embeddedStoreFiles, readNodeConfigFile, servedStoreDir, sha256File, snapshotFile, storeAllowFor, xzUnpacksTo, type NodeConfigInput } from './launch-inputs.ts';
+import { progressLine, recordReceipt, storeReceiptPoller, waitForNodes, writeTimings, type NodePhase, type NodeStatus } from './progress.ts';
+import { launchBootConfig, launchEnvironment, machineUserData, type BinaryPins } from './user-data.ts';
 import '../statestore/backends.ts';
 
-/** Where the qemu guest keeps its embedded state store. */
-export const embeddedStoreDir = '/var/lib/nodeup/launch-store';
 /** QEMU user networking's address of the host loopback, as seen from a guest. */
 export const hostFromGuest = '10.0.2.2';
-
-export type NodePhase = 'booting' | 'fetching' | 'nodeup running' | 'ready' | 'failed';
-
-export interface NodeTimings {
-  readonly accel?: Accel;
-  /** Host ms when the instance was created (qemu started / RunInstances returned). */
-  readonly launchedAtMs: number;
-  /** Host ms of the guest's first report (its launch script started) and guest uptime then. */
-  bootedAtMs?: number;
-  bootedUptimeS?: number;
-  /** Host ms and guest uptime when nodeup was started. */
-  startedAtMs?: number;
-  startedUptimeS?: number;
-  /** Host ms the receipt arrived. */
-  receiptAtMs?: number;
-  /** nodeup's own wall time from its receipt. */
-  nodeupMs?: number;
-}
-
-export interface NodeStatus {
-  readonly name: string;
-  phase: NodePhase;
-  phaseSinceMs: number;
-  reason?: string;
-  receipt?: Receipt;
-  timings: NodeTimings;
-}
 
 export interface CommonLaunchOptions {
   readonly log: Logger;
@@ -109,136 +79,6 @@ export interface LaunchResult {
   readonly ok: boolean;
 }
 
-export interface NodeConfigInput {
-  readonly raw: Buffer;
-  readonly hash: string;
-  readonly cluster: string;
-  readonly instanceGroup: string;
-  readonly role: 'control-plane' | 'worker';
-}
-
-export async function readNodeConfigFile(file: string): Promise<NodeConfigInput> {
-  const raw = await fsp.readFile(file).catch((err: unknown) => {
-    throw new AgentError('USAGE', `--node-config ${file}: cannot read it (${(err as { code?: string }).code ?? String(err)})`, { cause: err, details: { file } });
-  });
-  const cfg = parseNodeConfig(raw, file);
-  return { raw, hash: configHash(raw), cluster: cfg.metadata.cluster, instanceGroup: cfg.metadata.instanceGroup, role: cfg.spec.role };
-}
-
-export interface LaunchBootInput {
-  readonly stateStore: string;
-  readonly clusterName: string;
-  readonly instanceGroup: string;
-  readonly nodeConfigHash: string;
-  readonly nodeName?: string | undefined;
-  readonly assetMirrors: readonly string[];
-  readonly s3?: BootConfig['s3'] | undefined;
-}
-
-/** The BootConfig a launched node gets, validated (a bad --s3-endpoint or mirror is named here). Pure. */
-export function launchBootConfig(b: LaunchBootInput): BootConfig {
-  const res = BootConfig.safeParse({
-    apiVersion,
-    kind: 'BootConfig',
-    stateStore: b.stateStore,
-    clusterName: b.clusterName,
-    instanceGroup: b.instanceGroup,
-    nodeConfigHash: b.nodeConfigHash,
-    ...(b.s3 ? { s3: b.s3 } : {}),
-    assetMirrors: [...b.assetMirrors],
-    ...(b.nodeName ? { nodeName: b.nodeName } : {}),
-  });
-  if (!res.success) {
-    const problems = formatIssues(res.error.issues);
-    throw new AgentError('USAGE', `boot config of ${b.nodeName ?? b.instanceGroup}: ${problems.join('; ')} (check --state-store, --s3-endpoint, --asset-mirror)`, { details: { problems } });
-  }
-  return res.data;
-}
-
-/** Where machines fetch nodeup and the SHA-256 each architecture's binary must have. */
-export interface BinaryPins {
-  /** Base URLs serving `nodeup-linux-<arch>.xz` (or the plain `nodeup-linux-<arch>`). */
-  readonly mirrors: readonly string[];
-  readonly sha256: Partial<Readonly<Record<BinaryArch, string>>>;
-}
-
-/** The variables of a guest's /etc/nodeup/environment: apply arguments for every run of nodeup.service, lab S3 credentials. Pure. */
-export function launchEnvironment(applyArgs: readonly string[], credentials: readonly (readonly [string, string])[] = []): [string, string][] {
-  return [...(applyArgs.length > 0 ? [['NODEUP_APPLY_ARGS', applyArgs.join(' ')] as [string, string]] : []), ...credentials.map(([k, v]) => [k, v] as [string, string])];
-}
-
-export interface MachineUserData {
-  readonly name: string;
-  readonly boot: BootConfig;
-  readonly pins: BinaryPins;
-  readonly files: readonly { readonly path: string; readonly content: string | Buffer; readonly mode: string }[];
-  readonly environment: readonly (readonly [string, string])[];
-  readonly reportUrl?: string | undefined;
-  readonly preCommands?: readonly string[] | undefined;
-}
-
-/** One machine's user-data: the bootstrap script of `nodeup userdata`, in the launch wrapper. Pure. */
-export function machineUserData(m: MachineUserData): string {
-  const bootstrap = renderBootstrapScript({ bootConfig: m.boot, mirrors: m.pins.mirrors, sha256: m.pins.sha256 });
-  return renderUserData({
-    nodeName: m.name,
-    bootstrap,
-    ...(m.pins.sha256.amd64 ? { binarySha256: m.pins.sha256.amd64 } : {}),
-    files: m.files,
-    environment: m.environment,
-    ...(m.reportUrl ? { reportUrl: m.reportUrl } : {}),
-    ...(m.preCommands ? { preCommands: m.preCommands } : {}),
-  });
-}
-
-const credentialNames = new Set(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']);
-
-/**
- * Reads `--s3-credentials-file`: `AWS_ACCESS_KEY_ID=...` and `AWS_SECRET_ACCESS_KEY=...` lines
- * (optionally `AWS_SESSION_TOKEN`, `export ` prefixes, quotes, # comments). Pure.
- */
-export function parseS3Credentials(text: string, file: string): [string, string][] {
-  const out = new Map<string, string>();
-  text.split('\n').forEach((raw, n) => {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) return;
-    const m = /^(?:export\s+)?([A-Z_][A-Z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    const name = m?.[1];
-    if (!m || !name || !credentialNames.has(name)) {
-      throw new AgentError('USAGE', `--s3-credentials-file ${file}: line ${n + 1}: expected AWS_ACCESS_KEY_ID=..., AWS_SECRET_ACCESS_KEY=... or AWS_SESSION_TOKEN=...`, {
-        details: { file, line: n + 1 },
-      });
-    }
-    out.set(name, (m[2] ?? '').replace(/^(['"])(.*)\1$/, '$2'));
-  });
-  for (const need of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
-    if (!out.get(need)) throw new AgentError('USAGE', `--s3-credentials-file ${file}: no ${need}=... line`, { details: { file, missing: need } });
-  }
-  return [...out.entries()];
-}
-
-/** Whether `xz -dc file` gives bytes with this SHA-256 (false without xz on this machine). */
-export async function xzUnpacksTo(file: string, sha256: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const h = createHash('sha256');
-    const child = spawn('xz', ['-dc', file], { stdio: ['ignore', 'pipe', 'ignore'] });
-    child.stdout.on('data', (d: Buffer) => h.update(d));
-    child.on('error', () => resolve(false));
-    child.on('close', (code) => resolve(code === 0 && h.digest('hex') === sha256));
-  });
-}
-
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  const fh = await fsp.open(file);
-  try {
-    for await (const chunk of fh.createReadStream()) h.update(chunk as Buffer);
-  } finally {
-    await fh.close();
-  }
-  return h.digest('hex');
-}
-
 /** Node names for the request: --name wins, else `<instanceGroup>-1..N`. */
 export function namesFor(ig: string, count: number, names?: readonly string[]): string[] {
   if (names && names.length > 0) return [...names];
@@ -257,46 +97,6 @@ export interface RenderOnlyOptions {
   readonly pins: BinaryPins;
   readonly assetMirrors?: readonly string[];
   readonly log: Logger;
-}
-
-/** Files of an embedded file:// store for a node: its NodeConfig and, from a file:// store, its secrets. */
-async function embeddedStoreFiles(cfg: NodeConfigInput, stateStore: string | undefined, log: Logger): Promise<{ path: string; content: Buffer; mode: string }[]> {
-  const files = [{ path: `${embeddedStoreDir}/${storeLayout.nodeConfig(cfg.instanceGroup)}`, content: cfg.raw, mode: '0600' }];
-  if (stateStore) {
-    const store = openStateStore(stateStore, { log });
-    const keys = [storeLayout.pki('ca.crt'), ...(cfg.role === 'worker' ? [storeLayout.secret('bootstrap-token')] : [])];
-    for (const k of keys) {
-      const data = await store.read(k);
-      if (data) files.push({ path: `${embeddedStoreDir}/${k}`, content: data, mode: '0600' });
-    }
-  }
-  return files;
-}
-
-/**
- * The store keys a node of this role may read over HTTP: workers get their NodeConfig, the CA
- * certificate and the bootstrap token, never a key; control-plane nodes get the whole store. Pure.
- */
-export function storeAllowFor(cfg: Pick<NodeConfigInput, 'role' | 'instanceGroup'>): (key: string) => boolean {
-  if (cfg.role === 'control-plane') return () => true;
-  const allowed = new Set([storeLayout.nodeConfig(cfg.instanceGroup), storeLayout.pki('ca.crt'), storeLayout.secret('bootstrap-token')]);
-  return (key) => allowed.has(key);
-}
-
-/** The directory of a file:// store to serve; its NodeConfig must be the file's bytes (published). */
-export async function servedStoreDir(stateStore: string, cfg: NodeConfigInput): Promise<string> {
-  if (!stateStore.startsWith('file://')) {
-    throw new AgentError('USAGE', `--state-store: the qemu provider serves a file:// store to its guests, got ${stateStore}`, { details: { field: '--state-store' } });
-  }
-  const dir = fileURLToPath(stateStore);
-  const key = storeLayout.nodeConfig(cfg.instanceGroup);
-  const stored = await fsp.readFile(path.join(dir, key)).catch(() => undefined);
-  if (!stored || configHash(stored) !== cfg.hash) {
-    throw new AgentError('USAGE', `--state-store ${stateStore}: ${key} ${stored ? 'differs from' : 'is missing, not'} --node-config; publish the NodeConfig to the store first`, {
-      details: { field: '--state-store', key },
-    });
-  }
-  return dir;
 }
 
 /** Writes `<outDir>/<name>.user-data` (mode 0600) for each node and returns the paths: for Vagrant and other tools. */
@@ -319,22 +119,6 @@ export async function renderOnly(o: RenderOnlyOptions): Promise<string[]> {
     out.push(file);
   }
   return out;
-}
-
-export { sha256File };
-
-/** Copies a file into dir under a name unique to this run, so later changes to the source do not reach guests. */
-export async function snapshotFile(src: string, dir: string): Promise<string> {
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-  for (const old of await fsp.readdir(dir)) {
-    const st = await fsp.stat(path.join(dir, old)).catch(() => undefined);
-    if (st && Date.now() - st.mtimeMs > 24 * 3600_000) await fsp.rm(path.join(dir, old), { force: true });
-  }
-  const dest = path.join(dir, `${path.basename(src)}-${process.pid}-${Date.now().toString(36)}`);
-  await fsp.copyFile(src, dest).catch((err: unknown) => {
-    throw new AgentError('USAGE', `--binary ${src}: cannot read it (${(err as { code?: string }).code ?? String(err)}); build it with npm run build`, { cause: err, details: { file: src } });
-  });
-  return dest;
 }
 
 export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
@@ -398,15 +182,7 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
     } else if (r.phase === 'receipt') {
       const receipt = r.body as Receipt;
       await fsp.writeFile(path.join(dir, 'receipt.json'), JSON.stringify(receipt, null, 2) + '\n').catch(() => undefined);
-      n.receipt = receipt;
-      n.timings.receiptAtMs = r.at;
-      if (typeof receipt.durationMs === 'number') n.timings.nodeupMs = receipt.durationMs;
-      if (receipt.result === 'converged') {
-        setPhase(n, 'ready');
-      } else {
-        n.reason = receipt.error ? `${receipt.error.code}: ${receipt.error.message}` : `${receipt.failed} task(s) failed, ${receipt.blocked} blocked`;
-        setPhase(n, 'failed');
-      }
+      setPhase(n, recordReceipt(n, receipt, r.at));
     }
     await writeTimings(dir, n);
   };
@@ -492,83 +268,6 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
   }
 }
 
-async function writeTimings(dir: string, n: NodeStatus): Promise<void> {
-  await fsp.writeFile(path.join(dir, 'timings.json'), JSON.stringify({ phase: n.phase, ...n.timings }, null, 2) + '\n').catch(() => undefined);
-}
-
-/** "node w-1: booting 35s". Pure. */
-export function progressLine(n: NodeStatus, nowMs: number): string {
-  const s = Math.round((nowMs - n.timings.launchedAtMs) / 1000);
-  if (n.phase === 'ready') return `node ${n.name}: ready (converged, ${n.receipt?.changed ?? 0} changed, nodeup ${fmtS(n.timings.nodeupMs)}) after ${s}s\n`;
-  if (n.phase === 'failed') return `node ${n.name}: failed after ${s}s: ${n.reason ?? 'unknown'}\n`;
-  return `node ${n.name}: ${n.phase} ${s}s\n`;
-}
-
-function fmtS(ms: number | undefined): string {
-  return ms === undefined ? '?' : `${(ms / 1000).toFixed(1)}s`;
-}
-
-export interface WaitOptions {
-  readonly nodes: readonly NodeStatus[];
-  readonly timeoutSec: number;
-  readonly everySec: number;
-  readonly progress: (line: string) => void;
-  /** False when the machine is gone (qemu exited). */
-  readonly alive?: (name: string) => Promise<boolean>;
-  /** Polls for receipts (aws: the state store). */
-  readonly poll?: (n: NodeStatus) => Promise<void>;
-  readonly pollEverySec?: number;
-}
-
-export async function waitForNodes(w: WaitOptions): Promise<void> {
-  const deadline = Date.now() + w.timeoutSec * 1000;
-  let lastProgress = Date.now();
-  let lastPoll = 0;
-  const pending = (): NodeStatus[] => w.nodes.filter((n) => n.phase !== 'ready' && n.phase !== 'failed');
-  while (pending().length > 0) {
-    if (Date.now() > deadline) {
-      for (const n of pending()) {
-        n.reason = `no receipt within ${w.timeoutSec}s (last phase: ${n.phase})`;
-        n.phase = 'failed';
-        w.progress(progressLine(n, Date.now()));
-      }
-      break;
-    }
-    await sleep(500);
-    if (w.poll && Date.now() - lastPoll >= (w.pollEverySec ?? 10) * 1000) {
-      lastPoll = Date.now();
-      for (const n of pending()) await w.poll(n);
-    }
-    if (w.alive) {
-      for (const n of pending()) {
-        if (!(await w.alive(n.name))) {
-          n.reason = 'the machine stopped before its receipt arrived';
-          n.phase = 'failed';
-          w.progress(progressLine(n, Date.now()));
-        }
-      }
-    }
-    if (Date.now() - lastProgress >= w.everySec * 1000) {
-      lastProgress = Date.now();
-      for (const n of pending()) w.progress(progressLine(n, Date.now()));
-    }
-  }
-}
-
-/** aws: receipts come from the state store the nodes publish to. */
-export function storeReceiptPoller(store: StateStore, setDone: (n: NodeStatus, r: Receipt) => void): (n: NodeStatus) => Promise<void> {
-  return async (n) => {
-    const raw = await store.read(storeLayout.receipt(n.name)).catch(() => undefined);
-    if (!raw) return;
-    try {
-      const r = JSON.parse(raw.toString('utf8')) as Receipt;
-      if (Date.parse(r.startedAt) >= n.timings.launchedAtMs - 60_000) setDone(n, r);
-    } catch {
-      // a half-written receipt: read it again next time
-    }
-  };
-}
-
 export interface AwsLaunchOptions extends CommonLaunchOptions {
   readonly provider: Provider;
   /** s3:// or https:// state store the nodes read (the NodeConfig must be published there). */
@@ -623,11 +322,7 @@ export async function launchCloud(o: AwsLaunchOptions): Promise<LaunchResult> {
     everySec: o.progressEverySec ?? 15,
     progress: o.progress,
     poll: storeReceiptPoller(store, (n, r) => {
-      n.receipt = r;
-      n.timings.nodeupMs = r.durationMs;
-      n.timings.receiptAtMs = Date.now();
-      if (r.result !== 'converged') n.reason = r.error ? `${r.error.code}: ${r.error.message}` : `${r.failed} task(s) failed`;
-      n.phase = r.result === 'converged' ? 'ready' : 'failed';
+      n.phase = recordReceipt(n, r, Date.now());
       o.progress(progressLine(n, Date.now()));
     }),
   });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as yaml from 'js-yaml';
 import { environmentPath, renderEnvironmentFile, renderLaunchScript, renderUserData, shQuote, type UserDataInput } from './render-user-data.ts';
-import { launchBootConfig, launchEnvironment, machineUserData, type BinaryPins } from './launch.ts';
+import { launchBootConfig, launchEnvironment, machineUserData, type BinaryPins } from './user-data.ts';
 import { parseBootConfig } from '../model/config.ts';
 import { AgentError } from '../engine/errors.ts';
 import { renderBootstrapScript, userDataLimitBytes } from '../bootstrap/render-userdata.ts';

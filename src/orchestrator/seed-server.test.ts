@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../engine/log.ts';
 import { SeedServer, type GuestReport } from './seed-server.ts';
-import { progressLine, waitForNodes, type NodeStatus } from './launch.ts';
+import { progressLine, waitForNodes, type NodeStatus } from './progress.ts';
 import { qemuArgs, renderMetaData } from './qemu.ts';
 import { renderInstances } from './cli.ts';
 
@@ -122,7 +122,7 @@ describe('renderInstances', () => {
 
 describe('state store over HTTP (qemu guests read a host file:// store as http://)', async () => {
   const { HttpsStore } = await import('../statestore/https-store.ts');
-  const { storeAllowFor, servedStoreDir } = await import('./launch.ts');
+  const { storeAllowFor, servedStoreDir } = await import('./launch-inputs.ts');
   const { configHash } = await import('../model/config.ts');
 
   it('serves what a worker may read through the real http store backend, and refuses CA keys', async () => {
