@@ -10,7 +10,7 @@ import { silentLogger } from '../engine/log.ts';
 import type { StateStore } from '../engine/state-store.ts';
 import { etcdRefusal, memberHex, type EtcdClient } from './client.ts';
 import { clockOf, retry, sleep as wallSleep } from '../engine/retry.ts';
-import { makeRoomForJoin, type ReplaceDeadOptions } from './dead-member-task.ts';
+import { decideRemovals, decideStuckLearners, memberLabel, recordProbes, type UnreachableRecord } from './dead-members.ts';
 import {
   addLearner,
   claimCreate,
@@ -212,4 +212,63 @@ export async function finishMember(d: FinishMemberDeps): Promise<'promoted' | 'c
   }
   await registerMember(d.store, d.cluster, d.self);
   return outcome;
+}
+
+export interface ReplaceDeadOptions {
+  /** spec.etcd.memberCount */
+  readonly memberCount: number;
+  readonly graceMs: number;
+  readonly probeIntervalMs?: number;
+  readonly now?: () => number;
+}
+
+/**
+ * The replacement's side of issue 7. etcd (strict reconfig check) refuses to add even a learner
+ * while fewer than quorum(voters + 1) voters are connected: a 3-member cluster with a dead voter
+ * takes no new member until the dead one leaves. So a joining node whose learner add was refused
+ * as "unhealthy cluster" probes the members over the grace period and, when the cluster with this
+ * node would have more voters than memberCount, removes the voters that stayed unreachable (guarded,
+ * backed up, registration forgotten); the caller then adds itself. Returns the removed labels.
+ */
+export async function makeRoomForJoin(
+  client: EtcdClient,
+  self: MemberIdentity,
+  rd: ReplaceDeadOptions,
+  opts: MembershipOptions,
+  blocker: 'voter' | 'learner' = 'voter',
+): Promise<readonly string[]> {
+  const log = opts.log ?? silentLogger;
+  const clock = clockOf({ sleep: opts.sleep, now: rd.now });
+  const unreachable = new Map<string, UnreachableRecord>();
+  const deadline = clock.now() + 3 * rd.graceMs;
+  for (let probe = 1; ; probe++) {
+    const health = await clusterHealth(client);
+    const t = clock.now();
+    recordProbes(unreachable, health, t);
+    const d =
+      blocker === 'learner'
+        ? decideStuckLearners({ health, self, graceMs: rd.graceMs, unreachable, now: t })
+        : decideRemovals({ health, self, memberCount: rd.memberCount, graceMs: rd.graceMs, unreachable, now: t, joining: true });
+    const details = { cluster: opts.cluster, member: self.name, voters: health.voters, healthyVoters: health.healthyVoters, memberCount: rd.memberCount };
+    if (d.kind === 'none') return [];
+    if (d.kind === 'refuse') throw new AgentError('ETCD_QUORUM', `etcd ${opts.cluster}: ${d.reason}`, { details });
+    if (d.kind === 'wait') {
+      if (t > deadline) throw new AgentError('ETCD_MEMBERSHIP', `etcd ${opts.cluster}: cannot make room for ${self.name}: ${d.reason}`, { details });
+      if (probe === 1) log.info({ ...details, reason: d.reason }, `etcd refused the new member while ${blocker === 'learner' ? 'another learner' : 'a voter'} is unreachable; probing before removing it`);
+      await clock.sleep(rd.probeIntervalMs ?? 5000);
+      continue;
+    }
+    const removed: string[] = [];
+    for (const m of d.members) {
+      log.warn(
+        { ...details, dead: memberLabel(m), id: memberHex(m.id), peerUrls: m.peerUrls, unreachableMs: m.unreachableMs, probes: m.probes, lastError: m.error },
+        blocker === 'learner'
+          ? 'removing a stuck etcd learner to make room: unreachable through the grace period, and etcd takes one learner at a time'
+          : 'removing a dead etcd member to make room for its replacement: unreachable through the grace period, and etcd refuses new members while it stays',
+      );
+      await removeMember(client, m.id, opts);
+      removed.push(memberLabel(m));
+    }
+    return removed;
+  }
 }

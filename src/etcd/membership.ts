@@ -358,29 +358,3 @@ export async function removeMember(client: EtcdClient, memberId: string, opts: M
   if (target?.member.name) await opts.store.remove(memberKey(opts.cluster, target.member.name));
   log.info({ cluster: opts.cluster, member: label, id: memberHex(memberId) }, 'etcd member removed');
 }
-
-export interface DeadMemberResult {
-  readonly removed: readonly string[];
-  readonly refused: readonly { readonly member: string; readonly reason: string }[];
-}
-
-/**
- * Removes members whose node is gone (`isGone` decides, e.g. from the cloud or the state store's
- * receipts), one at a time, each only when the quorum guard allows it.
- */
-export async function removeDeadMembers(client: EtcdClient, isGone: (m: EtcdMember) => boolean, opts: MembershipOptions): Promise<DeadMemberResult> {
-  const removed: string[] = [];
-  const refused: { member: string; reason: string }[] = [];
-  const { members } = await client.memberList();
-  for (const m of members.filter(isGone)) {
-    const label = m.name || memberHex(m.id);
-    const verdict = checkRemoval(await clusterHealth(client), m.id);
-    if (!verdict.ok) {
-      refused.push({ member: label, reason: verdict.reason });
-      continue;
-    }
-    await removeMember(client, m.id, opts);
-    removed.push(label);
-  }
-  return { removed, refused };
-}

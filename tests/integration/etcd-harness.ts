@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { NodeHost } from '../../src/engine/host/node-host.ts';
 import { EtcdClient, type EtcdTls } from '../../src/etcd/client.ts';
 import type { Logger } from '../../src/engine/log.ts';
-import type { ReplaceDeadOptions } from '../../src/etcd/dead-member-task.ts';
+import type { ReplaceDeadOptions } from '../../src/etcd/join.ts';
 import { ensureMember, type EnsureMemberResult, type StartParams } from '../../src/etcd/join.ts';
 import type { MemberIdentity } from '../../src/etcd/membership.ts';
 import { clientUrl, etcdArgs, peerUrl, type EtcdTlsPaths } from '../../src/etcd/render-manifest.ts';

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentError } from '../../src/engine/errors.ts';
 import { listBackups } from '../../src/etcd/backup.ts';
 import { finishMember, waitAnswering } from '../../src/etcd/join.ts';
-import { clusterHealth, forgetRegistration, registeredMembers, removeDeadMembers, removeMember } from '../../src/etcd/membership.ts';
+import { clusterHealth, forgetRegistration, registeredMembers, removeMember } from '../../src/etcd/membership.ts';
 import { debianEtcd, etcd36, EtcdWorld, writeKeys, type EtcdBinaries } from './etcd-harness.ts';
 
 const binaries: [string, () => EtcdBinaries][] = [
@@ -149,8 +149,10 @@ describe.each(binaries)('%s membership', (_label, pick) => {
     const b = world.nodes.get('node-b');
     if (!d?.proc || !b?.proc) throw new Error('nodes are not running');
     await d.proc.kill();
-    const gone = await removeDeadMembers(world.clusterClient(), (m) => m.name === 'node-d', { cluster: 'main', store: world.store });
-    expect(gone).toEqual({ removed: ['node-d'], refused: [] });
+    const dead = (await clusterHealth(world.clusterClient())).members.find((m) => m.member.name === 'node-d');
+    expect(dead?.healthy).toBe(false);
+    await removeMember(world.clusterClient(), dead?.member.id ?? '', { cluster: 'main', store: world.store });
+    expect((await world.clusterClient().memberList()).members.map((m) => m.name)).not.toContain('node-d');
     world.nodes.delete('node-d');
     // 3 voters; with node-b down, removing healthy node-a would leave 1 healthy of 2.
     await b.proc.kill();
