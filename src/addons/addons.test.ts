@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AgentError, NotReadyError } from '../engine/errors.ts';
+import { NotReadyError } from '../engine/errors.ts';
 import { execute } from '../engine/executor.ts';
 import { Graph } from '../engine/graph.ts';
 import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
@@ -21,8 +21,10 @@ import { addonsComponent, apiServerManifestKey, bootstrapTokenSecretId, corednsI
 import { collectionPath, driftedFields, hashAnnotation, managedByLabel, objectPath, objectsYaml, stampObject, type KubeObject } from './kube-object.ts';
 import { ManifestTask, manifestKey } from './manifest-task.ts';
 import { bootstrapGroup, renderBootstrapRbac, renderBootstrapTokenSecret } from './render-bootstrap.ts';
-import { renderCoredns, tenthServiceIp } from './render-coredns.ts';
+import { renderCoredns } from './render-coredns.ts';
 import { FakeApiServer } from '../../tests/support/kube-api.ts';
+import { kubeletConfigInput } from '../kubelet/component.ts';
+import { defaultClusterDnsIp } from '../model/service-addresses.ts';
 import { taskContext } from '../../tests/support/task-context.ts';
 
 const token = 'abcdef.0123456789abcdef';
@@ -101,18 +103,14 @@ describe('renderers', () => {
     expect(renderBootstrapRbac({ nodeProxierForNodes: false, nodeRoutes: false }).map((o) => o.metadata.name)).not.toContain('nodeup:node-routes');
   });
 
-  it.each([
-    ['10.96.0.0/12', '10.96.0.10'],
-    ['172.20.0.0/16', '172.20.0.10'],
-    ['10.0.0.240/28', '10.0.0.250'],
-  ])('cluster DNS of %s is %s', (cidr, ip) => {
-    expect(tenthServiceIp(cidr)).toBe(ip);
-  });
-
-  it('cluster DNS: asks for spec.kubelet.clusterDNS when it cannot derive it; uses it when set', () => {
-    expect(() => tenthServiceIp('fd00::/108')).toThrow(/spec.kubelet.clusterDNS/);
-    expect(() => tenthServiceIp('10.0.0.0/29')).toThrow(AgentError);
+  it('cluster DNS: the ClusterIP kubelet points pods at (one rule: clusterDNS, else the 10th service address)', () => {
+    for (const serviceCIDR of ['10.96.0.0/12', '172.20.0.0/16', '10.0.0.240/28']) {
+      const m = liveModel({ spec: { networking: { serviceCIDR } } });
+      expect(corednsInput(m).clusterIP).toBe(kubeletConfigInput(m).clusterDNS[0]);
+    }
+    expect(corednsInput(liveModel({ spec: { networking: { serviceCIDR: '10.0.0.240/28' } } })).clusterIP).toBe('10.0.0.250');
     expect(corednsInput(liveModel({ spec: { kubelet: { clusterDNS: ['10.96.0.53'] } } })).clusterIP).toBe('10.96.0.53');
+    expect(defaultClusterDnsIp('fd00::/108')).toBe('fd00::a');
   });
 
   it('CoreDNS image: own registry, else the control plane registry; version from the release table', () => {

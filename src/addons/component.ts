@@ -28,7 +28,8 @@ import type { ApiTarget } from './kube-api.ts';
 import type { KubeObject } from './kube-object.ts';
 import { ManifestTask, manifestKey, type Desired } from './manifest-task.ts';
 import { renderBootstrapRbac, renderBootstrapTokenSecret, tokenSelector } from './render-bootstrap.ts';
-import { renderCoredns, tenthServiceIp, type CorednsInput } from './render-coredns.ts';
+import { renderCoredns, type CorednsInput } from './render-coredns.ts';
+import { clusterDnsIp } from '../model/service-addresses.ts';
 
 export const apiServerManifestKey: TaskKey = `file:${manifestDir}/kube-apiserver.yaml`;
 export const adminKubeconfigKey: TaskKey = 'cert:kubeconfig-admin';
@@ -52,7 +53,7 @@ export function corednsInput(model: NodeModel): CorednsInput {
     version: c.version ?? model.versions.coredns,
     replicas: c.replicas,
     clusterDomain: model.spec.kubelet.clusterDomain,
-    clusterIP: model.spec.kubelet.clusterDNS?.[0] ?? tenthServiceIp(model.spec.networking.serviceCIDR),
+    clusterIP: clusterDnsIp(model.spec),
   };
 }
 

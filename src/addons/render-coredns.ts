@@ -1,7 +1,6 @@
 // Pure renderer of the CoreDNS add-on, shaped like the one kubeadm installs: ServiceAccount,
 // ClusterRole/Binding system:coredns, ConfigMap with the Corefile, Deployment, and the kube-dns
 // Service at the cluster DNS address kubelets are configured with.
-import { AgentError } from '../engine/errors.ts';
 import type { KubeObject } from './kube-object.ts';
 import { clusterRoleBinding } from './render-bootstrap.ts';
 
@@ -14,19 +13,6 @@ export interface CorednsInput {
   readonly clusterDomain: string;
   /** The kube-dns Service's ClusterIP (kubelet's clusterDNS). */
   readonly clusterIP: string;
-}
-
-/** The 10th address of an IPv4 service CIDR (kubeadm's and kubelet's default cluster DNS). Pure. */
-export function tenthServiceIp(cidr: string): string {
-  const [base = '', bits = ''] = cidr.split('/');
-  const o = base.split('.').map(Number);
-  if (o.length !== 4 || o.some((x) => !Number.isInteger(x) || x < 0 || x > 255) || !(Number(bits) <= 28)) {
-    throw new AgentError('CONFIG_INVALID', `spec.networking.serviceCIDR: cannot derive the cluster DNS address from ${cidr} (IPv4 /28 or larger only): set spec.kubelet.clusterDNS`, {
-      details: { field: 'spec.networking.serviceCIDR' },
-    });
-  }
-  const n = ((o[0] as number) * 2 ** 24 + (o[1] as number) * 2 ** 16 + (o[2] as number) * 2 ** 8 + (o[3] as number) + 10) >>> 0;
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 }
 
 export function renderCorefile(clusterDomain: string): string {

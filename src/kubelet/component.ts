@@ -10,15 +10,14 @@
 // (cert-files-task.ts), so kubelet makes a new one.
 // Restarts: only when its unit, config, flags, kubeconfig or binary changed, or such a pair was removed.
 import type { Component, PreflightCheck } from '../model/component.ts';
-import { AgentError } from '../engine/errors.ts';
 import { modelAsset, nodeApiServer, type NodeModel } from '../model/node-model.ts';
+import { clusterDnsIps } from '../model/service-addresses.ts';
 import type { TaskKey } from '../engine/task.ts';
 import { DownloadTask } from '../engine/tasks/download.ts';
 import { DirTask, FileTask } from '../engine/tasks/file.ts';
 import { containerdEndpoint, containerdUnitKey } from '../model/paths/containerd.ts';
 import { kmodKey, swapKey, sysctlKey } from '../model/paths/node-prereqs.ts';
 import { UnitTask } from '../engine/tasks/unit.ts';
-import { nthAddress } from '../engine/net/cidr.ts';
 import { KubeletCertFilesTask } from './cert-files-task.ts';
 import {
   bootstrapKubeconfigPath,
@@ -41,23 +40,12 @@ import type { Taint } from './schema.ts';
 export const controlPlaneTaint: Taint = { key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' };
 const bootstrapTokenRe = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;
 
-/** The 10th address of the service CIDR (kubeadm's cluster DNS convention). Pure. */
-export function clusterDnsAddress(serviceCidr: string): string {
-  const ip = nthAddress(serviceCidr, 10);
-  if (ip === undefined) {
-    throw new AgentError('CONFIG_INVALID', `spec.kubelet.clusterDNS: cannot derive it from networking.serviceCIDR ${serviceCidr} (a network of at least 16 addresses): set spec.kubelet.clusterDNS`, {
-      details: { field: 'spec.kubelet.clusterDNS', serviceCIDR: serviceCidr },
-    });
-  }
-  return ip;
-}
-
 /** The KubeletConfiguration inputs for this node. Pure. */
 export function kubeletConfigInput(model: NodeModel): KubeletConfigInput {
   const k = model.spec.kubelet;
   const taints = k.registerWithTaints ?? (model.spec.role === 'control-plane' ? [controlPlaneTaint] : []);
   return {
-    clusterDNS: k.clusterDNS ?? [clusterDnsAddress(model.spec.networking.serviceCIDR)],
+    clusterDNS: [...clusterDnsIps(model.spec)],
     clusterDomain: k.clusterDomain,
     maxPods: k.maxPods,
     registerWithTaints: taints,

@@ -13,7 +13,8 @@ import { FileTask } from '../engine/tasks/file.ts';
 import { kubeProxyComponent } from '../kube-proxy/component.ts';
 import { prereqsComponent } from '../node-prereqs/component.ts';
 import { fakeKubeAssets, type FakeAssets } from '../../tests/golden/kubelet-support.ts';
-import { clusterDnsAddress, kubeletComponent, kubeletConfigInput } from './component.ts';
+import { kubeletComponent, kubeletConfigInput } from './component.ts';
+import { defaultClusterDnsIp } from '../model/service-addresses.ts';
 import { nodeLabelProblem } from './schema.ts';
 import { testModel } from '../../tests/support/kubelet-model.ts';
 
@@ -71,12 +72,12 @@ describe('derived kubelet config', () => {
     ['10.0.255.240/28', '10.0.255.250'],
     ['fd00:10:96::/112', 'fd00:10:96::a'],
   ])('cluster DNS of %s is %s', (cidr, ip) => {
-    expect(clusterDnsAddress(cidr)).toBe(ip);
+    expect(defaultClusterDnsIp(cidr)).toBe(ip);
   });
 
   it('asks for clusterDNS when it cannot derive it', () => {
-    expect(() => clusterDnsAddress('10.0.0.0/29')).toThrow(AgentError);
-    expect(() => clusterDnsAddress('10.0.0.0/29')).toThrow(/set spec.kubelet.clusterDNS/);
+    expect(() => defaultClusterDnsIp('10.0.0.0/29')).toThrow(AgentError);
+    expect(() => defaultClusterDnsIp('10.0.0.0/29')).toThrow(/set spec.kubelet.clusterDNS/);
   });
 
   it('taints control planes by default, never workers, and follows the user list', () => {
