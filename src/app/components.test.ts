@@ -5,10 +5,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { components } from './components.ts';
-import { NodeConfig, apiVersion, configHash } from '../model/config.ts';
+import { NodeConfig, apiVersion } from '../model/config.ts';
 import { parseOsRelease } from '../engine/host/facts.ts';
-import { testFacts } from '../engine/host/test-host.ts';
-import { deriveNodeModel } from '../model/node-model.ts';
+import { modelOf } from '../../tests/support/model.ts';
 import { buildGraph } from './run.ts';
 import { distros } from '../model/distros.ts';
 
@@ -31,13 +30,7 @@ describe('component contract', () => {
       metadata: { cluster: 'contract', instanceGroup: 'g' },
       spec: { role, apiServerEndpoint: 'https://10.0.0.1:6443', files: [{ path: '/etc/x', content: 'x' }] },
     });
-    const model = deriveNodeModel({
-      boot: { apiVersion, kind: 'BootConfig', stateStore: 'file:///nonexistent', clusterName: 'contract', instanceGroup: 'g', nodeConfigHash: configHash(''), assetMirrors: [] },
-      config,
-      facts: testFacts({ osRelease: parseOsRelease(text) }),
-      secrets: { clusterCaCert: ca, bootstrapToken: 'abcdef.0123456789abcdef' },
-      live: true,
-    });
+    const model = modelOf(config, { facts: { osRelease: parseOsRelease(text) }, secrets: { clusterCaCert: ca, bootstrapToken: 'abcdef.0123456789abcdef' }, live: true });
     expect(model.distro.id).toBe(id);
     const graph = buildGraph(model, components);
     const finished = graph.finish();

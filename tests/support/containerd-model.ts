@@ -1,9 +1,9 @@
 // Test helper: a NodeModel from a golden case's model.yaml (a NodeConfig plus the host's distro).
 import * as yaml from 'js-yaml';
-import { parseNodeConfig, type BootConfig } from '../../src/model/config.ts';
+import { parseNodeConfig } from '../../src/model/config.ts';
 import { readLocalFile } from '../../src/engine/host/local.ts';
-import { testFacts } from '../../src/engine/host/test-host.ts';
-import { deriveNodeModel, type NodeModel } from '../../src/model/node-model.ts';
+import type { NodeModel } from '../../src/model/node-model.ts';
+import { modelOf } from './model.ts';
 
 export interface CaseFile {
   /** os-release id and version, e.g. { id: rocky, versionId: "9" }; default Debian 12. */
@@ -18,20 +18,11 @@ export interface CaseFile {
 export function modelFromCase(text: string, source: string): NodeModel {
   const c = yaml.load(text) as CaseFile;
   const config = parseNodeConfig(JSON.stringify(c.config), source);
-  const boot: BootConfig = {
-    apiVersion: 'nodeup.dev/v1alpha1',
-    kind: 'BootConfig',
-    stateStore: 'file:///nonexistent',
-    clusterName: config.metadata.cluster,
-    instanceGroup: config.metadata.instanceGroup,
-    nodeConfigHash: 'sha256:' + '0'.repeat(64),
-    assetMirrors: [],
-  };
-  const facts = testFacts({
+  const facts = {
     ...(c.os ? { osRelease: { id: c.os.id, idLike: [], versionId: c.os.versionId, prettyName: `${c.os.id} ${c.os.versionId}` } } : {}),
     ...(c.arch ? { arch: c.arch } : {}),
-  });
-  return deriveNodeModel({ boot, config, facts, live: c.live ?? false, bake: c.bake ?? false });
+  };
+  return modelOf(config, { facts, live: c.live ?? false, bake: c.bake ?? false });
 }
 
 export async function loadCase(file: string): Promise<NodeModel> {

@@ -1,8 +1,7 @@
-// Test helper: a NodeModel for kubelet, kube-proxy and prereqs tests, from a few knobs.
-import { parseNodeConfig, type BootConfig } from '../../src/model/config.ts';
+// Test helper: a NodeModel for kubelet, kube-proxy and prereqs tests, from a few knobs (a preset of model.ts).
 import type { HostFacts } from '../../src/engine/host/facts.ts';
-import { testFacts } from '../../src/engine/host/test-host.ts';
-import { deriveNodeModel, type NodeModel, type NodeSecrets } from '../../src/model/node-model.ts';
+import type { NodeModel, NodeSecrets } from '../../src/model/node-model.ts';
+import { modelOf, nodeConfig } from './model.ts';
 
 export interface TestModelOptions {
   readonly role?: 'control-plane' | 'worker';
@@ -22,36 +21,7 @@ export const testToken = 'abcdef.0123456789abcdef';
 
 export function testModel(o: TestModelOptions = {}): NodeModel {
   const role = o.role ?? 'worker';
-  const config = parseNodeConfig(
-    JSON.stringify({
-      apiVersion: 'nodeup.dev/v1alpha1',
-      kind: 'NodeConfig',
-      metadata: { cluster: 'test', instanceGroup: role === 'worker' ? 'nodes' : 'control-plane' },
-      spec: {
-        role,
-        ...(o.kubernetesVersion ? { kubernetesVersion: o.kubernetesVersion } : {}),
-        apiServerEndpoint: 'https://10.0.0.2:6443',
-        ...o.spec,
-      },
-    }),
-    'test-model',
-  );
-  const boot: BootConfig = {
-    apiVersion: 'nodeup.dev/v1alpha1',
-    kind: 'BootConfig',
-    stateStore: 'file:///nonexistent',
-    clusterName: 'test',
-    instanceGroup: config.metadata.instanceGroup,
-    nodeConfigHash: 'sha256:' + '0'.repeat(64),
-    assetMirrors: [],
-    ...(o.nodeName !== undefined ? { nodeName: o.nodeName } : {}),
-  };
-  return deriveNodeModel({
-    boot,
-    config,
-    facts: testFacts(o.facts),
-    secrets: o.secrets ?? (role === 'worker' ? { bootstrapToken: testToken, clusterCaCert: testCaPem } : { clusterCaCert: testCaPem }),
-    live: o.live ?? false,
-    bake: o.bake ?? false,
-  });
+  const config = nodeConfig(role, { ...(o.kubernetesVersion ? { kubernetesVersion: o.kubernetesVersion } : {}), apiServerEndpoint: 'https://10.0.0.2:6443', ...o.spec });
+  const secrets = o.secrets ?? (role === 'worker' ? { bootstrapToken: testToken, clusterCaCert: testCaPem } : { clusterCaCert: testCaPem });
+  return modelOf(config, { ...o, secrets });
 }

@@ -4,14 +4,13 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { parseNodeConfig, type BootConfig } from '../../src/model/config.ts';
 import { execute, type Mode, type RunReport } from '../../src/engine/executor.ts';
 import { Graph } from '../../src/engine/graph.ts';
 import { parseOsRelease } from '../../src/engine/host/facts.ts';
 import type { Host } from '../../src/engine/host/host.ts';
-import { testFacts } from '../../src/engine/host/test-host.ts';
 import type { Logger } from '../../src/engine/log.ts';
-import { deriveNodeModel, type NodeModel } from '../../src/model/node-model.ts';
+import type { NodeModel } from '../../src/model/node-model.ts';
+import { modelOf, nodeConfig } from './model.ts';
 import { buildPackageTasks } from '../../src/packages/component.ts';
 import type { ManagerOptions } from '../../src/packages/manager.ts';
 
@@ -24,25 +23,7 @@ export async function fixtureOsRelease(id: string): Promise<string> {
 
 /** A worker NodeModel on the distro of an os-release text, with a spec.packages section. */
 export function packagesModel(osRelease: string, packages: Record<string, unknown> = {}): NodeModel {
-  const config = parseNodeConfig(
-    JSON.stringify({
-      apiVersion: 'nodeup.dev/v1alpha1',
-      kind: 'NodeConfig',
-      metadata: { cluster: 'test', instanceGroup: 'nodes' },
-      spec: { role: 'worker', apiServerEndpoint: 'https://10.0.0.1:6443', packages },
-    }),
-    'test',
-  );
-  const boot: BootConfig = {
-    apiVersion: 'nodeup.dev/v1alpha1',
-    kind: 'BootConfig',
-    stateStore: 'file:///nonexistent',
-    clusterName: 'test',
-    instanceGroup: 'nodes',
-    nodeConfigHash: 'sha256:' + '0'.repeat(64),
-    assetMirrors: [],
-  };
-  return deriveNodeModel({ boot, config, facts: testFacts({ osRelease: parseOsRelease(osRelease) }), live: false });
+  return modelOf(nodeConfig('worker', { apiServerEndpoint: 'https://10.0.0.1:6443', packages }, 'test'), { facts: { osRelease: parseOsRelease(osRelease) } });
 }
 
 /** Runs the packages component's tasks (and only them) through the real executor. */
