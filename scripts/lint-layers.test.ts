@@ -1,5 +1,6 @@
 // The layer rule of eslint.config.js fails on imports that run up a layer or across components, and
 // lets the allowed directions through. Linted with ESLint's Node API on snippets at virtual paths.
+import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ESLint, type Linter } from 'eslint';
@@ -7,7 +8,7 @@ import tseslint from 'typescript-eslint';
 import { describe, expect, it } from 'vitest';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const config = (await import(path.join(repo, 'eslint.config.js'))) as { boundaries: Linter.Config[]; schemaLeaf: Linter.Config };
+const config = (await import(path.join(repo, 'eslint.config.js'))) as { boundaries: Linter.Config[]; schemaLeaf: Linter.Config; layers: Record<string, string[]> };
 const eslint = new ESLint({
   cwd: repo,
   overrideConfigFile: true,
@@ -50,5 +51,21 @@ describe('layer rule', () => {
     ['src/kubelet/kubelet.test.ts', "import { runNode } from '../app/run.ts';"],
   ])('%s: %s passes', async (file, code) => {
     expect(await messages(file, code)).toEqual([]);
+  });
+});
+
+// Each folder's doc file opens with what the folder owns and the layer's import rule, in the words of
+// README "How it works": a newcomer opening the folder reads where it sits.
+const docFile: Record<string, string> = { engine: 'task.ts', model: 'node-model.ts', statestore: 'open.ts', app: 'main.ts', bootstrap: 'userdata-command.ts', ssh: 'command.ts', orchestrator: 'cli.ts' };
+const layerWord: Record<string, string> = { engine: 'engine', model: 'model', components: 'component', application: 'application' };
+
+describe('folder doc files', () => {
+  const rows = Object.entries(config.layers).flatMap(([layer, folders]) => folders.map((f) => [f, layer] as const));
+  it.each(rows)('src/%s says its layer (%s) in its opening comment', async (folder, layer) => {
+    const file = path.join(repo, 'src', folder, docFile[folder] ?? 'component.ts');
+    const lines = (await fsp.readFile(file, 'utf8')).split('\n');
+    const opening = lines.slice(0, lines.findIndex((l) => !l.startsWith('//')));
+    expect(opening.length, `${file} opens with a comment`).toBeGreaterThan(1);
+    expect(opening.some((l) => l.startsWith(`// Layer: ${layerWord[layer] ?? layer}`)), `${file}: a "// Layer: ${layerWord[layer] ?? layer}" line`).toBe(true);
   });
 });

@@ -1,3 +1,4 @@
+// Layer: component. Imports src/engine and src/model only, never another component's folder.
 // pod-routes: with the bridge CNI and per-node pod subnets, every node needs a route to every other
 // node's subnet (the bridge itself only reaches pods on this node). nodeup-routes.service runs
 // `nodeup routes`, which keeps those routes in step with the Node objects: a route per other node's
