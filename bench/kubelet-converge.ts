@@ -2,7 +2,7 @@
 // fixture root, fake file:// assets): a first apply on an empty root and a converged re-run.
 // Usage: node bench/kubelet-converge.ts [iterations]   (prints the figures; no assertions)
 import * as os from 'node:os';
-import { createTestHost, testFacts } from '../src/engine/host/test-host.ts';
+import { createTestHost, testFacts } from '../tests/support/test-host.ts';
 import { runNode } from '../src/app/run.ts';
 import { makeScenario, silentLogger } from '../tests/golden/kubelet-scenario.ts';
 

@@ -146,7 +146,7 @@ export async function bundle(identity: { version: string; commit: string }, outf
     external: ['cpu-features', '*.node'],
   });
   const inputs = Object.keys(result.metafile.inputs);
-  const testOnly = inputs.filter((p) => /test-host\.ts$|\.test\.ts$|vitest/.test(p));
+  const testOnly = inputs.filter((p) => /(^|\/)tests\/|\.test\.ts$|vitest/.test(p));
   if (testOnly.length > 0) fail(`the bundle pulls in test-only modules: ${testOnly.join(', ')}`);
   const size = (await fsp.stat(outfile)).size;
   log('bundled', { bytes: size, modules: inputs.length });

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NotReadyError } from '../engine/errors.ts';
 import { execute } from '../engine/executor.ts';
 import { Graph } from '../engine/graph.ts';
-import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
+import { createTestHost, type TestHost } from '../../tests/support/test-host.ts';
 import { silentLogger } from '../engine/log.ts';
 import type { NodeModel } from '../model/node-model.ts';
 import { nodeRoutesOn } from '../model/config.ts';

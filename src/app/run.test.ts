@@ -8,7 +8,7 @@ import type { Component } from '../model/component.ts';
 import { configHash, type BootConfig } from '../model/config.ts';
 import { exitCodeFor, AgentError } from '../engine/errors.ts';
 import { exampleNodeConfig, publishNodeConfig } from './example.ts';
-import { createTestHost, testFacts, type TestHost } from '../engine/host/test-host.ts';
+import { createTestHost, testFacts, type TestHost } from '../../tests/support/test-host.ts';
 import { silentLogger } from '../engine/log.ts';
 import { nodeFilesComponent } from './node-files.ts';
 import { capiSentinel, readySentinel, receiptPath } from './receipt.ts';

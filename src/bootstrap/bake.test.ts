@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Component } from '../model/component.ts';
 import type { BootConfig } from '../model/config.ts';
 import { exampleNodeConfig, publishNodeConfig } from '../app/example.ts';
-import { createTestHost, testFacts, type TestHost } from '../engine/host/test-host.ts';
+import { createTestHost, testFacts, type TestHost } from '../../tests/support/test-host.ts';
 import { silentLogger } from '../engine/log.ts';
 import { nodeFilesComponent } from '../app/node-files.ts';
 import { FileStore } from '../statestore/file-store.ts';

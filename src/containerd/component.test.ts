@@ -10,7 +10,7 @@ import * as yaml from 'js-yaml';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AgentError } from '../engine/errors.ts';
 import { execute, type RunReport } from '../engine/executor.ts';
-import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
+import { createTestHost, type TestHost } from '../../tests/support/test-host.ts';
 import { silentLogger } from '../engine/log.ts';
 import type { NodeModel } from '../model/node-model.ts';
 import { buildGraph } from '../app/run.ts';

@@ -7,7 +7,7 @@ import { MockAgent, getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { components } from '../app/components.ts';
 import { execute } from '../engine/executor.ts';
-import { createTestHost } from '../engine/host/test-host.ts';
+import { createTestHost } from '../../tests/support/test-host.ts';
 import { silentLogger } from '../engine/log.ts';
 import { buildGraph } from '../app/run.ts';
 import { caNames, ensureClusterPki } from '../engine/pki/cluster-pki.ts';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { NotReadyError } from './errors.ts';
 import { execute } from './executor.ts';
 import { Graph } from './graph.ts';
-import { createTestHost } from './host/test-host.ts';
+import { createTestHost } from '../../tests/support/test-host.ts';
 import { silentLogger } from './log.ts';
 import type { Change, Task, TaskKey } from './task.ts';
 

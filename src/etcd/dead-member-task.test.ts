@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { execute } from '../engine/executor.ts';
 import { Graph } from '../engine/graph.ts';
 import type { HttpRequest, HttpResponse } from '../engine/host/host.ts';
-import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
+import { createTestHost, type TestHost } from '../../tests/support/test-host.ts';
 import { silentLogger } from '../engine/log.ts';
 import { cpModel } from '../../tests/support/controlplane-model.ts';
 import { FileStore } from '../statestore/file-store.ts';

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { HttpRequest, HttpResponse } from '../engine/host/host.ts';
-import { createTestHost } from '../engine/host/test-host.ts';
+import { createTestHost } from '../../tests/support/test-host.ts';
 import { FileStore } from '../statestore/file-store.ts';
 import { EtcdClient, etcdErrorKind, etcdRefusal, isTransient } from './client.ts';
 import { promoteWhenCaughtUp } from './membership.ts';

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { HttpResponse } from '../engine/host/host.ts';
-import { createTestHost } from '../engine/host/test-host.ts';
+import { createTestHost } from '../../tests/support/test-host.ts';
 import { Graph } from '../engine/graph.ts';
 import { components } from '../app/components.ts';
 import { buildGraph } from '../app/run.ts';

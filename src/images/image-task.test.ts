@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AgentError, NotReadyError } from '../engine/errors.ts';
-import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
+import { createTestHost, type TestHost } from '../../tests/support/test-host.ts';
 import * as yaml from 'js-yaml';
 import { modelFromCase } from '../../tests/support/containerd-model.ts';
 import { ImageTask, parseCtrImages } from './image-task.ts';

@@ -1,7 +1,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
+import { createTestHost, type TestHost } from '../../tests/support/test-host.ts';
 import { createCa, issueLeaf, type KeyPairPem } from '../engine/pki/x509.ts';
 import { KubeletCertFilesTask, pairProblem, pemParts } from './cert-files-task.ts';
 import { taskContext } from '../../tests/support/task-context.ts';

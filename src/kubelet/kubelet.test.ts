@@ -5,7 +5,7 @@ import { NodeSpec } from '../model/config.ts';
 import { AgentError } from '../engine/errors.ts';
 import { execute } from '../engine/executor.ts';
 import { Graph } from '../engine/graph.ts';
-import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
+import { createTestHost, type TestHost } from '../../tests/support/test-host.ts';
 import { silentLogger } from '../engine/log.ts';
 import { buildGraph } from '../app/run.ts';
 import type { TaskKey } from '../engine/task.ts';

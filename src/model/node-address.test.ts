@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { NodeConfig, nodeCIDRMaskSize } from './config.ts';
 import { AgentError } from '../engine/errors.ts';
 import { parseDefaultRouteInterface } from '../engine/host/facts.ts';
-import { testFacts } from '../engine/host/test-host.ts';
+import { testFacts } from '../../tests/support/test-host.ts';
 import { selectNodeIp } from './node-address.ts';
 
 // A QEMU lab guest: the user network holds the default route, the cluster network is a second NIC;

@@ -1,7 +1,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
+import { createTestHost, type TestHost } from '../../tests/support/test-host.ts';
 import { activeSwaps, commentSwapLines, fstabSwapLines, SwapOffTask } from './swap-task.ts';
 import { taskContext } from '../../tests/support/task-context.ts';
 

@@ -2,7 +2,7 @@
 // command lines, virtual time for the lock wait and retries.
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentError } from '../engine/errors.ts';
-import { createTestHost, type ScriptedCommand, type TestHost } from '../engine/host/test-host.ts';
+import { createTestHost, type ScriptedCommand, type TestHost } from '../../tests/support/test-host.ts';
 import { renderPlan } from '../engine/plan-printer.ts';
 import { classifyApt, parseDpkgQuery } from './apt.ts';
 import { classifyDnf, parseRpmQuery, parseVersionlock, renderVersionlock, rpmVersionMatches } from './dnf.ts';

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestHost, type TestHost } from '../engine/host/test-host.ts';
+import { createTestHost, type TestHost } from '../../tests/support/test-host.ts';
 import type { HttpRequest } from '../engine/host/host.ts';
 import { silentLogger } from '../engine/log.ts';
 import { Graph } from '../engine/graph.ts';

@@ -4,7 +4,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execute } from '../../src/engine/executor.ts';
-import { createTestHost } from '../../src/engine/host/test-host.ts';
+import { createTestHost } from '../support/test-host.ts';
 import { silentLogger } from '../../src/engine/log.ts';
 import { buildGraph } from '../../src/app/run.ts';
 import { releaseDefaults, supportedMinors } from '../../src/model/assets/versions.ts';

@@ -1,7 +1,7 @@
 // Whole-node scenarios: plan on an empty fixture root, apply, apply again (zero changes, no file
 // touched but the receipt). Goldens: tests/golden/<scenario>/{plan.txt,tree.txt,commands.txt}.
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestHost, testFacts, type TestHost } from '../../src/engine/host/test-host.ts';
+import { createTestHost, testFacts, type TestHost } from '../support/test-host.ts';
 import { renderPlan } from '../../src/engine/plan-printer.ts';
 import { runNode } from '../../src/app/run.ts';
 import { mtimes, treeListing } from './kubelet-support.ts';

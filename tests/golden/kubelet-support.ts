@@ -5,7 +5,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { TestHost } from '../../src/engine/host/test-host.ts';
+import type { TestHost } from '../support/test-host.ts';
 
 export interface FakeAssets {
   readonly dir: string;

@@ -4,7 +4,7 @@
 // reachable from these machines, so these plans (not real installs) are what proves those rows;
 // Debian and the dnf path run for real in tests/integration/packages-{apt,dnf}.test.ts.
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestHost, type TestHost } from '../../src/engine/host/test-host.ts';
+import { createTestHost, type TestHost } from '../support/test-host.ts';
 import { renderPlan } from '../../src/engine/plan-printer.ts';
 import { runPreflight } from '../../src/app/preflight.ts';
 import { packagesComponent } from '../../src/packages/component.ts';

@@ -3,7 +3,7 @@
 // NodeConfig from a role and a spec fragment. The presets (testModel, cpModel, packagesModel,
 // modelFromCase) only choose defaults.
 import type { HostFacts } from '../../src/engine/host/facts.ts';
-import { testFacts } from '../../src/engine/host/test-host.ts';
+import { testFacts } from './test-host.ts';
 import { parseNodeConfig, type BootConfig, type NodeConfig } from '../../src/model/config.ts';
 import { deriveNodeModel, type NodeModel, type NodeSecrets } from '../../src/model/node-model.ts';
 

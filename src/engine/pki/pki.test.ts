@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { X509Certificate } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestHost, type TestHost } from '../host/test-host.ts';
+import { createTestHost, type TestHost } from '../../../tests/support/test-host.ts';
 import { FileStore } from '../../statestore/file-store.ts';
 import { bootstrapTokenRe, ensureBootstrapToken, ensureClusterPki, pkiLockKey, readCa } from './cluster-pki.ts';
 import { parseKubeconfig } from './kubeconfig.ts';

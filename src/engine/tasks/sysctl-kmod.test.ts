@@ -1,7 +1,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestHost, type TestHost } from '../host/test-host.ts';
+import { createTestHost, type TestHost } from '../../../tests/support/test-host.ts';
 import type { AnyTask } from '../task.ts';
 import { KmodTask } from './kmod.ts';
 import { SysctlTask, procSysPath } from './sysctl.ts';

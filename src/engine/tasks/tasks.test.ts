@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { MockAgent, getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AgentError } from '../errors.ts';
-import { createTestHost, type TestHost } from '../host/test-host.ts';
+import { createTestHost, type TestHost } from '../../../tests/support/test-host.ts';
 import { DownloadTask } from './download.ts';
 import { DirTask, FileTask, SymlinkTask } from './file.ts';
 import type { AnyTask } from '../task.ts';

@@ -5,11 +5,11 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AgentError } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import type { HostFacts } from './facts.ts';
-import type { HttpRequest, HttpResponse, RunOptions, RunResult } from './host.ts';
-import { NodeHost } from './node-host.ts';
+import { AgentError } from '../../src/engine/errors.ts';
+import type { Logger } from '../../src/engine/log.ts';
+import type { HostFacts } from '../../src/engine/host/facts.ts';
+import type { HttpRequest, HttpResponse, RunOptions, RunResult } from '../../src/engine/host/host.ts';
+import { NodeHost } from '../../src/engine/host/node-host.ts';
 
 export interface ScriptedCommand {
   /** Matches when the command line (argv joined by spaces) equals this string, or matches this regex. */
@@ -33,7 +33,7 @@ export interface TestHostOptions {
   readonly log?: Logger;
 }
 
-const fixturesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../tests/fixtures/roots');
+const fixturesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/roots');
 
 export class TestHost extends NodeHost {
   private readonly script: { cmd: ScriptedCommand; used: number }[];
