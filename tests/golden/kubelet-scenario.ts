@@ -1,4 +1,4 @@
-// The whole-node scenario behind tests/golden/worker-debian-12 and control-plane-rocky-9: a
+// The whole-node scenario behind tests/golden/worker-debian-12 and cp-role-node-parts-rocky-9: a
 // file:// state store in a temp dir holding the instance group's NodeConfig (asset overrides pointing
 // at small local fake assets with their real SHA-256), a fixture root, `runNode` in plan mode, then
 // apply, then apply again.
