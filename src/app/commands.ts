@@ -9,6 +9,18 @@ import { renderPlan } from '../engine/plan-printer.ts';
 import { runNode } from './run.ts';
 import { nodeupUnitTask } from './nodeup-unit.ts';
 
+/** What every command that converges a node reads from its flags: --root, --config, --only, --skip, --ignore-preflight. */
+export function nodeRunFlags(ctx: CommandContext): { host: NodeHost; log: CommandContext['log']; bootConfig: string; only: string[]; skip: string[]; ignorePreflight: string[] } {
+  return {
+    host: new NodeHost({ root: String(ctx.values.root), log: ctx.log }),
+    log: ctx.log,
+    bootConfig: String(ctx.values.config),
+    only: stringList(ctx.values.only),
+    skip: stringList(ctx.values.skip),
+    ignorePreflight: stringList(ctx.values['ignore-preflight']),
+  };
+}
+
 function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
   return {
     name: mode,
@@ -16,16 +28,7 @@ function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
     usage: `nodeup ${mode} [--config FILE] [--root DIR] [--only C] [--skip C] [--ignore-preflight NAME]`,
     options: { 'ignore-preflight': { type: 'string', multiple: true }, json: { type: 'boolean' } },
     async run(ctx: CommandContext): Promise<number> {
-      const host = new NodeHost({ root: String(ctx.values.root), log: ctx.log });
-      const outcome = await runNode({
-        mode,
-        host,
-        log: ctx.log,
-        bootConfig: String(ctx.values.config),
-        only: stringList(ctx.values.only),
-        skip: stringList(ctx.values.skip),
-        ignorePreflight: stringList(ctx.values['ignore-preflight']),
-      });
+      const outcome = await runNode({ mode, ...nodeRunFlags(ctx) });
       if (outcome.report) ctx.out(ctx.values.json ? JSON.stringify(outcome.report, null, 2) + '\n' : renderPlan(outcome.report));
       if (!ctx.values.json) for (const note of outcome.notes ?? []) ctx.out(`note: ${note}\n`);
       if (outcome.preflight && mode === 'plan') {

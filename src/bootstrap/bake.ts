@@ -5,12 +5,11 @@
 // manifest is written. A node booted from the image then converges with zero downloads and zero
 // package installs; its user-data finds the pinned binary already in place.
 import { isSea } from 'node:sea';
-import { stringList, type Command } from '../app/cli.ts';
+import type { Command } from '../app/cli.ts';
 import { AgentError, errorForLog, errorMessage, exitCodeFor } from '../engine/errors.ts';
 import { execute, type RunReport } from '../engine/executor.ts';
 import { Graph } from '../engine/graph.ts';
 import { assetCacheDir, type Host } from '../engine/host/host.ts';
-import { NodeHost } from '../engine/host/node-host.ts';
 import { modelAsset, type NodeModel } from '../model/node-model.ts';
 import { renderPlan } from '../engine/plan-printer.ts';
 import { receiptPath } from '../app/receipt.ts';
@@ -18,6 +17,7 @@ import { runNode, type RunOutcome, type RunRequest } from '../app/run.ts';
 import { nodeupVersion } from '../app/version.ts';
 import { assetNames } from '../model/assets/versions.ts';
 import { nodeupUnitTask } from '../app/nodeup-unit.ts';
+import { nodeRunFlags } from '../app/commands.ts';
 import { bakeManifestPath, buildBakeManifest, renderBakeManifest, type BakeManifest } from './bake-manifest.ts';
 import { defaultBootConfigPath, defaultInstallPath } from './render-userdata.ts';
 import { applySeal, sealSteps } from './seal.ts';
@@ -139,15 +139,9 @@ export const bakeCommand: Command = {
     json: { type: 'boolean' },
   },
   async run(ctx) {
-    const host = new NodeHost({ root: String(ctx.values.root), log: ctx.log });
     const self = typeof ctx.values.self === 'string' ? ctx.values.self : isSea() ? process.execPath : undefined;
     const out = await bakeNode({
-      host,
-      log: ctx.log,
-      bootConfig: String(ctx.values.config),
-      only: stringList(ctx.values.only),
-      skip: stringList(ctx.values.skip),
-      ignorePreflight: stringList(ctx.values['ignore-preflight']),
+      ...nodeRunFlags(ctx),
       ...(self ? { selfBinary: self } : {}),
       binaryPath: String(ctx.values.binary),
       bootConfigPath: String(ctx.values['boot-config-path']),

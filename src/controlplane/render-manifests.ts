@@ -4,6 +4,7 @@
 import * as yaml from 'js-yaml';
 import { managedHeader } from '../engine/tasks/file.ts';
 import { adminKubeconfig, manifestDir } from '../model/paths/controlplane.ts';
+import { renderStaticPod } from '../model/static-pod.ts';
 
 export { adminKubeconfig, manifestDir };
 
@@ -91,36 +92,22 @@ interface PodInput {
 
 function renderPod(p: PodInput): string {
   const httpGet = (path: string): Record<string, unknown> => ({ host: p.probe.host, path, port: p.probe.port, scheme: 'HTTPS' });
-  const pod = {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
+  return renderStaticPod({
+    name: p.name,
+    labels: { component: p.name, tier: 'control-plane' },
+    container: {
       name: p.name,
-      namespace: 'kube-system',
-      labels: { component: p.name, tier: 'control-plane' },
-      annotations: { 'nodeup.dev/managed': 'true' },
+      image: p.image,
+      imagePullPolicy: 'IfNotPresent',
+      command: [...p.command],
+      resources: { requests: { cpu: p.cpu } },
+      startupProbe: { httpGet: httpGet(p.probe.livePath), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 15, failureThreshold: p.thresholds.startupFailureThreshold },
+      livenessProbe: { httpGet: httpGet(p.probe.livePath), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 15, failureThreshold: p.thresholds.livenessFailureThreshold },
+      ...(p.probe.readyPath ? { readinessProbe: { httpGet: httpGet(p.probe.readyPath), periodSeconds: 1, timeoutSeconds: 15, failureThreshold: 3 } } : {}),
+      volumeMounts: p.volumes.map((v) => ({ name: v.name, mountPath: v.mountPath, readOnly: v.readOnly })),
     },
-    spec: {
-      hostNetwork: true,
-      priorityClassName: 'system-node-critical',
-      securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
-      containers: [
-        {
-          name: p.name,
-          image: p.image,
-          imagePullPolicy: 'IfNotPresent',
-          command: [...p.command],
-          resources: { requests: { cpu: p.cpu } },
-          startupProbe: { httpGet: httpGet(p.probe.livePath), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 15, failureThreshold: p.thresholds.startupFailureThreshold },
-          livenessProbe: { httpGet: httpGet(p.probe.livePath), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 15, failureThreshold: p.thresholds.livenessFailureThreshold },
-          ...(p.probe.readyPath ? { readinessProbe: { httpGet: httpGet(p.probe.readyPath), periodSeconds: 1, timeoutSeconds: 15, failureThreshold: 3 } } : {}),
-          volumeMounts: p.volumes.map((v) => ({ name: v.name, mountPath: v.mountPath, readOnly: v.readOnly })),
-        },
-      ],
-      volumes: p.volumes.map((v) => ({ name: v.name, hostPath: { path: v.hostPath, type: v.type } })),
-    },
-  };
-  return `# ${managedHeader}\n` + yaml.dump(pod, { lineWidth: -1, noRefs: true });
+    volumes: p.volumes.map((v) => ({ name: v.name, hostPath: { path: v.hostPath, type: v.type } })),
+  });
 }
 
 const caCerts: Volume[] = [

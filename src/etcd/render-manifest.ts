@@ -1,9 +1,8 @@
 // Pure renderers for etcd: the flags of one member (shared by the static pod, the systemd unit and
 // the integration tests, so tests run the flags nodes run), the static pod manifest, the systemd
 // unit, and the scheduled-backup service and timer.
-import * as yaml from 'js-yaml';
-import { managedHeader } from '../engine/tasks/file.ts';
 import { renderUnit } from '../engine/tasks/render-unit.ts';
+import { renderStaticPod } from '../model/static-pod.ts';
 
 export interface EtcdTlsPaths {
   readonly serverCert: string;
@@ -84,41 +83,27 @@ export interface EtcdManifestInput {
 /** The static pod manifest of one etcd member. Pure. */
 export function renderEtcdManifest(i: EtcdManifestInput): string {
   const m = i.member;
-  const pod = {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      name: `etcd-${m.cluster}`,
-      namespace: 'kube-system',
-      labels: { component: 'etcd', tier: 'control-plane', 'etcd.nodeup.dev/cluster': m.cluster },
-      annotations: { 'nodeup.dev/managed': 'true' },
-    },
-    spec: {
-      hostNetwork: true,
-      priorityClassName: 'system-node-critical',
-      securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
-      containers: [
-        {
-          name: 'etcd',
-          image: i.image,
-          imagePullPolicy: 'IfNotPresent',
-          command: ['etcd', ...etcdArgs(m)],
-          resources: { requests: { cpu: '100m', memory: '100Mi' } },
-          livenessProbe: { tcpSocket: { host: '127.0.0.1', port: m.clientPort }, initialDelaySeconds: 15, periodSeconds: 10, failureThreshold: 8 },
-          startupProbe: { tcpSocket: { host: '127.0.0.1', port: m.clientPort }, periodSeconds: 10, failureThreshold: 24 },
-          volumeMounts: [
-            { name: 'etcd-data', mountPath: m.dataDir },
-            { name: 'etcd-pki', mountPath: i.pkiDir, readOnly: true },
-          ],
-        },
-      ],
-      volumes: [
-        { name: 'etcd-data', hostPath: { path: m.dataDir, type: 'DirectoryOrCreate' } },
-        { name: 'etcd-pki', hostPath: { path: i.pkiDir, type: 'Directory' } },
+  return renderStaticPod({
+    name: `etcd-${m.cluster}`,
+    labels: { component: 'etcd', tier: 'control-plane', 'etcd.nodeup.dev/cluster': m.cluster },
+    container: {
+      name: 'etcd',
+      image: i.image,
+      imagePullPolicy: 'IfNotPresent',
+      command: ['etcd', ...etcdArgs(m)],
+      resources: { requests: { cpu: '100m', memory: '100Mi' } },
+      livenessProbe: { tcpSocket: { host: '127.0.0.1', port: m.clientPort }, initialDelaySeconds: 15, periodSeconds: 10, failureThreshold: 8 },
+      startupProbe: { tcpSocket: { host: '127.0.0.1', port: m.clientPort }, periodSeconds: 10, failureThreshold: 24 },
+      volumeMounts: [
+        { name: 'etcd-data', mountPath: m.dataDir },
+        { name: 'etcd-pki', mountPath: i.pkiDir, readOnly: true },
       ],
     },
-  };
-  return `# ${managedHeader}\n` + yaml.dump(pod, { lineWidth: -1, noRefs: true });
+    volumes: [
+      { name: 'etcd-data', hostPath: { path: m.dataDir, type: 'DirectoryOrCreate' } },
+      { name: 'etcd-pki', hostPath: { path: i.pkiDir, type: 'Directory' } },
+    ],
+  });
 }
 
 /** etcd-<cluster>.service for systemd mode. Pure. */

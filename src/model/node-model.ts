@@ -8,18 +8,11 @@ import type { AssetSource } from '../engine/host/host.ts';
 import { AgentError } from '../engine/errors.ts';
 import { selectNodeIp } from './node-address.ts';
 import { detectDistro, type Distro } from './distros.ts';
-import { kubeMinor, releaseDefaults, resolveAsset, type AssetName, type KubeMinor } from './assets/versions.ts';
+import { kubeMinor, releaseDefaults, resolveAsset, type AssetName, type KubeMinor, type ReleaseDefaults } from './assets/versions.ts';
 
-export interface Versions {
-  readonly kubernetes: string; // v1.35.4
+/** The versions this node runs: the release table's row for its minor, with the config's overrides. */
+export interface Versions extends ReleaseDefaults {
   readonly minor: KubeMinor;
-  readonly containerd: string;
-  readonly runc: string;
-  readonly cniPlugins: string;
-  readonly crictl: string;
-  readonly etcd: string;
-  readonly pause: string;
-  readonly coredns: string;
 }
 
 /** Values loaded from the state store before building (builders stay pure). */
