@@ -23,10 +23,10 @@ const timeoutMin = Number(process.env.NODEUP_CONFORMANCE_TIMEOUT_MIN ?? '600');
 const reports = process.env.NODEUP_CONFORMANCE_REPORTS ?? path.join(os.homedir(), '.cache', 'nodeup', 'reports');
 
 const lab = new Lab('vmcf');
-const cp = { name: 'vmcf-cp-1', ip: '192.168.77.11', podCidr: '10.244.0.0/24' };
+const cp = { name: 'vmcf-cp-1', ip: '192.168.77.11' };
 const workers = [
-  { name: 'vmcf-node-1', ip: '192.168.77.12', podCidr: '10.244.1.0/24' },
-  { name: 'vmcf-node-2', ip: '192.168.77.13', podCidr: '10.244.2.0/24' },
+  { name: 'vmcf-node-1', ip: '192.168.77.12' },
+  { name: 'vmcf-node-2', ip: '192.168.77.13' },
 ];
 
 describe('conformance: upstream [Conformance] tests on one control plane and two workers', () => {
@@ -57,10 +57,13 @@ describe('conformance: upstream [Conformance] tests on one control plane and two
         expect(r.code, `nodeup launch (${w.name}) exit code`).toBe(0);
       }
       const all = [cp, ...workers];
-      await lab.nodesReady(cp.name, all.map((n) => n.name));
+      const nodes = await lab.nodesReady(cp.name, all.map((n) => n.name));
       lab.mark('three nodes Ready');
+      // Each node's pod subnet is the allocator's choice: read it, then expect the routes to it.
+      const podCidr = (name: string): string => nodes.items.find((i) => i.metadata.name === name)?.spec.podCIDR ?? '';
+      expect(new Set(all.map((n) => podCidr(n.name))).size, 'three distinct pod subnets').toBe(3);
       for (const n of all) {
-        await expectNodeRoutes(lab, n.name, Object.fromEntries(all.filter((o) => o !== n).map((o) => [o.podCidr, o.ip])));
+        await expectNodeRoutes(lab, n.name, Object.fromEntries(all.filter((o) => o !== n).map((o) => [podCidr(o.name), o.ip])));
       }
       expect((await systemPodsReady(lab, cp.name, 'kube-proxy-', 3)).sort()).toEqual(all.map((n) => n.name).sort());
       await systemPodsReady(lab, cp.name, 'coredns-', 1);
