@@ -5,7 +5,7 @@
 # /usr/local/bin/kubectl, /etc/kubernetes/admin.conf) or anywhere with a kubeconfig. Needs only
 # bash, awk, sed, grep (no Node, no jq), so it runs on a stock Debian node.
 #
-#   run.sh --e2e PATH [--kubeconfig FILE] [--selection smoke|full|FILE] [--report-dir DIR]
+#   run.sh --e2e PATH [--kubeconfig FILE] [--selection ci|smoke|full|FILE] [--report-dir DIR]
 #          [--kubectl-path PATH] [--skips FILE] [--conformance-list FILE] [--provider NAME]
 #          [--timeout DURATION] [--nodes N [--ginkgo PATH]] [--dry-run] [--quiet] [-- EXTRA_E2E_ARGS...]
 #   run.sh --print-focus SELECTION       the --ginkgo.focus regex for a selection (to stdout)
@@ -44,7 +44,7 @@ sel_dir() {
 
 resolve_selection() {
   case "$1" in
-    smoke | full) printf '%s/%s.txt\n' "$(sel_dir)" "$1" ;;
+    smoke | full | ci) printf '%s/%s.txt\n' "$(sel_dir)" "$1" ;;
     *) [ -f "$1" ] || die "no selection file $1"; printf '%s\n' "$1" ;;
   esac
 }

@@ -186,6 +186,7 @@ describe('how e2e.test is started', () => {
 
 describe('selection files (tests/conformance)', () => {
   const all = names(join(here, 'conformance.txt'));
+  const ci = names(join(here, 'ci.txt'));
   const smoke = names(join(here, 'smoke.txt'));
   const full = names(join(here, 'full.txt'));
   const skips = names(join(here, 'skips.txt')).map((l) => l.split('|').map((s) => s.trim()));
@@ -195,14 +196,16 @@ describe('selection files (tests/conformance)', () => {
     expect(new Set(all).size).toBe(441);
   });
 
-  it('names only real [Conformance] tests, each once; the smoke is part of the full selection', () => {
-    for (const [label, sel] of [['smoke', smoke], ['full', full]] as const) {
+  it('names only real [Conformance] tests, each once; the CI selection is part of the smoke, the smoke of the full selection', () => {
+    for (const [label, sel] of [['ci', ci], ['smoke', smoke], ['full', full]] as const) {
       expect(new Set(sel).size, label).toBe(sel.length);
       expect(sel.filter((n) => !all.includes(n)), label).toEqual([]);
     }
     expect(smoke.length).toBeGreaterThanOrEqual(8);
     expect(smoke.length).toBeLessThanOrEqual(12);
     expect(smoke.filter((n) => !full.includes(n))).toEqual([]);
+    expect(ci.length).toBe(4);
+    expect(ci.filter((n) => !smoke.includes(n))).toEqual([]);
     expect(full.length).toBeGreaterThan(250);
   });
 

@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectNodeRoutes, runConformance, systemPodsReady } from './kube-checks.ts';
+import { expectNodeRoutes, namedSelections, runConformance, systemPodsReady } from './kube-checks.ts';
 import { Lab } from './lab.ts';
 
 const enabled = process.env.NODEUP_VM_CONFORMANCE === '1';
@@ -69,7 +69,7 @@ describe('conformance: upstream [Conformance] tests on one control plane and two
       await systemPodsReady(lab, cp.name, 'coredns-', 1);
       lab.mark('routes, kube-proxy and CoreDNS ready');
 
-      const label = ['smoke', 'full'].includes(selection) ? selection : path.basename(selection, '.txt');
+      const label = namedSelections.includes(selection) ? selection : path.basename(selection, '.txt');
       const res = await runConformance(lab, cp.name, { selection, hostReportDir: path.join(reports, `conformance-${label}`), timeoutMin });
       process.stdout.write(`${res.output}\nconformance report: ${res.reportDir}\n`);
       lab.mark(`conformance ${label}`);

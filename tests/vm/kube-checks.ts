@@ -161,8 +161,11 @@ export interface ConformanceResult {
   readonly reportDir: string;
 }
 
+/** The selections tests/conformance/ names (run.sh --selection NAME); anything else is a file. */
+export const namedSelections: readonly string[] = ['ci', 'smoke', 'full'];
+
 /**
- * Runs a conformance selection (smoke, full or a file) inside `cp`: e2e.test, run.sh and the
+ * Runs a conformance selection (ci, smoke, full or a file) inside `cp`: e2e.test, run.sh and the
  * selection files are served from the host (10.0.2.2) and fetched by the guest; the report comes
  * back to `hostReportDir`.
  */
@@ -188,7 +191,7 @@ export async function runConformance(
     if (f.endsWith('.txt')) await fsp.copyFile(path.join(repo, 'tests/conformance', f), path.join(stage, f));
   }
   // A selection file of the user's own goes beside them.
-  if (!['smoke', 'full'].includes(o.selection)) await fsp.copyFile(path.resolve(o.selection), path.join(stage, path.basename(o.selection)));
+  if (!namedSelections.includes(o.selection)) await fsp.copyFile(path.resolve(o.selection), path.join(stage, path.basename(o.selection)));
   const server = await serveDir(stage, '/');
   const dir = '/root/conformance';
   try {
@@ -200,7 +203,7 @@ export async function runConformance(
     await server.close();
   }
   lab.mark(`conformance ${o.selection}: e2e.test in ${cp}`);
-  const selection = ['smoke', 'full'].includes(o.selection) ? o.selection : `${dir}/${path.basename(o.selection)}`;
+  const selection = namedSelections.includes(o.selection) ? o.selection : `${dir}/${path.basename(o.selection)}`;
   const cmd = [
     `${dir}/run.sh --e2e ${dir}/e2e.test --kubeconfig /etc/kubernetes/admin.conf --kubectl-path /usr/local/bin/kubectl`,
     `--selection ${selection} --report-dir ${dir}/report --timeout ${o.timeoutMin}m --nodes ${nodes}`,
