@@ -1,11 +1,8 @@
 // The containerd component on a temp root: plan, apply, converged re-run (zero changes, no restart),
 // what restarts containerd and what does not, pruning of stale managed files, distro source.
-import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import * as tar from 'tar';
 import * as yaml from 'js-yaml';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AgentError } from '../engine/errors.ts';
@@ -18,30 +15,16 @@ import type { Component } from '../model/component.ts';
 import { containerdComponent, cniPlugins } from './component.ts';
 import { containerdUnitKey } from '../model/paths/containerd.ts';
 import { modelFromCase } from '../../tests/support/containerd-model.ts';
+import { fakeArchive, fakeFile } from '../../tests/support/fake-assets.ts';
 
 let assets: string;
 const overrides: Record<string, { urls: string[]; sha256: string }> = {};
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-async function makeTgz(name: string, files: Record<string, string>): Promise<void> {
-  const dir = await fsp.mkdtemp(path.join(assets, `${name}-src-`));
-  for (const [f, content] of Object.entries(files)) {
-    await fsp.mkdir(path.dirname(path.join(dir, f)), { recursive: true });
-    await fsp.writeFile(path.join(dir, f), content, { mode: 0o755 });
-  }
-  const file = path.join(dir, '..', `${path.basename(dir)}.tgz`);
-  await tar.c({ gzip: true, file, cwd: dir }, Object.keys(files).map((f) => (name === 'cni-plugins' ? `./${f}` : f)));
-  overrides[name] = { urls: [pathToFileURL(file).href], sha256: sha(await fsp.readFile(file)) };
-}
-
 beforeAll(async () => {
   assets = await fsp.mkdtemp(path.join(os.tmpdir(), 'nodeup-containerd-assets-'));
-  await makeTgz('containerd', { 'bin/containerd': '#!containerd\n', 'bin/containerd-shim-runc-v2': '#!shim\n', 'bin/ctr': '#!ctr\n', 'bin/containerd-stress': 'x' });
-  await makeTgz('crictl', { crictl: '#!crictl\n' });
-  await makeTgz('cni-plugins', Object.fromEntries([...cniPlugins, 'dummy'].map((p) => [p, `#!${p}\n`])));
-  const runc = path.join(assets, 'runc.amd64');
-  await fsp.writeFile(runc, '#!runc\n');
-  overrides.runc = { urls: [pathToFileURL(runc).href], sha256: sha(await fsp.readFile(runc)) };
+  overrides.containerd = await fakeArchive(assets, 'containerd', { 'bin/containerd': '#!containerd\n', 'bin/containerd-shim-runc-v2': '#!shim\n', 'bin/ctr': '#!ctr\n', 'bin/containerd-stress': 'x' });
+  overrides.crictl = await fakeArchive(assets, 'crictl', { crictl: '#!crictl\n' });
+  overrides['cni-plugins'] = await fakeArchive(assets, 'cni-plugins', Object.fromEntries([...cniPlugins, 'dummy'].map((p) => [p, `#!${p}\n`])), { prefix: './' });
+  overrides.runc = await fakeFile(assets, 'runc.amd64', '#!runc\n');
 });
 afterAll(async () => {
   await fsp.rm(assets, { recursive: true, force: true });
@@ -123,7 +106,7 @@ describe('containerd component', () => {
     await run(model());
     const old = overrides.containerd;
     try {
-      await makeTgz('containerd', { 'bin/containerd': '#!containerd v2\n', 'bin/containerd-shim-runc-v2': '#!shim\n', 'bin/ctr': '#!ctr\n' });
+      overrides.containerd = await fakeArchive(assets, 'containerd-v2', { 'bin/containerd': '#!containerd v2\n', 'bin/containerd-shim-runc-v2': '#!shim\n', 'bin/ctr': '#!ctr\n' });
       const r = await run(model());
       expect(changedKeys(r)).toEqual(['archive:containerd', containerdUnitKey]);
       expect(unitResult(r)?.notifiedBy).toEqual(['archive:containerd']);

@@ -2,18 +2,17 @@
 // file:// state store in a temp dir holding the instance group's NodeConfig (asset overrides pointing
 // at small local fake assets with their real SHA-256), a fixture root, `runNode` in plan mode, then
 // apply, then apply again.
-import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import * as tar from 'tar';
 import { configHash, type BootConfig } from '../../src/model/config.ts';
 import type { HostFacts } from '../../src/engine/host/facts.ts';
 import { silentLogger } from '../../src/engine/log.ts';
 import { components } from '../../src/app/components.ts';
 import { cniPlugins } from '../../src/containerd/component.ts';
 import { storeLayout } from '../../src/engine/state-store.ts';
+import { fakeArchive, fakeFile } from '../support/fake-assets.ts';
 
 export interface Scenario {
   readonly dir: string;
@@ -21,27 +20,6 @@ export interface Scenario {
   /** Components that need a real package manager are left to their integration tests. */
   readonly skip: readonly string[];
   dispose(): Promise<void>;
-}
-
-const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
-
-async function fakeFile(dir: string, name: string, content: string): Promise<{ urls: string[]; sha256: string }> {
-  const file = path.join(dir, name);
-  await fsp.writeFile(file, content);
-  return { urls: [pathToFileURL(file).href], sha256: sha(content) };
-}
-
-/** A tar.gz holding `members` (each a small script), reproducible: fixed mtimes, portable headers. */
-async function fakeArchive(dir: string, name: string, members: readonly string[]): Promise<{ urls: string[]; sha256: string }> {
-  const src = path.join(dir, `${name}.src`);
-  for (const m of members) {
-    const p = path.join(src, m);
-    await fsp.mkdir(path.dirname(p), { recursive: true });
-    await fsp.writeFile(p, `#!/bin/sh\necho fake ${m}\n`, { mode: 0o755 });
-  }
-  const file = path.join(dir, `${name}.tar.gz`);
-  await tar.c({ gzip: true, file, cwd: src, portable: true, mtime: new Date(0) }, [...members]);
-  return { urls: [pathToFileURL(file).href], sha256: sha(await fsp.readFile(file)) };
 }
 
 export const scenarioCa = '-----BEGIN CERTIFICATE-----\nTUlJQlNjZW5hcmlvQ0E=\n-----END CERTIFICATE-----\n';

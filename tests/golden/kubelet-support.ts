@@ -1,11 +1,10 @@
 // Shared by the kubelet golden tests: small fake release assets (file:// URLs with their real
 // SHA-256), and a listing of what a run wrote into a test root.
-import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { TestHost } from '../support/test-host.ts';
+import { fakeFile } from '../support/fake-assets.ts';
 
 export interface FakeAssets {
   readonly dir: string;
@@ -18,10 +17,8 @@ export async function fakeKubeAssets(version: string): Promise<FakeAssets> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'nodeup-assets-'));
   const overrides: FakeAssets['overrides'] = {};
   for (const name of ['kubelet', 'kubectl']) {
-    const bytes = `#!/bin/sh\n# fake ${name} ${version}\necho ${name} ${version}\n`;
-    const file = path.join(dir, `${name}-${version}`);
-    await fsp.writeFile(file, bytes);
-    overrides[name] = { version: version.replace(/^v/, ''), urls: [pathToFileURL(file).href], sha256: createHash('sha256').update(bytes).digest('hex') };
+    const a = await fakeFile(dir, `${name}-${version}`, `#!/bin/sh\n# fake ${name} ${version}\necho ${name} ${version}\n`);
+    overrides[name] = { version: version.replace(/^v/, ''), ...a };
   }
   return { dir, overrides, dispose: () => fsp.rm(dir, { recursive: true, force: true }) };
 }
