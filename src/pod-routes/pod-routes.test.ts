@@ -237,6 +237,19 @@ describe('masquerade rules', () => {
     expect(host.commandLog()).toContain('ip -4 -j route show proto 77');
     expect(await runRouteSync(host, silentLogger, { kubeconfigPath: '/etc/kubernetes/kubelet.conf', nodeName: 'a', podCIDRs: ['10.244.0.0/16'], intervalMs: 1000, rounds: 1 })).toBe(false);
   });
+
+  it('report a failing tool even when the API server cannot be asked in the same round', async () => {
+    host = await createTestHost({
+      commands: [
+        { match: 'iptables -w 5 -t nat -S NODEUP-POD-MASQ', exitCode: 1, stderr: 'iptables: No chain/target/match by that name.' },
+        { match: 'iptables-restore -w 5 --noflush', exitCode: 4, stderr: 'iptables-restore: unable to initialize table nat' },
+      ],
+    });
+    // No kubeconfig yet: the round ends before any route, and still names the masquerade problem.
+    await expect(syncRoutesOnce(host, silentLogger, { kubeconfigPath: '/etc/kubernetes/kubelet.conf', nodeName: 'a', podCIDRs: ['10.244.0.0/16'] })).rejects.toThrow(
+      /does not exist yet.*and the pod masquerade rules were not set: .*unable to initialize table nat/,
+    );
+  });
 });
 
 describe('the component', () => {

@@ -10,7 +10,7 @@ import type { Host } from '../engine/host/host.ts';
 import type { Logger } from '../engine/log.ts';
 import { parseKubeconfig } from '../engine/pki/kubeconfig.ts';
 import { ensureMasquerade } from './masquerade.ts';
-import { desiredRoutes, ipFamilyFlag, nodesFromList, parseIpRoutes, routeActions, routeProtocol, type InstalledRoute, type PodRoute } from './routes.ts';
+import { desiredRoutes, ipFamilyFlag, nodesFromList, parseIpRoutes, routeActions, routeProtocol, type InstalledRoute, type NodeRouteInfo, type PodRoute } from './routes.ts';
 
 export interface RouteSyncOptions {
   readonly kubeconfigPath: string;
@@ -72,6 +72,18 @@ async function installedRoutes(host: Host): Promise<InstalledRoute[]> {
 }
 
 /** One round: list, compare, change. Throws when the API server cannot be asked. */
+/** The Node objects, listed through kubelet's kubeconfig (from the API server's cache). */
+async function listNodes(host: Host, kubeconfigPath: string): Promise<NodeRouteInfo[]> {
+  const api = await apiAccess(host, kubeconfigPath);
+  const res = await host.http({ url: `${api.server}/api/v1/nodes?resourceVersion=0`, headers: { accept: 'application/json' }, tls: api.tls, timeoutMs: 15_000 });
+  if (res.status !== 200) {
+    throw new AgentError('KUBE_API', `listing nodes failed: HTTP ${res.status}`, {
+      details: { status: res.status, body: res.body.toString('utf8').slice(0, 300), hint: res.status === 403 ? 'the node may not list nodes: is the nodeup:node-routes binding applied?' : undefined },
+    });
+  }
+  return nodesFromList(res.body.toString('utf8'));
+}
+
 export async function syncRoutesOnce(host: Host, log: Logger, o: Pick<RouteSyncOptions, 'kubeconfigPath' | 'nodeName' | 'podCIDRs'>): Promise<RoundResult> {
   // First, and whatever the API server says: pods need the way out before any route exists.
   let masquerade = 0;
@@ -84,14 +96,14 @@ export async function syncRoutesOnce(host: Host, log: Logger, o: Pick<RouteSyncO
       masqueradeError = `${errorMessage(err)}${typeof tail === 'string' && tail.trim() ? `: ${tail.trim()}` : ''}`;
     }
   }
-  const api = await apiAccess(host, o.kubeconfigPath);
-  const res = await host.http({ url: `${api.server}/api/v1/nodes?resourceVersion=0`, headers: { accept: 'application/json' }, tls: api.tls, timeoutMs: 15_000 });
-  if (res.status !== 200) {
-    throw new AgentError('KUBE_API', `listing nodes failed: HTTP ${res.status}`, {
-      details: { status: res.status, body: res.body.toString('utf8').slice(0, 300), hint: res.status === 403 ? 'the node may not list nodes: is the nodeup:node-routes binding applied?' : undefined },
-    });
+  let nodes: NodeRouteInfo[];
+  try {
+    nodes = await listNodes(host, o.kubeconfigPath);
+  } catch (err: unknown) {
+    // The round ends here: say the masquerade problem too, or it would go unreported.
+    if (masqueradeError === undefined) throw err;
+    throw new AgentError('KUBE_API', `${errorMessage(err)}; and the pod masquerade rules were not set: ${masqueradeError}`, { cause: err });
   }
-  const nodes = nodesFromList(res.body.toString('utf8'));
   const want = desiredRoutes(nodes, o.nodeName);
   const have = await installedRoutes(host);
   const actions = routeActions(have, want);
