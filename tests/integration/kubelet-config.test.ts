@@ -41,13 +41,18 @@ const cases = supportedMinors.flatMap((minor) => (['worker', 'control-plane'] as
 describe('rendered configs against the upstream types', () => {
   it.each(cases)('$minor $role decodes strictly with the $version types', async ({ minor, role, version }) => {
     const bin = await checker(version);
-    const dir = path.join(goldens, `${minor}-${role}`);
+    // An older minor's goldens hold only the files that differ from the newest minor's (kubelet-matrix.test.ts).
+    const newest = supportedMinors[supportedMinors.length - 1];
+    const golden = async (rel: string): Promise<string> => {
+      const own = path.join(goldens, `${minor}-${role}`, rel);
+      return fsp.access(own).then(() => own, () => path.join(goldens, `${newest}-${role}`, rel));
+    };
     for (const [kind, rel] of [
       ['kubelet', 'var/lib/kubelet/config.yaml'],
       ['kube-proxy', 'var/lib/kube-proxy/config.conf'],
       ['pod', 'etc/kubernetes/manifests/kube-proxy.yaml'],
     ] as const) {
-      const r = await check(bin, kind, path.join(dir, rel));
+      const r = await check(bin, kind, await golden(rel));
       expect(r, `${kind} ${rel}`).toEqual({ code: 0, out: 'ok\n' });
     }
   });
