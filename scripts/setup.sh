@@ -41,8 +41,9 @@ timed "setup: Debian packages" bash scripts/fixtures/apt-deps.sh
 timed "setup: boot-path tools" bash scripts/boot-paths-deps.sh
 timed "setup: foundation tools" bash scripts/setup-foundation.sh
 
-# coredns serves the CoreDNS add-on image; e2e is upstream's e2e.test and agnhost for the
-# conformance tests tests/vm/cluster.test.ts runs (~30 min cold, once per Kubernetes version).
+# coredns serves the CoreDNS add-on image; e2e is upstream's agnhost (the image of the VM Service
+# checks' client and echo pods) and e2e.test for the conformance tests (~30 min cold, once per
+# Kubernetes version).
 fixtures="${NODEUP_FIXTURES:-minio etcd36 containerd2 runc cni crictl kubernetes coredns e2e}"
 log "binaries built from source through the Go module proxy (cached by version): $fixtures"
 # shellcheck disable=SC2086

@@ -99,6 +99,13 @@ export interface Receipt {
 /** The private link's subnet: every guest's node address is chosen from it (spec.networking.nodeAddress). */
 export const labSubnet = '192.168.77.0/24';
 
+/**
+ * With Services on, pods and upstream's e2e.test load the control plane: under TCG the API server's
+ * /livez then misses the 8 x 10 s kubelet allows (a CI run saw kubelet restart it in the middle of
+ * the conformance tests), so the lab allows 5 minutes, as tests/vm/ha.test.ts does.
+ */
+const servicesProbes = '    probes: {livenessFailureThreshold: 30}\n';
+
 export interface NodeConfigInput {
   readonly role: 'control-plane' | 'worker';
   readonly ig: string;
@@ -304,7 +311,7 @@ ${ov('etcd', e.ETCD_VERSION!, e.ETCD_SHA256!, `etcd-v${e.ETCD_VERSION}-linux-amd
     # Under TCG the API server can take longer than the default 10 s renew deadline to answer a
     # lease update; the controller-manager then exits ("leaderelection lost") and restarts in a loop.
     leaderElection: {leaseDurationSeconds: 60, renewDeadlineSeconds: 40, retryPeriodSeconds: 5}
-${o.controlPlaneExtra ?? ''}${o.untainted ? '  kubelet: {registerWithTaints: []}\n' : ''}  networking:
+${o.services && !(o.controlPlaneExtra ?? '').includes('probes:') ? servicesProbes : ''}${o.controlPlaneExtra ?? ''}${o.untainted ? '  kubelet: {registerWithTaints: []}\n' : ''}  networking:
     podCIDR: 10.244.0.0/16
     nodeAddress: {cidr: ${labSubnet}}
   etcd:
