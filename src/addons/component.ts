@@ -29,7 +29,7 @@ import type { KubeObject } from './kube-object.ts';
 import { ManifestTask, manifestKey, type Desired } from './manifest-task.ts';
 import { renderBootstrapRbac, renderBootstrapTokenSecret, tokenSelector } from './render-bootstrap.ts';
 import { renderCoredns, type CorednsInput } from './render-coredns.ts';
-import { clusterDnsIp } from '../model/service-addresses.ts';
+import { clusterDnsIps } from '../model/service-addresses.ts';
 
 export const apiServerManifestKey: TaskKey = `file:${manifestDir}/kube-apiserver.yaml`;
 export const adminKubeconfigKey: TaskKey = 'cert:kubeconfig-admin';
@@ -53,7 +53,7 @@ export function corednsInput(model: NodeModel): CorednsInput {
     version: c.version ?? model.versions.coredns,
     replicas: c.replicas,
     clusterDomain: model.spec.kubelet.clusterDomain,
-    clusterIP: clusterDnsIp(model.spec),
+    clusterIP: clusterDnsIps(model.spec)[0],
   };
 }
 

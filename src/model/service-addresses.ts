@@ -16,11 +16,7 @@ export function defaultClusterDnsIp(serviceCidr: string): string {
 }
 
 /** The cluster DNS servers pods get: spec.kubelet.clusterDNS, else [the 10th service address]; the first is CoreDNS's ClusterIP. Pure. */
-export function clusterDnsIps(spec: { readonly kubelet: { readonly clusterDNS?: readonly string[] | undefined }; readonly networking: { readonly serviceCIDR: string } }): readonly string[] {
-  return spec.kubelet.clusterDNS ?? [defaultClusterDnsIp(spec.networking.serviceCIDR)];
-}
-
-/** CoreDNS's Service ClusterIP: the first of clusterDnsIps. Pure. */
-export function clusterDnsIp(spec: Parameters<typeof clusterDnsIps>[0]): string {
-  return spec.kubelet.clusterDNS?.[0] ?? defaultClusterDnsIp(spec.networking.serviceCIDR);
+export function clusterDnsIps(spec: { readonly kubelet: { readonly clusterDNS?: readonly string[] | undefined }; readonly networking: { readonly serviceCIDR: string } }): readonly [string, ...string[]] {
+  const [first, ...rest] = spec.kubelet.clusterDNS ?? [];
+  return [first ?? defaultClusterDnsIp(spec.networking.serviceCIDR), ...rest];
 }
