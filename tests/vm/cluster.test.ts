@@ -18,10 +18,10 @@
 // reboot); a pod on the other node sees the client pod's own address (no NAT between pods); and
 // upstream's own tests pass when asked, run inside the control-plane guest by e2e.test:
 // NODEUP_VM_CONFORMANCE_SMOKE=ci runs the CI selection (tests/conformance/ci.txt: DNS for the
-// cluster, pod-to-pod across nodes, exec and logs over websockets; ~5 min of tests under TCG), =1
-// the whole smoke (10 tests, 25-33 min). Unset, none: scripts/test.sh's run would pass 80 minutes
-// with the CI selection, and its one CI-like run failed 3 of 4 when kubelet restarted the API
-// server (docs/conformance.md). The report is copied to $NODEUP_CONFORMANCE_REPORTS/
+// cluster, pod-to-pod across nodes, exec and logs over websockets; ~7 min under TCG), =1 the
+// whole smoke (10 tests, 25-33 min). Unset, none; scripts/test.sh sets =ci when its VM layer
+// starts early enough for its budget, and says loudly when it leaves it out
+// (docs/conformance.md). The report is copied to $NODEUP_CONFORMANCE_REPORTS/
 // conformance-<selection> (default ~/.cache/nodeup/reports/).
 //
 // The config (tests/vm/lab.ts, docs/vm.md): every node's address is chosen from the private link's
