@@ -34,7 +34,7 @@ guard() {
 # Upstream's conformance tests inside tests/vm/cluster.test.ts (NODEUP_VM_CONFORMANCE_SMOKE): unset,
 # the run takes the 4-test CI selection (tests/conformance/ci.txt: DNS, pod-to-pod across nodes,
 # exec and logs over websockets; 7 to 10 min more under TCG) when the VM layer starts by
-# CONFORMANCE_BY_MIN minutes, which leaves room for a slow day's VM layer (~50 min) inside the
+# CONFORMANCE_BY_MIN minutes, which leaves room for a slow day's VM layer (~50 min) and the selection inside the
 # budget; a later start leaves it out and says so loudly. =ci always runs it, =1 the 10-test smoke
 # (25-33 min more: beyond this run's budget), =0 none.
 CONFORMANCE_BY_MIN="${NODEUP_CONFORMANCE_BY_MIN:-25}"
