@@ -114,29 +114,33 @@ summarize() {
       skipreason[trim(substr(s, 1, i - 1))] = trim(substr(s, i + 1))
       next
     }
+    # One test case per </testcase>; its start tag holds name, status and time. Read as a stream,
+    # a case at a time: the report lists every spec of e2e.test (7,000+, most skipped), and
+    # gathering it whole into one string is quadratic (minutes in a TCG guest).
+    function testcase(p,   i, j, tag, name, st, t, detail) {
+      i = index(p, "<testcase ")
+      if (!i) return
+      p = substr(p, i)
+      j = index(p, ">"); tag = substr(p, 1, j)
+      name = attr(tag, "name"); st = attr(tag, "status"); t = attr(tag, "time")
+      detail = ""
+      if (match(p, /<failure[^>]*message="[^"]*"/)) detail = attr(substr(p, RSTART, RLENGTH), "message")
+      else if (match(p, /<error[^>]*message="[^"]*"/)) detail = attr(substr(p, RSTART, RLENGTH), "message")
+      else if (match(p, /<skipped[^>]*message="[^"]*"/)) detail = attr(substr(p, RSTART, RLENGTH), "message")
+      if (st == "") {
+        if (index(p, "<failure")) st = "failed"; else if (index(p, "<error")) st = "failed"
+        else if (index(p, "<skipped")) st = "skipped"; else st = "passed"
+      }
+      cases++; cname[cases] = name; cstat[cases] = st; ctime[cases] = t; cdetail[cases] = detail
+    }
     {
       rec = rec $0 "\n"
+      if (!index($0, "</testcase>")) next
+      m = split(rec, parts, "</testcase>")
+      for (k = 1; k < m; k++) testcase(parts[k])
+      rec = parts[m]
     }
     END {
-      # One record per </testcase>; the start tag holds name, status and time.
-      m = split(rec, parts, "</testcase>")
-      for (k = 1; k <= m; k++) {
-        p = parts[k]
-        i = index(p, "<testcase ")
-        if (!i) continue
-        p = substr(p, i)
-        j = index(p, ">"); tag = substr(p, 1, j)
-        name = attr(tag, "name"); st = attr(tag, "status"); t = attr(tag, "time")
-        detail = ""
-        if (match(p, /<failure[^>]*message="[^"]*"/)) detail = attr(substr(p, RSTART, RLENGTH), "message")
-        else if (match(p, /<error[^>]*message="[^"]*"/)) detail = attr(substr(p, RSTART, RLENGTH), "message")
-        else if (match(p, /<skipped[^>]*message="[^"]*"/)) detail = attr(substr(p, RSTART, RLENGTH), "message")
-        if (st == "") {
-          if (index(p, "<failure")) st = "failed"; else if (index(p, "<error")) st = "failed"
-          else if (index(p, "<skipped")) st = "skipped"; else st = "passed"
-        }
-        cases++; cname[cases] = name; cstat[cases] = st; ctime[cases] = t; cdetail[cases] = detail
-      }
       printf "" > tsv
       for (x = 1; x <= n; x++) {
         s = order[x]; found = 0
