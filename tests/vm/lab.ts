@@ -119,7 +119,7 @@ export interface NodeConfigInput {
   readonly controlPlaneExtra?: string;
   /** Extra `spec:` lines (two-space indent), e.g. units or images. */
   readonly extra?: string;
-  /** kube-proxy and CoreDNS on (every scenario but launch, private-net and ha, which check other things). */
+  /** kube-proxy and CoreDNS on (every scenario but launch and ha, which check other things). */
   readonly services?: boolean;
   /** spec.kubeProxy.mode (default nftables, kube-proxy's own default). */
   readonly kubeProxyMode?: 'nftables' | 'iptables';
