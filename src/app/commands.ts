@@ -21,14 +21,28 @@ export function nodeRunFlags(ctx: CommandContext): { host: NodeHost; log: Comman
   };
 }
 
+/** The default of apply's --join-timeout, in seconds: a control plane launched at the same time converges in 3 to 6 minutes under TCG. */
+export const defaultJoinTimeoutS = 1200;
+
+/** --join-timeout SECONDS (a whole number, 0: no wait) in milliseconds. */
+export function joinTimeoutMs(value: unknown): number {
+  const text = String(value ?? defaultJoinTimeoutS);
+  if (!/^\d+$/.test(text)) {
+    throw new AgentError('USAGE', `--join-timeout takes a whole number of seconds (0: do not wait), got '${text}'`, { details: { flag: '--join-timeout' } });
+  }
+  return Number(text) * 1000;
+}
+
 function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
   return {
     name: mode,
     summary,
-    usage: `nodeup ${mode} [--config FILE] [--root DIR] [--only C] [--skip C] [--ignore-preflight NAME]`,
-    options: { 'ignore-preflight': { type: 'string', multiple: true }, json: { type: 'boolean' } },
+    usage:
+      `nodeup ${mode} [--config FILE] [--root DIR] [--only C] [--skip C] [--ignore-preflight NAME]` +
+      (mode === 'apply' ? ` [--join-timeout SECONDS (a worker waits this long for the cluster CA and bootstrap token in the state store; default ${defaultJoinTimeoutS}, 0: no wait)]` : ''),
+    options: { 'ignore-preflight': { type: 'string', multiple: true }, json: { type: 'boolean' }, ...(mode === 'apply' ? { 'join-timeout': { type: 'string' as const } } : {}) },
     async run(ctx: CommandContext): Promise<number> {
-      const outcome = await runNode({ mode, ...nodeRunFlags(ctx) });
+      const outcome = await runNode({ mode, ...nodeRunFlags(ctx), ...(mode === 'apply' ? { joinTimeoutMs: joinTimeoutMs(ctx.values['join-timeout']) } : {}) });
       if (outcome.report) ctx.out(ctx.values.json ? JSON.stringify(outcome.report, null, 2) + '\n' : renderPlan(outcome.report));
       if (!ctx.values.json) for (const note of outcome.notes ?? []) ctx.out(`note: ${note}\n`);
       if (outcome.preflight && mode === 'plan') {

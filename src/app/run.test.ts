@@ -9,7 +9,7 @@ import { configHash, type BootConfig } from '../model/config.ts';
 import { exitCodeFor, AgentError } from '../engine/errors.ts';
 import { exampleNodeConfig, publishNodeConfig } from './example.ts';
 import { createTestHost, testFacts, type TestHost } from '../../tests/support/test-host.ts';
-import { silentLogger } from '../engine/log.ts';
+import { createLogger, silentLogger } from '../engine/log.ts';
 import { nodeFilesComponent } from './node-files.ts';
 import { capiSentinel, readySentinel, receiptPath } from './receipt.ts';
 import { runNode } from './run.ts';
@@ -108,5 +108,56 @@ describe('runNode', () => {
   it('--only with an unknown component is a usage error', async () => {
     const r = await runNode({ mode: 'plan', host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: only, only: ['kubelett'] });
     expect((r.error as Error).message).toBe('unknown component kubelett; components: node-files');
+  });
+
+  describe('a worker that boots before its control plane wrote the join material', () => {
+    // A component that only records what the model held: the kubelet's name, so the run waits.
+    const seen: { ca?: string; token?: string }[] = [];
+    const kubeletLike: Component = {
+      name: 'kubelet',
+      enabled: () => true,
+      build: (model) => void seen.push({ ...(model.secrets.clusterCaCert ? { ca: model.secrets.clusterCaCert } : {}), ...(model.secrets.bootstrapToken ? { token: model.secrets.bootstrapToken } : {}) }),
+    };
+    const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    beforeEach(() => void seen.splice(0));
+
+    it('apply waits, polling the store, until a control plane writes the CA and the token, then runs with them', async () => {
+      const lines: string[] = [];
+      const log = createLogger({ format: 'json', stream: { write: (l: string) => void lines.push(l) } });
+      const store = new FileStore(pathToFileURL(storeDir).href);
+      const t0 = host.now();
+      const sleep = host.sleep.bind(host);
+      let sleeps = 0;
+      host.sleep = async (ms: number) => {
+        sleeps += 1;
+        if (sleeps === 3) await store.write('pki/ca.crt', ca);
+        if (sleeps === 5) await store.write('secrets/bootstrap-token', 'abcdef.0123456789abcdef\n', { secret: true });
+        await sleep(ms);
+      };
+      const r = await runNode({ mode: 'apply', host, log, bootConfig: boot, facts: testFacts(), components: [kubeletLike], joinTimeoutMs: 600_000 });
+      expect(r.error).toBeUndefined();
+      expect(seen.at(-1)).toEqual({ ca, token: 'abcdef.0123456789abcdef' });
+      expect(sleeps).toBe(5);
+      // 2 + 4 + 8 + 15 + 15 s of polling, on the host's clock
+      expect(host.now() - t0).toBeGreaterThanOrEqual(44_000);
+      const msgs = lines.map((l) => JSON.parse(l) as { msg: string; missing?: string[] });
+      expect(msgs.find((m) => m.msg === 'waiting for a control plane to write the join material to the state store')?.missing).toEqual(['pki/ca.crt', 'secrets/bootstrap-token']);
+      expect(msgs.some((m) => m.msg === 'join material found in the state store')).toBe(true);
+      expect(lines.join('\n')).not.toContain('0123456789abcdef');
+    });
+
+    it('gives up at --join-timeout and lets the preflight say what is missing; plan and runs without the kubelet never wait', async () => {
+      const t0 = host.now();
+      const r = await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: [kubeletLike], joinTimeoutMs: 60_000 });
+      expect(r.error).toBeUndefined();
+      expect(seen.at(-1)).toEqual({});
+      expect(host.now() - t0).toBeGreaterThanOrEqual(60_000);
+      expect(host.now() - t0).toBeLessThan(120_000);
+
+      const t1 = host.now();
+      await runNode({ mode: 'plan', host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: [kubeletLike], joinTimeoutMs: 60_000 });
+      await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: [kubeletLike, nodeFilesComponent], only: ['node-files'], joinTimeoutMs: 60_000 });
+      expect(host.now() - t1, 'plan and a node-files run do not wait').toBeLessThan(1000);
+    });
   });
 });

@@ -35,6 +35,8 @@ export interface RunRequest {
   readonly components?: readonly Component[];
   /** Publish the receipt to the state store (default: in apply and bake). */
   readonly publishReceipt?: boolean;
+  /** apply on a worker: how long to wait for the cluster CA and bootstrap token in the state store (node-secrets.ts); 0 or unset: no wait. */
+  readonly joinTimeoutMs?: number;
 }
 
 export interface RunOutcome {
@@ -87,7 +89,10 @@ export async function loadModel(req: RunRequest, boot: BootConfig): Promise<{ mo
   const problems = [...checked.problems, ...pairProblems(boot, config).map(formatProblem)];
   if (problems.length > checked.problems.length) throw configInvalid(source, problems);
   const facts = req.facts ?? (await readHostFacts(req.host));
-  const secrets = await loadNodeSecrets(store, config.spec.role);
+  // Only a run that sets up the kubelet needs the join material (a --only node-files run does not).
+  const needsJoin = req.mode === 'apply' && !!req.joinTimeoutMs && selectComponents(req.components ?? allComponents, req.only, req.skip).some((c) => c.name === 'kubelet');
+  const wait = needsJoin ? { timeoutMs: req.joinTimeoutMs ?? 0, sleep: (ms: number) => req.host.sleep(ms), now: () => req.host.now(), log: req.log } : undefined;
+  const secrets = await loadNodeSecrets(store, config.spec.role, wait);
   let model: NodeModel;
   try {
     model = deriveNodeModel({ boot, config, facts, secrets, live: req.host.root === '/', bake: req.mode === 'bake' });
