@@ -26,8 +26,12 @@ const binaries: [string, () => EtcdBinaries][] = [
   ['etcd 3.4', debianEtcd],
 ];
 
-/** The schema's minimum grace: the real probe loop, measured in real time. */
-const graceMs = 30_000;
+/**
+ * The grace period, measured in real time by the real probe loop. Below the schema's minimum (30 s,
+ * spec.etcd.deadMemberGraceSeconds) to keep CI inside its budget: the waits are the same code, a
+ * third as long (this file took 275 s of a cold CI run with 30 s).
+ */
+const graceMs = 10_000;
 
 describe.each(binaries)('%s: a dead member is replaced and removed by itself', (_label, pick) => {
   let world: EtcdWorld;
