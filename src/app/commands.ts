@@ -25,8 +25,8 @@ export function nodeRunFlags(ctx: CommandContext): { host: NodeHost; log: Comman
 export const defaultJoinTimeoutS = 1200;
 
 /** --join-timeout SECONDS (a whole number, 0: no wait) in milliseconds. */
-export function joinTimeoutMs(value: unknown): number {
-  const text = String(value ?? defaultJoinTimeoutS);
+export function joinTimeoutMs(value: CommandContext['values'][string]): number {
+  const text = value === undefined ? String(defaultJoinTimeoutS) : Array.isArray(value) ? value.join(',') : String(value);
   if (!/^\d+$/.test(text)) {
     throw new AgentError('USAGE', `--join-timeout takes a whole number of seconds (0: do not wait), got '${text}'`, { details: { flag: '--join-timeout' } });
   }
