@@ -9,7 +9,10 @@
 // that changed, user-data found the pinned nodeup binary in place (no `fetching` event), both nodes
 // Ready, the hello pod (its image baked) runs on the worker and answers the control plane, kube-proxy
 // in iptables mode (this is the scenario for that mode; the others run nftables) serves a ClusterIP
-// and NodePorts, CoreDNS (baked) answers a pod, and a second `nodeup apply` changes nothing.
+// and NodePorts, CoreDNS (baked) answers a pod, and a second `nodeup apply` changes nothing. The two
+// guests are launched together; the worker's nodeup waits for the join material. Until it gets it,
+// the control plane is the only node and keeps its control-plane taint: CoreDNS turns Ready on it,
+// through its toleration.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -21,7 +24,7 @@ import { ipInCidr } from '../../src/engine/net/cidr.ts';
 import { storeLayout } from '../../src/engine/state-store.ts';
 import { baseImage, binary, repo } from './harness.ts';
 import { servicesWork, systemPodsReady } from './kube-checks.ts';
-import { Lab, type Receipt } from './lab.ts';
+import { Lab, kubectl, type Receipt } from './lab.ts';
 
 const lab = new Lab('vmbk');
 lab.image = 'baked';
@@ -145,19 +148,32 @@ describe('cluster from a baked image: zero downloads at boot', () => {
       // 2. Nothing to download from: the mirror and the registry go away.
       await lab.stopServers();
 
-      // 3. The control plane, then the worker, from the baked image.
-      const cp = await lab.launch(cpName, { nodeConfig: cpConfig, memoryMiB: 3072, image });
+      // 3. The control plane and the worker from the baked image, launched together: the worker's
+      // nodeup waits (--join-timeout) for the CA certificate and the bootstrap token the control
+      // plane creates. The worker joins the private link once the control plane holds .11.
+      const cpLaunched = lab.launch(cpName, { nodeConfig: cpConfig, memoryMiB: 3072, image });
+      await lab.waitForInstance(cpName);
+      const launchedWorker = lab.launch(wkName, { nodeConfig: wkConfig, memoryMiB: 2048, image, stateStore: pathToFileURL(lab.storeDir).href });
+      const cp = await cpLaunched;
       lab.mark('control-plane receipt');
       expect(cp.code, 'nodeup launch (control plane) exit code').toBe(0);
       expectNothingFetched(cpName, await lab.receiptOf(cpName));
       expect(await lab.eventsOf(cpName)).not.toContain('fetching');
 
+      // Until the join material reaches the worker, the control plane is the only node, and it keeps
+      // the control-plane taint: CoreDNS runs there only through its toleration, and turns Ready there.
+      const taints = await lab.ssh(cpName, kubectl(`get node ${cpName} -o 'jsonpath={range .spec.taints[*]}{.key}:{.effect}{"\\n"}{end}'`));
+      expect(taints.stdout.split('\n'), `${cpName}'s taints`).toContain('node-role.kubernetes.io/control-plane:NoSchedule');
+      const dnsNodes = await systemPodsReady(lab, cpName, 'coredns-', 1);
+      expect(new Set(dnsNodes), 'CoreDNS pods on the tainted control plane (its toleration)').toEqual(new Set([cpName]));
+      lab.mark('CoreDNS Ready on the tainted control plane');
       await lab.copyJoinMaterial(cpName);
-      const wk = await lab.launch(wkName, { nodeConfig: wkConfig, memoryMiB: 2048, image, stateStore: pathToFileURL(lab.storeDir).href });
+      const wk = await launchedWorker;
       lab.mark('worker receipt');
       expect(wk.code, 'nodeup launch (worker) exit code').toBe(0);
       expectNothingFetched(wkName, await lab.receiptOf(wkName));
       expect(await lab.eventsOf(wkName)).not.toContain('fetching');
+      await lab.expectWaitedForJoin(wkName);
 
       // 4. A working cluster without a registry: both Ready, the baked workload image runs.
       const nodes = await lab.nodesReady(cpName, [cpName, wkName]);

@@ -352,6 +352,21 @@ ${o.extra ?? ''}`;
     return res;
   }
 
+  /** Waits until `nodeup launch` has recorded the guest (its QEMU started, its private-link slot taken). */
+  async waitForInstance(name: string, timeoutMs = 300_000): Promise<void> {
+    await this.waitFor(`${name}: its instance record`, timeoutMs, async () => (existsSync(path.join(this.stateDir, name, 'instance.json')) ? { ok: true } : { last: 'none yet' }), 1000);
+  }
+
+  /** The worker's first nodeup run (nodeup.service) waited for the join material, then found it (node-secrets.ts). */
+  async expectWaitedForJoin(name: string): Promise<void> {
+    const count = async (msg: string): Promise<number> =>
+      Number((await this.ssh(name, `journalctl -u nodeup.service -o cat --no-pager | grep -c '"msg":"${msg}"'`)).stdout.trim() || '0');
+    const waiting = await count('waiting for a control plane to write the join material to the state store');
+    const found = await count('join material found in the state store');
+    if (waiting < 1 || found < 1) throw new Error(`${name}: its first run did not wait for the join material and then find it (progress lines ${waiting}, found ${found})`);
+    process.stdout.write(`${name}: nodeup waited for the join material (${waiting} progress line(s)), then found it\n`);
+  }
+
   async receiptOf(name: string): Promise<Receipt> {
     return JSON.parse(await fsp.readFile(path.join(this.stateDir, name, 'receipt.json'), 'utf8')) as Receipt;
   }
