@@ -39,10 +39,21 @@ function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
     summary,
     usage:
       `nodeup ${mode} [--config FILE] [--root DIR] [--only C] [--skip C] [--ignore-preflight NAME]` +
-      (mode === 'apply' ? ` [--join-timeout SECONDS (a worker waits this long for the cluster CA and bootstrap token in the state store; default ${defaultJoinTimeoutS}, 0: no wait)]` : ''),
-    options: { 'ignore-preflight': { type: 'string', multiple: true }, json: { type: 'boolean' }, ...(mode === 'apply' ? { 'join-timeout': { type: 'string' as const } } : {}) },
+      (mode === 'apply' ? ` [--join-timeout SECONDS (a worker waits this long for the cluster CA and bootstrap token in the state store; default ${defaultJoinTimeoutS}, 0: no wait)]` : '') +
+      (mode === 'plan' ? '' : ' [--no-wait (stop at once, exit 1, when another nodeup run holds the node\'s run lock; default: wait for it)]'),
+    options: {
+      'ignore-preflight': { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+      ...(mode === 'apply' ? { 'join-timeout': { type: 'string' as const } } : {}),
+      ...(mode === 'plan' ? {} : { 'no-wait': { type: 'boolean' as const } }),
+    },
     async run(ctx: CommandContext): Promise<number> {
-      const outcome = await runNode({ mode, ...nodeRunFlags(ctx), ...(mode === 'apply' ? { joinTimeoutMs: joinTimeoutMs(ctx.values['join-timeout']) } : {}) });
+      const outcome = await runNode({
+        mode,
+        ...nodeRunFlags(ctx),
+        ...(mode === 'apply' ? { joinTimeoutMs: joinTimeoutMs(ctx.values['join-timeout']) } : {}),
+        ...(mode === 'plan' ? {} : { waitForLock: ctx.values['no-wait'] !== true }),
+      });
       if (outcome.report) ctx.out(ctx.values.json ? JSON.stringify(outcome.report, null, 2) + '\n' : renderPlan(outcome.report));
       if (!ctx.values.json) for (const note of outcome.notes ?? []) ctx.out(`note: ${note}\n`);
       if (outcome.preflight && mode === 'plan') {

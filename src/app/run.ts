@@ -19,6 +19,7 @@ import { nodeupVersion } from './version.ts';
 import { openStateStore } from '../statestore/open.ts';
 import { storeLayout, type StateStore } from '../engine/state-store.ts';
 import { loadNodeSecrets } from '../model/node-secrets.ts';
+import { takeRunLock, type RunLock } from '../engine/run-lock.ts';
 import '../statestore/backends.ts';
 
 export interface RunRequest {
@@ -37,6 +38,8 @@ export interface RunRequest {
   readonly publishReceipt?: boolean;
   /** apply on a worker: how long to wait for the cluster CA and bootstrap token in the state store (node-secrets.ts); 0 or unset: no wait. */
   readonly joinTimeoutMs?: number;
+  /** apply and bake: false stops at once when another nodeup run holds the node's run lock (run-lock.ts); default: wait for it. */
+  readonly waitForLock?: boolean;
 }
 
 export interface RunOutcome {
@@ -107,7 +110,24 @@ export async function loadModel(req: RunRequest, boot: BootConfig): Promise<{ mo
   return { model, store };
 }
 
+/** One run; apply and bake hold the node's run lock (run-lock.ts) for all of it, receipt included. */
 export async function runNode(req: RunRequest): Promise<RunOutcome> {
+  if (req.mode === 'plan') return runNodeUnlocked(req);
+  let lock: RunLock;
+  try {
+    lock = await takeRunLock({ host: req.host, mode: req.mode, wait: req.waitForLock ?? true, log: req.log });
+  } catch (err: unknown) {
+    // Another run owns this node and its receipt: report, write nothing.
+    return { error: err };
+  }
+  try {
+    return await runNodeUnlocked(req);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function runNodeUnlocked(req: RunRequest): Promise<RunOutcome> {
   const started = req.host.now();
   const mode: Mode = req.mode === 'plan' ? 'plan' : 'apply';
   let boot: BootConfig | undefined;

@@ -82,6 +82,7 @@ export async function bakeNode(req: BakeRequest): Promise<BakeOutcome> {
     ...(req.ignorePreflight ? { ignorePreflight: req.ignorePreflight } : {}),
     ...(req.facts ? { facts: req.facts } : {}),
     ...(req.components ? { components: req.components } : {}),
+    ...(req.waitForLock !== undefined ? { waitForLock: req.waitForLock } : {}),
     publishReceipt: false,
   });
   if (run.error !== undefined || !run.report?.ok || !run.model) {
@@ -127,7 +128,7 @@ export async function bakeNode(req: BakeRequest): Promise<BakeOutcome> {
 export const bakeCommand: Command = {
   name: 'bake',
   summary: 'prepare a machine image: install and cache everything, install nodeup.service, seal, write a bake manifest',
-  usage: 'nodeup bake --config FILE [--root DIR] [--self FILE] [--enable-unit] [--keep-boot-config] [--no-seal] [--only C] [--skip C]',
+  usage: 'nodeup bake --config FILE [--root DIR] [--self FILE] [--enable-unit] [--keep-boot-config] [--no-seal] [--only C] [--skip C] [--no-wait]',
   options: {
     self: { type: 'string' },
     binary: { type: 'string', default: defaultInstallPath },
@@ -135,6 +136,7 @@ export const bakeCommand: Command = {
     'enable-unit': { type: 'boolean' },
     'keep-boot-config': { type: 'boolean' },
     'no-seal': { type: 'boolean' },
+    'no-wait': { type: 'boolean' },
     'ignore-preflight': { type: 'string', multiple: true },
     json: { type: 'boolean' },
   },
@@ -148,6 +150,7 @@ export const bakeCommand: Command = {
       enableUnit: Boolean(ctx.values['enable-unit']),
       keepBootConfig: Boolean(ctx.values['keep-boot-config']),
       seal: !ctx.values['no-seal'],
+      waitForLock: ctx.values['no-wait'] !== true,
     });
     if (out.run.report) ctx.out(ctx.values.json ? JSON.stringify(out.run.report, null, 2) + '\n' : renderPlan(out.run.report));
     if (out.error !== undefined) {
