@@ -8,6 +8,7 @@ import { NodeHost } from '../engine/host/node-host.ts';
 import { renderPlan } from '../engine/plan-printer.ts';
 import { runNode } from './run.ts';
 import { nodeupUnitTask } from './nodeup-unit.ts';
+import { defaultMetricsFile } from './metrics.ts';
 
 /** What every command that converges a node reads from its flags: --root, --config, --only, --skip, --ignore-preflight. */
 export function nodeRunFlags(ctx: CommandContext): { host: NodeHost; log: CommandContext['log']; bootConfig: string; only: string[]; skip: string[]; ignorePreflight: string[] } {
@@ -40,18 +41,19 @@ function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
     usage:
       `nodeup ${mode} [--config FILE] [--root DIR] [--only C] [--skip C] [--ignore-preflight NAME]` +
       (mode === 'apply' ? ` [--join-timeout SECONDS (a worker waits this long for the cluster CA and bootstrap token in the state store; default ${defaultJoinTimeoutS}, 0: no wait)]` : '') +
-      (mode === 'plan' ? '' : ' [--no-wait (stop at once, exit 1, when another nodeup run holds the node\'s run lock; default: wait for it)]'),
+      (mode === 'plan' ? '' : ' [--no-wait (stop at once, exit 1, when another nodeup run holds the node\'s run lock; default: wait for it)]') +
+      (mode === 'apply' ? ` [--metrics-file PATH (Prometheus metrics of the run for node_exporter's textfile collector; default ${defaultMetricsFile}, '': none)]` : ''),
     options: {
       'ignore-preflight': { type: 'string', multiple: true },
       json: { type: 'boolean' },
-      ...(mode === 'apply' ? { 'join-timeout': { type: 'string' as const } } : {}),
+      ...(mode === 'apply' ? { 'join-timeout': { type: 'string' as const }, 'metrics-file': { type: 'string' as const, default: defaultMetricsFile } } : {}),
       ...(mode === 'plan' ? {} : { 'no-wait': { type: 'boolean' as const } }),
     },
     async run(ctx: CommandContext): Promise<number> {
       const outcome = await runNode({
         mode,
         ...nodeRunFlags(ctx),
-        ...(mode === 'apply' ? { joinTimeoutMs: joinTimeoutMs(ctx.values['join-timeout']) } : {}),
+        ...(mode === 'apply' ? { joinTimeoutMs: joinTimeoutMs(ctx.values['join-timeout']), metricsFile: String(ctx.values['metrics-file']) } : {}),
         ...(mode === 'plan' ? {} : { waitForLock: ctx.values['no-wait'] !== true }),
       });
       if (outcome.report) ctx.out(ctx.values.json ? JSON.stringify(outcome.report, null, 2) + '\n' : renderPlan(outcome.report));

@@ -110,6 +110,17 @@ describe('runNode', () => {
     expect((r.error as Error).message).toBe('unknown component kubelett; components: node-files');
   });
 
+  it('apply writes the run metrics where metricsFile says (mode 0644); plan writes none', async () => {
+    const file = '/var/lib/metrics/nodeup.prom';
+    await runNode({ mode: 'plan', host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: only, metricsFile: file });
+    await expect(fsp.stat(path.join(host.root, file))).rejects.toThrow();
+    await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: only, metricsFile: file });
+    const text = await fsp.readFile(path.join(host.root, file), 'utf8');
+    expect(text).toContain('nodeup_last_run_success{mode="apply"} 1\n');
+    expect(text).toContain('nodeup_last_run_tasks{mode="apply",status="changed"} 2\n');
+    expect((await fsp.stat(path.join(host.root, file))).mode & 0o777).toBe(0o644);
+  });
+
   describe('a worker that boots before its control plane wrote the join material', () => {
     // A component that only records what the model held: the kubelet's name, so the run waits.
     const seen: { ca?: string; token?: string }[] = [];

@@ -20,6 +20,7 @@ import { openStateStore } from '../statestore/open.ts';
 import { storeLayout, type StateStore } from '../engine/state-store.ts';
 import { loadNodeSecrets } from '../model/node-secrets.ts';
 import { takeRunLock, type RunLock } from '../engine/run-lock.ts';
+import { renderMetrics } from './metrics.ts';
 import '../statestore/backends.ts';
 
 export interface RunRequest {
@@ -40,6 +41,8 @@ export interface RunRequest {
   readonly joinTimeoutMs?: number;
   /** apply and bake: false stops at once when another nodeup run holds the node's run lock (run-lock.ts); default: wait for it. */
   readonly waitForLock?: boolean;
+  /** apply: where to write the run's Prometheus metrics (metrics.ts); unset or '': none (the CLI's default is defaultMetricsFile). */
+  readonly metricsFile?: string;
 }
 
 export interface RunOutcome {
@@ -173,12 +176,23 @@ async function runNodeUnlocked(req: RunRequest): Promise<RunOutcome> {
       ...(error !== undefined ? { error: summarizeError(error) } : {}),
     });
     await writeReceipt(req, receipt, store);
+    if (req.mode === 'apply' && req.metricsFile) await writeMetrics(req, req.metricsFile, receipt);
   }
   req.log.info(
     { mode: req.mode, changed: report?.changed ?? 0, failed: report?.failed ?? 0, blocked: report?.blocked ?? 0, durationMs: finished - started, ok: error === undefined && (report?.ok ?? false) },
     'run finished',
   );
   return { notes, ...(report ? { report } : {}), ...(model ? { model } : {}), ...(preflight ? { preflight } : {}), ...(receipt ? { receipt } : {}), ...(error !== undefined ? { error } : {}) };
+}
+
+/** The run's metrics for node_exporter's textfile collector, replaced atomically; a failure is logged, never fatal. */
+async function writeMetrics(req: RunRequest, file: string, receipt: Receipt): Promise<void> {
+  try {
+    await req.host.fs.mkdirp(file.slice(0, file.lastIndexOf('/')) || '/', 0o755);
+    await req.host.fs.writeAtomic(file, renderMetrics(receipt), { mode: 0o644 });
+  } catch (err: unknown) {
+    req.log.warn({ err, file }, 'cannot write the run metrics');
+  }
 }
 
 async function writeReceipt(req: RunRequest, receipt: Receipt, store: StateStore | undefined): Promise<void> {

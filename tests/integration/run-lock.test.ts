@@ -4,7 +4,7 @@
 // second waits (its log names the first's pid), then runs on a converged node: nothing is
 // written twice, and each run's report and the receipt say what that run did. A third run with
 // --no-wait while the first holds the lock stops at once (exit 1), naming the holder, and writes
-// no receipt.
+// no receipt. The last run's metrics are in the default textfile-collector file.
 import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as http from 'node:http';
@@ -127,5 +127,16 @@ describe('one nodeup run at a time on a node (two real processes)', () => {
     expect(receipt.tasks.filter((t) => t.status !== 'unchanged'), 'the receipt on the node is the last run\'s: 0 changes').toEqual([]);
     expect(await fsp.readFile(path.join(work, 'root/etc/nodeup-lock/a.conf'), 'utf8')).toBe('a\n');
     await expect(fsp.stat(lockDir), 'released').rejects.toThrow();
+
+    // Issue 19, item 6: the CLI's default metrics file (node_exporter's textfile collector directory
+    // on Debian and Ubuntu) holds the last run: converged, 0 changed, 2 unchanged; 0644.
+    const prom = path.join(work, 'root/var/lib/prometheus/node-exporter/nodeup.prom');
+    const text = await fsp.readFile(prom, 'utf8');
+    expect(text).toContain('nodeup_last_run_success{mode="apply"} 1\n');
+    expect(text).toContain('nodeup_last_run_tasks{mode="apply",status="changed"} 0\n');
+    expect(text).toContain('nodeup_last_run_tasks{mode="apply",status="unchanged"} 2\n');
+    expect(text).toContain('nodeup_last_run_component_tasks{mode="apply",component="node-files",status="unchanged"} 2\n');
+    expect((await fsp.stat(prom)).mode & 0o777).toBe(0o644);
+    expect((await fsp.readdir(path.dirname(prom))).filter((f) => f !== 'nodeup.prom'), 'no temporary file left beside it').toEqual([]);
   });
 });
