@@ -79,6 +79,21 @@ describe('runNode', () => {
     expect(r.receipt?.result).toBe('failed');
     await expect(fsp.stat(path.join(host.root, 'etc/nodeup/extra.conf'))).rejects.toThrow();
     await expect(fsp.stat(path.join(host.root, readySentinel))).rejects.toThrow();
+    // A run that fails before its graph still publishes its receipt (issue 19, honest receipts).
+    const published = JSON.parse(await fsp.readFile(path.join(storeDir, 'nodes/node-a/status.json'), 'utf8')) as { result: string; error?: { code: string } };
+    expect(published).toMatchObject({ result: 'failed', error: { code: 'CONFIG_HASH_MISMATCH' } });
+  });
+
+  it('an unsupported distro and an invalid config publish a failed receipt too; a converged --only run writes no sentinel', async () => {
+    const facts = testFacts({ osRelease: { id: 'gentoo', idLike: [], versionId: '2.15', prettyName: 'Gentoo Linux' } });
+    await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: boot, facts, components: only });
+    const read = async (): Promise<{ result: string; error?: { code: string } }> => JSON.parse(await fsp.readFile(path.join(storeDir, 'nodes/node-a/status.json'), 'utf8')) as { result: string; error?: { code: string } };
+    expect(await read()).toMatchObject({ result: 'failed', error: { code: 'DISTRO_UNSUPPORTED' } });
+
+    const ok = await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: only, only: ['node-files'] });
+    expect(ok.receipt?.result).toBe('converged');
+    expect(await read()).toMatchObject({ result: 'converged' });
+    for (const s of [readySentinel, capiSentinel]) await expect(fsp.stat(path.join(host.root, s)), `${s} after an --only run`).rejects.toThrow();
   });
 
   it('an unknown distro stops the run with exit 2 and the supported list', async () => {

@@ -79,8 +79,13 @@ export function buildGraph(model: NodeModel, comps: readonly Component[]): Graph
   return graph;
 }
 
-export async function loadModel(req: RunRequest, boot: BootConfig): Promise<{ model: NodeModel; store: StateStore }> {
-  const store = openStateStore(boot.stateStore, { s3: boot.s3, log: req.log });
+/** The boot config's state store (opened, not read: a bad URL throws here). */
+export function storeOf(req: RunRequest, boot: BootConfig): StateStore {
+  return openStateStore(boot.stateStore, { s3: boot.s3, log: req.log });
+}
+
+export async function loadModel(req: RunRequest, boot: BootConfig, opened?: StateStore): Promise<{ model: NodeModel; store: StateStore }> {
+  const store = opened ?? storeOf(req, boot);
   const key = storeLayout.nodeConfig(boot.instanceGroup);
   const raw = await store.read(key);
   if (!raw) {
@@ -142,7 +147,10 @@ async function runNodeUnlocked(req: RunRequest): Promise<RunOutcome> {
   let error: unknown;
   try {
     boot = await loadBoot(req.bootConfig);
-    ({ model, store } = await loadModel(req, boot));
+    // Opened first, so that a run failing before its graph (the NodeConfig missing, its hash or
+    // content bad, the distro unsupported) still publishes its receipt there.
+    store = storeOf(req, boot);
+    ({ model } = await loadModel(req, boot, store));
     req.log.info({ node: model.nodeName, distro: model.distro.id, arch: model.facts.arch, role: model.spec.role, kubernetes: model.versions.kubernetes, mode: req.mode }, 'starting');
     const registry = req.components ?? allComponents;
     const comps = selectComponents(registry, req.only, req.skip);
@@ -163,7 +171,7 @@ async function runNodeUnlocked(req: RunRequest): Promise<RunOutcome> {
   let receipt: Receipt | undefined;
   if (boot && req.mode !== 'plan') {
     receipt = buildReceipt({
-      nodeName: model?.nodeName ?? boot.nodeName ?? 'unknown',
+      nodeName: model?.nodeName ?? boot.nodeName?.toLowerCase() ?? (await hostnameOf(req)),
       cluster: boot.clusterName,
       instanceGroup: boot.instanceGroup,
       mode: req.mode,
@@ -185,6 +193,12 @@ async function runNodeUnlocked(req: RunRequest): Promise<RunOutcome> {
   return { notes, ...(report ? { report } : {}), ...(model ? { model } : {}), ...(preflight ? { preflight } : {}), ...(receipt ? { receipt } : {}), ...(error !== undefined ? { error } : {}) };
 }
 
+/** The node's name when the run failed before its model: the hostname, as the model would take it. */
+async function hostnameOf(req: RunRequest): Promise<string> {
+  const facts = req.facts ?? (await readHostFacts(req.host).catch(() => undefined));
+  return facts?.hostname.toLowerCase() ?? 'unknown';
+}
+
 /** The run's metrics for node_exporter's textfile collector, replaced atomically; a failure is logged, never fatal. */
 async function writeMetrics(req: RunRequest, file: string, receipt: Receipt): Promise<void> {
   try {
@@ -200,7 +214,9 @@ async function writeReceipt(req: RunRequest, receipt: Receipt, store: StateStore
   try {
     await req.host.fs.mkdirp('/var/lib/nodeup', 0o755);
     await req.host.fs.writeAtomic(receiptPath, text, { mode: 0o644 });
-    if (receipt.result === 'converged' && receipt.mode === 'apply') {
+    // The sentinels say the node is set up: only a whole run (no --only, no --skip) that converged.
+    const whole = (req.only ?? []).length === 0 && (req.skip ?? []).length === 0;
+    if (receipt.result === 'converged' && receipt.mode === 'apply' && whole) {
       for (const s of [readySentinel, capiSentinel]) {
         if (!(await req.host.fs.stat(s))) {
           await req.host.fs.mkdirp(s.slice(0, s.lastIndexOf('/')), 0o755);
