@@ -3,7 +3,9 @@ import type { ErrorSummary } from '../engine/errors.ts';
 import type { RunReport, TaskStatus } from '../engine/executor.ts';
 import type { PreflightResult } from './preflight.ts';
 
-export const receiptPath = '/var/lib/nodeup/status.json';
+import { receiptFile } from '../engine/host/facts.ts';
+
+export const receiptPath = receiptFile;
 export const readySentinel = '/run/nodeup/ready';
 export const capiSentinel = '/run/cluster-api/bootstrap-success.complete';
 
@@ -19,6 +21,11 @@ export interface Receipt {
   readonly startedAt: string;
   readonly finishedAt: string;
   readonly durationMs: number;
+  /**
+   * The Kubernetes version the node last converged to: this run's when it converged, else the one
+   * the run before carried (the version-skew check reads it from the node's last receipt).
+   */
+  readonly convergedKubernetesVersion?: string;
   readonly result: 'converged' | 'failed';
   readonly changed: number;
   readonly failed: number;
@@ -48,10 +55,16 @@ export interface ReceiptInput {
   readonly report?: RunReport;
   readonly preflight?: readonly PreflightResult[];
   readonly error?: ErrorSummary;
+  /** This run's Kubernetes version, when it set up the whole node (no --only, no --skip). */
+  readonly kubernetesVersion?: string;
+  /** What the node's last receipt said it last converged to. */
+  readonly previousConvergedVersion?: string;
 }
 
 export function buildReceipt(i: ReceiptInput): Receipt {
   const r = i.report;
+  const converged = !i.error && (r?.ok ?? false);
+  const lastGood = converged && i.mode === 'apply' ? (i.kubernetesVersion ?? i.previousConvergedVersion) : i.previousConvergedVersion;
   return {
     apiVersion: 'nodeup.dev/v1alpha1',
     kind: 'Receipt',
@@ -64,7 +77,8 @@ export function buildReceipt(i: ReceiptInput): Receipt {
     startedAt: new Date(i.startedAt).toISOString(),
     finishedAt: new Date(i.finishedAt).toISOString(),
     durationMs: i.finishedAt - i.startedAt,
-    result: !i.error && (r?.ok ?? false) ? 'converged' : 'failed',
+    result: converged ? 'converged' : 'failed',
+    ...(lastGood ? { convergedKubernetesVersion: lastGood } : {}),
     changed: r?.changed ?? 0,
     failed: r?.failed ?? 0,
     blocked: r?.blocked ?? 0,

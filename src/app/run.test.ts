@@ -136,6 +136,19 @@ describe('runNode', () => {
     expect((await fsp.stat(path.join(host.root, file))).mode & 0o777).toBe(0o644);
   });
 
+  it('the receipt carries the version the node last converged to, through failed and --only runs', async () => {
+    const first = await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: only });
+    const version = first.model?.versions.kubernetes;
+    expect(version).toMatch(/^v1\.\d+\.\d+$/);
+    expect(first.receipt?.convergedKubernetesVersion).toBe(version);
+    const facts = testFacts({ osRelease: { id: 'gentoo', idLike: [], versionId: '2.15', prettyName: 'Gentoo Linux' } });
+    const failed = await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: boot, facts, components: only });
+    expect(failed.receipt?.result).toBe('failed');
+    expect(failed.receipt?.convergedKubernetesVersion, 'kept through a failed run').toBe(version);
+    const part = await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: only, only: ['node-files'] });
+    expect(part.receipt?.convergedKubernetesVersion, 'kept through an --only run').toBe(version);
+  });
+
   describe('a worker that boots before its control plane wrote the join material', () => {
     // A component that only records what the model held: the kubelet's name, so the run waits.
     const seen: { ca?: string; token?: string }[] = [];

@@ -8,7 +8,7 @@ import { formatProblem, pairProblems } from '../model/validate.ts';
 import { AgentError, errorMessage, exitCodeFor, summarizeError } from '../engine/errors.ts';
 import { execute, type Mode, type RunReport } from '../engine/executor.ts';
 import { Graph } from '../engine/graph.ts';
-import { readHostFacts, type HostFacts } from '../engine/host/facts.ts';
+import { convergedVersionOf, readHostFacts, type HostFacts } from '../engine/host/facts.ts';
 import type { Host } from '../engine/host/host.ts';
 import { readLocalFile } from '../engine/host/local.ts';
 import type { Logger } from '../engine/log.ts';
@@ -170,6 +170,8 @@ async function runNodeUnlocked(req: RunRequest): Promise<RunOutcome> {
   const finished = req.host.now();
   let receipt: Receipt | undefined;
   if (boot && req.mode !== 'plan') {
+    const whole = (req.only ?? []).length === 0 && (req.skip ?? []).length === 0;
+    const previous = convergedVersionOf((await req.host.fs.read(receiptPath).catch(() => undefined))?.toString('utf8'));
     receipt = buildReceipt({
       nodeName: model?.nodeName ?? boot.nodeName?.toLowerCase() ?? (await hostnameOf(req)),
       cluster: boot.clusterName,
@@ -182,6 +184,8 @@ async function runNodeUnlocked(req: RunRequest): Promise<RunOutcome> {
       ...(report ? { report } : {}),
       ...(preflight ? { preflight } : {}),
       ...(error !== undefined ? { error: summarizeError(error) } : {}),
+      ...(model && whole ? { kubernetesVersion: model.versions.kubernetes } : {}),
+      ...(previous ? { previousConvergedVersion: previous } : {}),
     });
     await writeReceipt(req, receipt, store);
     if (req.mode === 'apply' && req.metricsFile) await writeMetrics(req, req.metricsFile, receipt);

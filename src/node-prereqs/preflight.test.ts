@@ -5,7 +5,7 @@ import { assertPreflight, runPreflight } from '../app/preflight.ts';
 import { kubeletComponent } from '../kubelet/component.ts';
 import { testModel } from '../../tests/support/kubelet-model.ts';
 import { prereqsComponent } from './component.ts';
-import { cgroupV1Check, containerdVersionCheck, memoryCheck, nodeNameCheck, numCpuCheck, swapCheck } from './preflight.ts';
+import { cgroupV1Check, containerdVersionCheck, memoryCheck, nodeNameCheck, numCpuCheck, swapCheck, versionSkewCheck } from './preflight.ts';
 
 const GiB = 1024 ** 3;
 const live = (o: Parameters<typeof testModel>[0] = {}): NodeModel => testModel({ live: true, ...o });
@@ -140,5 +140,29 @@ describe('kubelet credential checks (workers)', () => {
     );
     expect(check(testModel({ secrets: { bootstrapToken: 'abcdef.0123456789abcdef', clusterCaCert: 'junk' } }), 'ClusterCA')).toBe('pki/ca.crt in the state store is not a PEM certificate');
     expect(check(testModel({ bake: true, secrets: {} }), 'ClusterCA')).toBeUndefined();
+  });
+});
+
+describe('VersionSkew', () => {
+  const cp = (from: string | undefined, to: string): NodeModel =>
+    live({ role: 'control-plane', kubernetesVersion: to, facts: from ? { convergedKubernetesVersion: from } : {} });
+  it('lets a control plane stay, take a patch, move one minor up, or go back a patch', () => {
+    expect(versionSkewCheck.check(cp('v1.34.4', 'v1.34.4'))).toBeUndefined();
+    expect(versionSkewCheck.check(cp('v1.34.2', 'v1.34.4'))).toBeUndefined();
+    expect(versionSkewCheck.check(cp('v1.34.4', 'v1.35.1'))).toBeUndefined();
+    expect(versionSkewCheck.check(cp('v1.35.4', 'v1.35.1'))).toBeUndefined();
+  });
+  it('refuses a control plane two minors up, naming the step between', () => {
+    expect(versionSkewCheck.check(cp('v1.33.7', 'v1.35.1'))).toBe(
+      "this control plane last converged to v1.33.7 and the config asks for v1.35.1: a control plane moves one minor at a time (Kubernetes' version skew policy); roll out a v1.34 config to every control plane first, then v1.35.1",
+    );
+  });
+  it('refuses a control plane one minor down', () => {
+    expect(versionSkewCheck.check(cp('v1.35.1', 'v1.34.4'))).toMatch(/^this control plane last converged to v1\.35\.1 and the config asks for v1\.34\.4: going back across a minor is not supported/);
+  });
+  it('passes for a new node, a worker and a bake', () => {
+    expect(versionSkewCheck.check(cp(undefined, 'v1.35.1'))).toBeUndefined();
+    expect(versionSkewCheck.check(live({ role: 'worker', kubernetesVersion: 'v1.35.1', facts: { convergedKubernetesVersion: 'v1.33.0' } }))).toBeUndefined();
+    expect(versionSkewCheck.check(testModel({ role: 'control-plane', bake: true, kubernetesVersion: 'v1.35.1', facts: { convergedKubernetesVersion: 'v1.33.0' } }))).toBeUndefined();
   });
 });

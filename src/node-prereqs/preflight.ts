@@ -98,4 +98,31 @@ export const swapCheck: PreflightCheck = {
   },
 };
 
-export const hostChecks: readonly PreflightCheck[] = [cgroupV1Check, containerdVersionCheck, memoryCheck, numCpuCheck, nodeNameCheck, swapCheck];
+export const versionSkewCheck: PreflightCheck = {
+  name: 'VersionSkew',
+  // Kubernetes' version skew policy: a control plane (its API server, controller-manager,
+  // scheduler, and the objects stored in etcd) moves one minor at a time and never back across a
+  // minor. "From" is the version the node last converged to, from its last receipt; a new node,
+  // a bake or an offline root has none and passes. Workers are not checked here (their kubelet
+  // must not be newer than the API server, which this node cannot see before it joins).
+  check(model) {
+    const from = model.facts.convergedKubernetesVersion;
+    if (model.spec.role !== 'control-plane' || model.bake || from === undefined) return undefined;
+    const to = model.versions.kubernetes;
+    const [fromMajor, fromMinor] = majorMinor(from);
+    const [toMajor, toMinor] = majorMinor(to);
+    if (toMajor === fromMajor && toMinor >= fromMinor && toMinor <= fromMinor + 1) return undefined;
+    if (toMajor > fromMajor || (toMajor === fromMajor && toMinor > fromMinor)) {
+      return (
+        `this control plane last converged to ${from} and the config asks for ${to}: a control plane moves one minor at a time ` +
+        `(Kubernetes' version skew policy); roll out a v${fromMajor}.${fromMinor + 1} config to every control plane first, then ${to}`
+      );
+    }
+    return (
+      `this control plane last converged to ${from} and the config asks for ${to}: going back across a minor is not supported ` +
+      '(objects the newer API server stored may not read back); stay on the newer minor, or restore an etcd snapshot taken before the upgrade (nodeup etcd restore)'
+    );
+  },
+};
+
+export const hostChecks: readonly PreflightCheck[] = [cgroupV1Check, containerdVersionCheck, memoryCheck, numCpuCheck, nodeNameCheck, swapCheck, versionSkewCheck];

@@ -29,6 +29,22 @@ export interface HostFacts {
   readonly kernel: string;
   /** Swap currently active, in bytes (0 when none). */
   readonly swapBytes: number;
+  /** The Kubernetes version this node last converged to, from the last run's receipt; undefined on a new node. */
+  readonly convergedKubernetesVersion?: string;
+}
+
+/** Where every run leaves its receipt (src/app/receipt.ts writes it). */
+export const receiptFile = '/var/lib/nodeup/status.json';
+
+/** The last converged Kubernetes version a receipt carries (undefined when unreadable or absent). Pure. */
+export function convergedVersionOf(text: string | undefined): string | undefined {
+  if (!text) return undefined;
+  try {
+    const v = (JSON.parse(text) as { convergedKubernetesVersion?: unknown }).convergedKubernetesVersion;
+    return typeof v === 'string' && /^v\d+\.\d+\.\d+/.test(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Parses /etc/os-release text (shell-style KEY=value lines). Pure. */
@@ -108,6 +124,7 @@ export async function readHostFacts(host: Host): Promise<HostFacts> {
   }
   // Addresses come from the running kernel even for an offline root, so the route does too.
   const routes = await fsp.readFile('/proc/net/route', 'utf8').catch(() => undefined);
+  const converged = convergedVersionOf((await host.fs.read(receiptFile))?.toString('utf8'));
   return {
     osRelease: osText ? parseOsRelease(osText.toString('utf8')) : undefined,
     arch: archOf(process.arch),
@@ -120,5 +137,6 @@ export async function readHostFacts(host: Host): Promise<HostFacts> {
     cpus,
     kernel: os.release(),
     swapBytes,
+    ...(converged ? { convergedKubernetesVersion: converged } : {}),
   };
 }
