@@ -16,6 +16,11 @@ export interface CommandEntry {
 export const commandTable: readonly CommandEntry[] = [
   { name: 'apply', summary: 'converge this node to its config (what every boot runs)', load: async () => (await import('./commands.ts')).applyCommand },
   { name: 'plan', summary: 'print every change apply would make, and make none', load: async () => (await import('./commands.ts')).planCommand },
+  {
+    name: 'rollback',
+    summary: 'converge this node back to its last good config (kept on the node after each whole apply that converged), without the state store',
+    load: async () => (await import('./commands.ts')).rollbackCommand,
+  },
   { name: 'status', summary: "print the last run's receipt", load: async () => (await import('./info-commands.ts')).statusCommand },
   {
     name: 'install-unit',

@@ -34,12 +34,14 @@ export function joinTimeoutMs(value: CommandContext['values'][string]): number {
   return Number(text) * 1000;
 }
 
-function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
+/** apply, plan, and rollback (an apply of the node's last good config, last-good.ts). */
+function runCommand(name: 'apply' | 'plan' | 'rollback', summary: string): Command {
+  const mode = name === 'plan' ? 'plan' : 'apply';
   return {
-    name: mode,
+    name,
     summary,
     usage:
-      `nodeup ${mode} [--config FILE] [--root DIR] [--only C] [--skip C] [--ignore-preflight NAME]` +
+      `nodeup ${name} [--config FILE] [--root DIR] [--only C] [--skip C] [--ignore-preflight NAME]` +
       (mode === 'apply' ? ` [--join-timeout SECONDS (a worker waits this long for the cluster CA and bootstrap token in the state store; default ${defaultJoinTimeoutS}, 0: no wait)]` : '') +
       (mode === 'plan' ? '' : ' [--no-wait (stop at once, exit 1, when another nodeup run holds the node\'s run lock; default: wait for it)]') +
       (mode === 'apply' ? ` [--metrics-file PATH (Prometheus metrics of the run for node_exporter's textfile collector; default ${defaultMetricsFile}, '': none)]` : ''),
@@ -52,6 +54,7 @@ function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
     async run(ctx: CommandContext): Promise<number> {
       const outcome = await runNode({
         mode,
+        ...(name === 'rollback' ? { rollback: true } : {}),
         ...nodeRunFlags(ctx),
         ...(mode === 'apply' ? { joinTimeoutMs: joinTimeoutMs(ctx.values['join-timeout']), metricsFile: String(ctx.values['metrics-file']) } : {}),
         ...(mode === 'plan' ? {} : { waitForLock: ctx.values['no-wait'] !== true }),
@@ -63,7 +66,7 @@ function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
       }
       if (outcome.error !== undefined) {
         ctx.log.error({ err: errorForLog(outcome.error) }, 'run failed');
-        process.stderr.write(`nodeup ${mode}: ${errorMessage(outcome.error)}\n`);
+        process.stderr.write(`nodeup ${name}: ${errorMessage(outcome.error)}\n`);
         return exitCodeFor(outcome.error);
       }
       // plan tells the truth: where apply would refuse (a failing check not ignored), plan fails too.
@@ -80,6 +83,7 @@ function runCommand(mode: 'apply' | 'plan' | 'bake', summary: string): Command {
 
 export const applyCommand = runCommand('apply', 'converge this node to its config (what every boot runs)');
 export const planCommand = runCommand('plan', 'print every change apply would make, and make none');
+export const rollbackCommand = runCommand('rollback', 'converge this node back to its last good config (kept on the node after each whole apply that converged), without the state store');
 
 export const installUnitCommand: Command = {
   name: 'install-unit',

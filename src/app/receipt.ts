@@ -26,6 +26,8 @@ export interface Receipt {
    * the run before carried (the version-skew check reads it from the node's last receipt).
    */
   readonly convergedKubernetesVersion?: string;
+  /** Set by `nodeup rollback`: the hash of the last good config the run went back to (configHash says the same). */
+  readonly rolledBackTo?: string;
   readonly result: 'converged' | 'failed';
   readonly changed: number;
   readonly failed: number;
@@ -59,6 +61,8 @@ export interface ReceiptInput {
   readonly kubernetesVersion?: string;
   /** What the node's last receipt said it last converged to. */
   readonly previousConvergedVersion?: string;
+  /** `nodeup rollback`: the hash of the last good config this run went back to. */
+  readonly rolledBackTo?: string;
 }
 
 export function buildReceipt(i: ReceiptInput): Receipt {
@@ -79,6 +83,7 @@ export function buildReceipt(i: ReceiptInput): Receipt {
     durationMs: i.finishedAt - i.startedAt,
     result: converged ? 'converged' : 'failed',
     ...(lastGood ? { convergedKubernetesVersion: lastGood } : {}),
+    ...(i.rolledBackTo ? { rolledBackTo: i.rolledBackTo } : {}),
     changed: r?.changed ?? 0,
     failed: r?.failed ?? 0,
     blocked: r?.blocked ?? 0,

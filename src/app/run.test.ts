@@ -13,6 +13,7 @@ import { createLogger, silentLogger } from '../engine/log.ts';
 import { nodeFilesComponent } from './node-files.ts';
 import { capiSentinel, readySentinel, receiptPath } from './receipt.ts';
 import { runNode } from './run.ts';
+import { lastGoodConfigPath } from './last-good.ts';
 import { FileStore } from '../statestore/file-store.ts';
 import { packagesComponent } from '../packages/component.ts';
 
@@ -147,6 +148,26 @@ describe('runNode', () => {
     expect(failed.receipt?.convergedKubernetesVersion, 'kept through a failed run').toBe(version);
     const part = await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: only, only: ['node-files'] });
     expect(part.receipt?.convergedKubernetesVersion, 'kept through an --only run').toBe(version);
+  });
+
+  it('rollback: a config that fails leaves the last good one on the node, and rollback converges back to it without the store', async () => {
+    const none = await runNode({ mode: 'apply', rollback: true, host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: only });
+    expect((none.error as Error).message).toMatch(/^nothing to roll back to: \/var\/lib\/nodeup\/last-good holds no config/);
+
+    const good = await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: only });
+    expect(good.receipt?.result).toBe('converged');
+    expect((await fsp.stat(path.join(host.root, lastGoodConfigPath))).mode & 0o777).toBe(0o600);
+    // A new config whose file cannot be written (its parent is a file): the apply fails.
+    const store = new FileStore(pathToFileURL(storeDir).href);
+    const broken = exampleNodeConfig('nodes', 'worker').replace('  files:\n', '  files:\n    - path: /etc/nodeup/extra.conf/sub.conf\n      content: "y\\n"\n');
+    const bootB = await publishNodeConfig(store, broken, 'test');
+    const failed = await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: bootB, facts: testFacts(), components: only });
+    expect(failed.receipt?.result).toBe('failed');
+
+    const back = await runNode({ mode: 'apply', rollback: true, host, log: silentLogger, bootConfig: bootB, facts: testFacts(), components: only });
+    expect(back.error).toBeUndefined();
+    expect(back.receipt).toMatchObject({ result: 'converged', configHash: boot.nodeConfigHash, rolledBackTo: boot.nodeConfigHash });
+    expect(await fsp.readFile(path.join(host.root, 'etc/nodeup/extra.conf'), 'utf8')).toBe('x=1\n');
   });
 
   describe('a worker that boots before its control plane wrote the join material', () => {

@@ -21,6 +21,7 @@ import { storeLayout, type StateStore } from '../engine/state-store.ts';
 import { loadNodeSecrets } from '../model/node-secrets.ts';
 import { takeRunLock, type RunLock } from '../engine/run-lock.ts';
 import { renderMetrics } from './metrics.ts';
+import { lastGoodConfigPath, readLastGood, saveLastGood, type LastGoodRecord } from './last-good.ts';
 import '../statestore/backends.ts';
 
 export interface RunRequest {
@@ -43,6 +44,8 @@ export interface RunRequest {
   readonly waitForLock?: boolean;
   /** apply: where to write the run's Prometheus metrics (metrics.ts); unset or '': none (the CLI's default is defaultMetricsFile). */
   readonly metricsFile?: string;
+  /** apply: converge to the node's last good config (last-good.ts) instead of the one the state store holds. */
+  readonly rollback?: boolean;
 }
 
 export interface RunOutcome {
@@ -84,16 +87,22 @@ export function storeOf(req: RunRequest, boot: BootConfig): StateStore {
   return openStateStore(boot.stateStore, { s3: boot.s3, log: req.log });
 }
 
-export async function loadModel(req: RunRequest, boot: BootConfig, opened?: StateStore): Promise<{ model: NodeModel; store: StateStore }> {
+export async function loadModel(
+  req: RunRequest,
+  boot: BootConfig,
+  opened?: StateStore,
+  /** The NodeConfig bytes and where they came from, when not from the store (a rollback). */
+  local?: { raw: Buffer; source: string },
+): Promise<{ model: NodeModel; store: StateStore; raw: Buffer }> {
   const store = opened ?? storeOf(req, boot);
   const key = storeLayout.nodeConfig(boot.instanceGroup);
-  const raw = await store.read(key);
+  const raw = local?.raw ?? (await store.read(key));
   if (!raw) {
     throw new AgentError('STATE_STORE', `state store ${boot.stateStore} has no ${key}: was the instance group ${boot.instanceGroup} published?`, {
       details: { store: boot.stateStore, key },
     });
   }
-  const source = `${boot.stateStore}/${key}`;
+  const source = local?.source ?? `${boot.stateStore}/${key}`;
   const checked = checkNodeConfig(raw, source, boot.nodeConfigHash);
   const config = checked.config;
   if (config === undefined) throw configInvalid(source, checked.problems);
@@ -115,7 +124,7 @@ export async function loadModel(req: RunRequest, boot: BootConfig, opened?: Stat
   const registry = req.components ?? allComponents;
   problems.push(...componentProblems(model, registry).map(formatProblem));
   if (problems.length > 0) throw configInvalid(source, problems);
-  return { model, store };
+  return { model, store, raw };
 }
 
 /** One run; apply and bake hold the node's run lock (run-lock.ts) for all of it, receipt included. */
@@ -141,6 +150,8 @@ async function runNodeUnlocked(req: RunRequest): Promise<RunOutcome> {
   let boot: BootConfig | undefined;
   let model: NodeModel | undefined;
   let store: StateStore | undefined;
+  let raw: Buffer | undefined;
+  let rolledBack: LastGoodRecord | undefined;
   let report: RunReport | undefined;
   let preflight: readonly PreflightResult[] | undefined;
   let notes: readonly string[] = [];
@@ -150,7 +161,15 @@ async function runNodeUnlocked(req: RunRequest): Promise<RunOutcome> {
     // Opened first, so that a run failing before its graph (the NodeConfig missing, its hash or
     // content bad, the distro unsupported) still publishes its receipt there.
     store = storeOf(req, boot);
-    ({ model } = await loadModel(req, boot, store));
+    let local: { raw: Buffer; source: string } | undefined;
+    if (req.rollback) {
+      const last = await readLastGood(req.host);
+      rolledBack = last.record;
+      boot = { ...boot, nodeConfigHash: last.record.configHash };
+      local = { raw: last.raw, source: lastGoodConfigPath };
+      req.log.warn({ configHash: last.record.configHash, kubernetes: last.record.kubernetesVersion, convergedAt: last.record.convergedAt, source: last.record.source }, 'rolling back to the last good config');
+    }
+    ({ model, raw } = await loadModel(req, boot, store, local));
     req.log.info({ node: model.nodeName, distro: model.distro.id, arch: model.facts.arch, role: model.spec.role, kubernetes: model.versions.kubernetes, mode: req.mode }, 'starting');
     const registry = req.components ?? allComponents;
     const comps = selectComponents(registry, req.only, req.skip);
@@ -186,8 +205,13 @@ async function runNodeUnlocked(req: RunRequest): Promise<RunOutcome> {
       ...(error !== undefined ? { error: summarizeError(error) } : {}),
       ...(model && whole ? { kubernetesVersion: model.versions.kubernetes } : {}),
       ...(previous ? { previousConvergedVersion: previous } : {}),
+      ...(rolledBack ? { rolledBackTo: rolledBack.configHash } : {}),
     });
     await writeReceipt(req, receipt, store);
+    if (receipt.result === 'converged' && req.mode === 'apply' && whole && raw && model) {
+      const last = { configHash: boot.nodeConfigHash, kubernetesVersion: model.versions.kubernetes, convergedAt: receipt.finishedAt, source: rolledBack?.source ?? `${boot.stateStore}/${storeLayout.nodeConfig(boot.instanceGroup)}` };
+      await saveLastGood(req.host, raw, last).catch((err: unknown) => req.log.warn({ err }, 'cannot keep the last good config'));
+    }
     if (req.mode === 'apply' && req.metricsFile) await writeMetrics(req, req.metricsFile, receipt);
   }
   req.log.info(
