@@ -153,6 +153,8 @@ describe('runNode', () => {
   it('rollback: a config that fails leaves the last good one on the node, and rollback converges back to it without the store', async () => {
     const none = await runNode({ mode: 'apply', rollback: true, host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: only });
     expect((none.error as Error).message).toMatch(/^nothing to roll back to: \/var\/lib\/nodeup\/last-good holds no config/);
+    expect(none.receipt, 'nothing to roll back to: no receipt written').toBeUndefined();
+    await expect(fsp.stat(path.join(host.root, receiptPath))).rejects.toThrow();
 
     const good = await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: only });
     expect(good.receipt?.result).toBe('converged');

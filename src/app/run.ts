@@ -138,13 +138,22 @@ export async function runNode(req: RunRequest): Promise<RunOutcome> {
     return { error: err };
   }
   try {
-    return await runNodeUnlocked(req);
+    let last: { raw: Buffer; record: LastGoodRecord } | undefined;
+    if (req.rollback) {
+      try {
+        last = await readLastGood(req.host);
+      } catch (err: unknown) {
+        // Nothing to roll back to: the node and its receipt stay as they are.
+        return { error: err };
+      }
+    }
+    return await runNodeUnlocked(req, last);
   } finally {
     await lock.release();
   }
 }
 
-async function runNodeUnlocked(req: RunRequest): Promise<RunOutcome> {
+async function runNodeUnlocked(req: RunRequest, last?: { raw: Buffer; record: LastGoodRecord }): Promise<RunOutcome> {
   const started = req.host.now();
   const mode: Mode = req.mode === 'plan' ? 'plan' : 'apply';
   let boot: BootConfig | undefined;
@@ -162,8 +171,7 @@ async function runNodeUnlocked(req: RunRequest): Promise<RunOutcome> {
     // content bad, the distro unsupported) still publishes its receipt there.
     store = storeOf(req, boot);
     let local: { raw: Buffer; source: string } | undefined;
-    if (req.rollback) {
-      const last = await readLastGood(req.host);
+    if (last) {
       rolledBack = last.record;
       boot = { ...boot, nodeConfigHash: last.record.configHash };
       local = { raw: last.raw, source: lastGoodConfigPath };
