@@ -215,7 +215,7 @@ async function runNodeUnlocked(req: RunRequest, last?: { raw: Buffer; record: La
       ...(previous ? { previousConvergedVersion: previous } : {}),
       ...(rolledBack ? { rolledBackTo: rolledBack.configHash } : {}),
     });
-    await writeReceipt(req, receipt, store);
+    await writeReceipt(req, receipt, store, whole);
     if (receipt.result === 'converged' && req.mode === 'apply' && whole && raw && model) {
       const last = { configHash: boot.nodeConfigHash, kubernetesVersion: model.versions.kubernetes, convergedAt: receipt.finishedAt, source: rolledBack?.source ?? `${boot.stateStore}/${storeLayout.nodeConfig(boot.instanceGroup)}` };
       await saveLastGood(req.host, raw, last).catch((err: unknown) => req.log.warn({ err }, 'cannot keep the last good config'));
@@ -245,13 +245,13 @@ async function writeMetrics(req: RunRequest, file: string, receipt: Receipt): Pr
   }
 }
 
-async function writeReceipt(req: RunRequest, receipt: Receipt, store: StateStore | undefined): Promise<void> {
+/** `whole`: the run had no --only and no --skip; only such a run that converged writes the sentinels. */
+async function writeReceipt(req: RunRequest, receipt: Receipt, store: StateStore | undefined, whole: boolean): Promise<void> {
   const text = JSON.stringify(receipt, null, 2) + '\n';
   try {
     await req.host.fs.mkdirp('/var/lib/nodeup', 0o755);
     await req.host.fs.writeAtomic(receiptPath, text, { mode: 0o644 });
-    // The sentinels say the node is set up: only a whole run (no --only, no --skip) that converged.
-    const whole = (req.only ?? []).length === 0 && (req.skip ?? []).length === 0;
+    // The sentinels say the node is set up: only a whole run that converged.
     if (receipt.result === 'converged' && receipt.mode === 'apply' && whole) {
       for (const s of [readySentinel, capiSentinel]) {
         if (!(await req.host.fs.stat(s))) {
