@@ -26,7 +26,8 @@
 # machine 3 processes finish a selection in about half the time.
 # Writes to the report dir: junit.xml (ginkgo), e2e.log, results.tsv (status, seconds, name,
 # detail), summary.txt. Exit status: 0 all selected tests passed or were skipped with a reason,
-# 1 a test failed or was not found in e2e.test, 2 usage errors.
+# 1 a test failed, was not found in e2e.test, or was not reached (the run stopped early: --timeout,
+# an interrupt; reported "not run"), 2 usage errors.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -133,6 +134,11 @@ summarize() {
       }
       cases++; cname[cases] = name; cstat[cases] = st; ctime[cases] = t; cdetail[cases] = detail
     }
+    # ginkgo names why a suite ended early (its --timeout, an interrupt) in a suite property; then
+    # the selected tests it never reached are "not run", not skipped or missing.
+    index($0, "\"SpecialSuiteFailureReason\"") && stopped == "" {
+      v = attr(substr($0, index($0, "\"SpecialSuiteFailureReason\"")), "value"); if (v ~ /Timeout|Interrupt/) stopped = v
+    }
     {
       rec = rec $0 "\n"
       if (!index($0, "</testcase>")) next
@@ -154,6 +160,9 @@ summarize() {
         }
         for (c = 1; c <= cases && !found; c++) if (index(cname[c], s)) found = c
         if (s in skipreason) { st = "skipped"; d = skipreason[s]; t = "" }
+        else if (stopped != "" && (!found || (cstat[found] == "skipped" && cdetail[found] ~ /^(skipped)?$/))) {
+          st = "notrun"; d = "not reached: the run stopped early (" stopped ")"; t = ""
+        }
         else if (!found) { st = "missing"; d = "not in this e2e.test (name changed or not a test of this version)"; t = "" }
         else {
           st = cstat[found]; d = cdetail[found]; t = ctime[found]
@@ -162,25 +171,27 @@ summarize() {
           if (st != "passed" && st != "skipped") { d = st (d != "" ? ": " d : ""); st = "failed" }
         }
         count[st]++
-        tag = toupper(st)
+        tag = (st == "notrun") ? "NOT RUN" : toupper(st)
         secs = (t != "") ? sprintf(" (%.1fs)", t) : ""
         printf "%-8s %s%s%s\n", tag, s, secs, (st == "passed" || d == "") ? "" : " -- " firstline(d)
         printf "%s\t%s\t%s\t%s\n", st, t, s, firstline(d) >> tsv
       }
       sel = n; pass = count["passed"] + 0; fail = count["failed"] + 0; skip = count["skipped"] + 0; miss = count["missing"] + 0
+      notrun = count["notrun"] + 0
       ran = pass + fail
       w = length(label); if (w < 9) w = 9
       dash = sprintf("%" (w + 2) "s", ""); gsub(/ /, "-", dash)
-      line = "+" dash "+----------+--------+--------+---------+---------+-------------------------------+"
-      hdr = sprintf("| %-" w "s | %8s | %6s | %6s | %7s | %7s | %-29s |", "selection", "selected", "passed", "failed", "skipped", "missing", "share of [Conformance] passed")
+      line = "+" dash "+----------+--------+--------+---------+---------+---------+-------------------------------+"
+      hdr = sprintf("| %-" w "s | %8s | %6s | %6s | %7s | %7s | %7s | %-29s |", "selection", "selected", "passed", "failed", "skipped", "missing", "not run", "share of [Conformance] passed")
       share = (total > 0) ? sprintf("%d/%d = %.1f%%", pass, total, 100 * pass / total) : "(list not found)"
-      row = sprintf("| %-" w "s | %8d | %6d | %6d | %7d | %7d | %-29s |", label, sel, pass, fail, skip, miss, share)
+      row = sprintf("| %-" w "s | %8d | %6d | %6d | %7d | %7d | %7d | %-29s |", label, sel, pass, fail, skip, miss, notrun, share)
       print ""
       print line; print hdr; print line; print row; print line
       if (total > 0) printf "selected %d of the %d [Conformance] tests (%.1f%%); ran %d (%.1f%%)\n", sel, total, 100 * sel / total, ran, 100 * ran / total
       print line > summary; print hdr >> summary; print line >> summary; print row >> summary; print line >> summary
       if (total > 0) printf "selected %d of the %d [Conformance] tests (%.1f%%); ran %d (%.1f%%)\n", sel, total, 100 * sel / total, ran, 100 * ran / total >> summary
-      exit (fail + miss > 0) ? 1 : 0
+      if (stopped != "") { printf "the run stopped early (%s): %d selected test(s) not reached\n", stopped, notrun; printf "the run stopped early (%s): %d selected test(s) not reached\n", stopped, notrun >> summary }
+      exit (fail + miss + notrun > 0) ? 1 : 0
     }
   ' "$sel" "$skipf" "$junit"
 }
@@ -207,7 +218,7 @@ while [ $# -gt 0 ]; do
     --print-focus) MODE=focus; SELECTION="$2"; shift 2 ;;
     --print-skip) MODE=skip; SELECTION="$2"; shift 2 ;;
     --summarize) MODE=summarize; JUNIT="$2"; shift 2 ;;
-    -h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac

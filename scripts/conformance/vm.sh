@@ -3,18 +3,21 @@
 # from the stock image through cloud-init (tests/vm/conformance.test.ts), then upstream e2e.test
 # on a [Conformance] selection inside the control-plane guest. Builds what is missing first
 # (scripts/setup.sh: the e2e fixture ~30 min cold; scripts/vm/setup.sh: base image, assets, images).
-#   bash scripts/conformance/vm.sh [--selection smoke|full|FILE] [--timeout-min N] [--no-setup]
+#   bash scripts/conformance/vm.sh [--selection smoke|full|FILE] [--timeout-min N] [--nodes N] [--no-setup]
+# --nodes N runs the tests on N parallel ginkgo processes (default 3: most of a test's time is
+# waiting for pods); specs marked Serial run alone after the others.
 # The report (junit.xml, results.tsv, summary.txt, e2e.log) lands in
 # $NODEUP_CONFORMANCE_REPORTS/conformance-<selection> (default ~/.cache/nodeup/reports).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-selection=full timeout=600 setup=yes
+selection=full timeout=600 nodes=3 setup=yes
 while [ $# -gt 0 ]; do
   case "$1" in
     --selection) selection="$2"; shift 2 ;;
     --timeout-min) timeout="$2"; shift 2 ;;
+    --nodes) nodes="$2"; shift 2 ;;
     --no-setup) setup=no; shift ;;
-    -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "vm.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -27,5 +30,5 @@ if [ "$setup" = yes ]; then
   npm run build --silent
   bash scripts/vm/setup.sh
 fi
-NODEUP_VM_CONFORMANCE=1 NODEUP_CONFORMANCE_SELECTION="$selection" NODEUP_CONFORMANCE_TIMEOUT_MIN="$timeout" \
+NODEUP_VM_CONFORMANCE=1 NODEUP_CONFORMANCE_SELECTION="$selection" NODEUP_CONFORMANCE_TIMEOUT_MIN="$timeout" NODEUP_VM_CONFORMANCE_NODES="$nodes" \
   exec npx vitest run --project vm tests/vm/conformance.test.ts

@@ -89,7 +89,9 @@ describe('JUnit report -> per-test results and summary', () => {
     expect(r.stdout).not.toContain('SynchronizedBeforeSuite');
 
     const row = lines.find((l) => l.startsWith('| selection-sample'))!;
-    expect(row.split('|').map((c) => c.trim()).slice(1, 8)).toEqual(['selection-sample', '8', '2', '3', '2', '1', '2/441 = 0.5%']);
+    expect(row.split('|').map((c) => c.trim()).slice(1, 9)).toEqual(['selection-sample', '8', '2', '3', '2', '1', '0', '2/441 = 0.5%']);
+    // The sample's suite ended normally: nothing is "not run".
+    expect(r.stdout).not.toContain('stopped early');
     expect(r.stdout).toContain('selected 8 of the 441 [Conformance] tests (1.8%); ran 5 (1.1%)');
 
     const tsv = readFileSync(join(out, 'results.tsv'), 'utf8').trim().split('\n').map((l) => l.split('\t'));
@@ -114,7 +116,44 @@ describe('JUnit report -> per-test results and summary', () => {
     ].join('\n'));
     const r = run(['--summarize', junit, '--selection', sel, '--skips', join(testdata, 'skips-sample.txt'), '--conformance-list', join(here, 'conformance.txt')]);
     expect(r.status, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^\| two +\| +2 \| +1 \| +0 \| +1 \| +0 \| 1\/441 = 0\.2%/m);
+    expect(r.stdout).toMatch(/^\| two +\| +2 \| +1 \| +0 \| +1 \| +0 \| +0 \| 1\/441 = 0\.2%/m);
+  });
+
+  it('reports the tests a stopped run never reached as not run, and fails', () => {
+    const dns = '[sig-network] DNS should provide DNS for the cluster [Conformance]';
+    const exec = '[sig-node] Pods should support remote command execution over websockets [NodeConformance] [Conformance]';
+    const logs = '[sig-cli] Kubectl logs logs should be able to retrieve and filter logs [Conformance]';
+    const aggregator = '[sig-api-machinery] Aggregator Should be able to support the 1.17 Sample API Server using the current Aggregator [LinuxOnly] [Conformance]';
+    const sel = join(tmp, 'stopped.txt');
+    writeFileSync(sel, [dns, exec, logs, aggregator].join('\n'));
+    const junit = (reason: string): string => {
+      const f = join(tmp, `stopped-${reason.length}.xml`);
+      writeFileSync(f, [
+        '<testsuites><testsuite name="Kubernetes e2e suite"><properties>',
+        `<property name="SuiteSucceeded" value="false"></property><property name="SpecialSuiteFailureReason" value="${reason}"></property>`,
+        '</properties>',
+        `<testcase name="${ginkgoText(dns)}" classname="x" status="passed" time="3"></testcase>`,
+        `<testcase name="${ginkgoText(exec)}" classname="x" status="skipped" time="0"><skipped message="skipped"></skipped></testcase>`,
+        // the skips file's test: still skipped with its reason; `logs` is in no report at all
+        `<testcase name="${ginkgoText(aggregator)}" classname="x" status="skipped" time="0"><skipped message="skipped"></skipped></testcase>`,
+        '</testsuite></testsuites>',
+      ].join('\n'));
+      return f;
+    };
+    const args = (f: string): string[] => ['--summarize', f, '--selection', sel, '--skips', join(testdata, 'skips-sample.txt'), '--conformance-list', join(here, 'conformance.txt')];
+    const r = run(args(junit('Suite Timeout Elapsed')));
+    expect(r.status, r.stdout + r.stderr).toBe(1);
+    const lines = r.stdout.split('\n');
+    expect(lines).toContain(`NOT RUN  ${exec} -- not reached: the run stopped early (Suite Timeout Elapsed)`);
+    expect(lines).toContain(`NOT RUN  ${logs} -- not reached: the run stopped early (Suite Timeout Elapsed)`);
+    expect(lines.find((l) => l.startsWith('SKIPPED  [sig-api-machinery] Aggregator'))).toMatch(/ -- needs the sample-apiserver image$/);
+    expect(r.stdout).toMatch(/^\| stopped +\| +4 \| +1 \| +0 \| +1 \| +0 \| +2 \| 1\/441 = 0\.2%/m);
+    expect(r.stdout).toContain('the run stopped early (Suite Timeout Elapsed): 2 selected test(s) not reached');
+    // Another suite-level reason (a failed BeforeSuite, say) is no early stop: the same report
+    // then counts a missing test as missing.
+    const other = run(args(junit('Failed to iterate over specs')));
+    expect(other.stdout).toMatch(/^MISSING  \[sig-cli\] Kubectl logs/m);
+    expect(other.stdout).not.toContain('NOT RUN');
   });
 
   it('matches the exact ginkgo name before a longer one that contains it', () => {

@@ -20,6 +20,8 @@ import { Lab } from './lab.ts';
 const enabled = process.env.NODEUP_VM_CONFORMANCE === '1';
 const selection = process.env.NODEUP_CONFORMANCE_SELECTION ?? 'full';
 const timeoutMin = Number(process.env.NODEUP_CONFORMANCE_TIMEOUT_MIN ?? '600');
+/** Parallel ginkgo processes (run.sh --nodes); vm.sh passes 3 by default. */
+const ginkgoNodes = Number(process.env.NODEUP_VM_CONFORMANCE_NODES ?? '1');
 const reports = process.env.NODEUP_CONFORMANCE_REPORTS ?? path.join(os.homedir(), '.cache', 'nodeup', 'reports');
 
 const lab = new Lab('vmcf');
@@ -70,7 +72,7 @@ describe('conformance: upstream [Conformance] tests on one control plane and two
       lab.mark('routes, kube-proxy and CoreDNS ready');
 
       const label = namedSelections.includes(selection) ? selection : path.basename(selection, '.txt');
-      const res = await runConformance(lab, cp.name, { selection, hostReportDir: path.join(reports, `conformance-${label}`), timeoutMin });
+      const res = await runConformance(lab, cp.name, { selection, hostReportDir: path.join(reports, `conformance-${label}`), timeoutMin, nodes: ginkgoNodes });
       process.stdout.write(`${res.output}\nconformance report: ${res.reportDir}\n`);
       lab.mark(`conformance ${label}`);
       expect(res.results.length, 'tests in the report').toBeGreaterThan(0);

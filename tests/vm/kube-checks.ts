@@ -155,7 +155,7 @@ export interface ConformanceResult {
   readonly code: number;
   /** run.sh's per-test lines and summary table. */
   readonly output: string;
-  /** results.tsv rows: status (passed, failed, skipped, missing), seconds, name, detail. */
+  /** results.tsv rows: status (passed, failed, skipped, missing, notrun), seconds, name, detail. */
   readonly results: { status: string; seconds: number; name: string; detail: string }[];
   /** Where the report (junit.xml, results.tsv, summary.txt, e2e.log) was copied on the host. */
   readonly reportDir: string;
