@@ -9,6 +9,8 @@ import { renderPlan } from '../engine/plan-printer.ts';
 import { runNode } from './run.ts';
 import { nodeupUnitTask } from './nodeup-unit.ts';
 import { defaultMetricsFile } from './metrics.ts';
+import { defaultDrainTimeoutS } from './drain-guard.ts';
+import { describeRestarts, drainTimeoutMs, restartsOf } from './disruption.ts';
 
 /** What every command that converges a node reads from its flags: --root, --config, --only, --skip, --ignore-preflight. */
 export function nodeRunFlags(ctx: CommandContext): { host: NodeHost; log: CommandContext['log']; bootConfig: string; only: string[]; skip: string[]; ignorePreflight: string[] } {
@@ -44,11 +46,16 @@ function runCommand(name: 'apply' | 'plan' | 'rollback', summary: string): Comma
       `nodeup ${name} [--config FILE] [--root DIR] [--only C] [--skip C] [--ignore-preflight NAME]` +
       (mode === 'apply' ? ` [--join-timeout SECONDS (a worker waits this long for the cluster CA and bootstrap token in the state store; default ${defaultJoinTimeoutS}, 0: no wait)]` : '') +
       (mode === 'plan' ? '' : ' [--no-wait (stop at once, exit 1, when another nodeup run holds the node\'s run lock; default: wait for it)]') +
-      (mode === 'apply' ? ` [--metrics-file PATH (Prometheus metrics of the run for node_exporter's textfile collector; default ${defaultMetricsFile}, '': none)]` : ''),
+      (mode === 'apply' ? ` [--metrics-file PATH (Prometheus metrics of the run for node_exporter's textfile collector; default ${defaultMetricsFile}, '': none)]` : '') +
+      (mode === 'apply'
+        ? ` [--drain-timeout SECONDS (before restarting a running kubelet or containerd of a registered Node: cordon, evict its pods through the Eviction API within this time, uncordon when Ready again; default ${defaultDrainTimeoutS})] [--no-drain (restart without draining)]`
+        : ''),
     options: {
       'ignore-preflight': { type: 'string', multiple: true },
       json: { type: 'boolean' },
-      ...(mode === 'apply' ? { 'join-timeout': { type: 'string' as const }, 'metrics-file': { type: 'string' as const, default: defaultMetricsFile } } : {}),
+      ...(mode === 'apply'
+        ? { 'join-timeout': { type: 'string' as const }, 'metrics-file': { type: 'string' as const, default: defaultMetricsFile }, 'drain-timeout': { type: 'string' as const }, 'no-drain': { type: 'boolean' as const } }
+        : {}),
       ...(mode === 'plan' ? {} : { 'no-wait': { type: 'boolean' as const } }),
     },
     async run(ctx: CommandContext): Promise<number> {
@@ -56,11 +63,22 @@ function runCommand(name: 'apply' | 'plan' | 'rollback', summary: string): Comma
         mode,
         ...(name === 'rollback' ? { rollback: true } : {}),
         ...nodeRunFlags(ctx),
-        ...(mode === 'apply' ? { joinTimeoutMs: joinTimeoutMs(ctx.values['join-timeout']), metricsFile: String(ctx.values['metrics-file']) } : {}),
+        ...(mode === 'apply'
+          ? {
+              joinTimeoutMs: joinTimeoutMs(ctx.values['join-timeout']),
+              metricsFile: String(ctx.values['metrics-file']),
+              drain: { enabled: ctx.values['no-drain'] !== true, timeoutMs: drainTimeoutMs(ctx.values['drain-timeout'], defaultDrainTimeoutS) },
+            }
+          : {}),
         ...(mode === 'plan' ? {} : { waitForLock: ctx.values['no-wait'] !== true }),
       });
       if (outcome.report) ctx.out(ctx.values.json ? JSON.stringify(outcome.report, null, 2) + '\n' : renderPlan(outcome.report));
       if (!ctx.values.json) for (const note of outcome.notes ?? []) ctx.out(`note: ${note}\n`);
+      // Only a live host observes whether a unit runs now; a scratch root has nothing to disrupt.
+      const restarts = mode === 'plan' && outcome.report && String(ctx.values.root) === '/' ? restartsOf(outcome.report.results) : [];
+      if (restarts.length > 0 && !ctx.values.json) {
+        ctx.out(`disruptive: restarts ${describeRestarts(restarts)}; on a registered Node, apply cordons and drains it first and uncordons it when Ready (--no-drain: it does not)\n`);
+      }
       if (outcome.preflight && mode === 'plan') {
         for (const p of outcome.preflight.filter((r) => !r.ok)) ctx.out(`preflight ${p.ignored ? 'ignored' : 'would fail'}: [${p.name}] ${p.message ?? ''}\n`);
       }

@@ -28,6 +28,8 @@ export interface Receipt {
   readonly convergedKubernetesVersion?: string;
   /** Set by `nodeup rollback`: the hash of the last good config the run went back to (configHash says the same). */
   readonly rolledBackTo?: string;
+  /** A run that restarted a running kubelet or containerd on a registered Node (drain-guard.ts): what it did around the change. */
+  readonly disruption?: Disruption;
   readonly result: 'converged' | 'failed';
   readonly changed: number;
   readonly failed: number;
@@ -43,6 +45,17 @@ export interface Receipt {
   }[];
   readonly preflight?: readonly PreflightResult[];
   readonly error?: ErrorSummary;
+}
+
+export interface Disruption {
+  /** The restarts that made the run disruptive: `unit:kubelet.service (drop-in 10-flags.conf, download:...)`. */
+  readonly restarts: readonly string[];
+  /** cordoned and drained first; skipped (with why): applied without; none: nothing to restart (a leftover cordon was lifted). */
+  readonly drain: 'drained' | 'skipped' | 'none';
+  readonly skippedBecause?: string;
+  readonly evicted?: readonly string[];
+  /** Whether the run made the node schedulable again at the end. */
+  readonly uncordoned: boolean;
 }
 
 export interface ReceiptInput {
@@ -63,6 +76,7 @@ export interface ReceiptInput {
   readonly previousConvergedVersion?: string;
   /** `nodeup rollback`: the hash of the last good config this run went back to. */
   readonly rolledBackTo?: string;
+  readonly disruption?: Disruption;
 }
 
 export function buildReceipt(i: ReceiptInput): Receipt {
@@ -84,6 +98,7 @@ export function buildReceipt(i: ReceiptInput): Receipt {
     result: converged ? 'converged' : 'failed',
     ...(lastGood ? { convergedKubernetesVersion: lastGood } : {}),
     ...(i.rolledBackTo ? { rolledBackTo: i.rolledBackTo } : {}),
+    ...(i.disruption ? { disruption: i.disruption } : {}),
     changed: r?.changed ?? 0,
     failed: r?.failed ?? 0,
     blocked: r?.blocked ?? 0,

@@ -22,6 +22,8 @@ import { loadNodeSecrets } from '../model/node-secrets.ts';
 import { takeRunLock, type RunLock } from '../engine/run-lock.ts';
 import { renderMetrics } from './metrics.ts';
 import { lastGoodConfigPath, readLastGood, saveLastGood, type LastGoodRecord } from './last-good.ts';
+import { afterWalk, beforeWalk, type DrainGuard } from './drain-guard.ts';
+import type { Disruption } from './receipt.ts';
 import '../statestore/backends.ts';
 
 export interface RunRequest {
@@ -46,6 +48,12 @@ export interface RunRequest {
   readonly metricsFile?: string;
   /** apply: converge to the node's last good config (last-good.ts) instead of the one the state store holds. */
   readonly rollback?: boolean;
+  /**
+   * apply: cordon and drain a registered Node before restarting its running kubelet or containerd,
+   * uncordon when it is Ready again (drain-guard.ts); `enabled: false` restarts without a drain.
+   * Unset: no guard (bake, tests on scratch roots).
+   */
+  readonly drain?: { readonly enabled: boolean; readonly timeoutMs: number };
 }
 
 export interface RunOutcome {
@@ -164,6 +172,8 @@ async function runNodeUnlocked(req: RunRequest, last?: { raw: Buffer; record: La
   let report: RunReport | undefined;
   let preflight: readonly PreflightResult[] | undefined;
   let notes: readonly string[] = [];
+  let guard: DrainGuard | undefined;
+  let disruption: Disruption | undefined;
   let error: unknown;
   try {
     boot = await loadBoot(req.bootConfig);
@@ -190,7 +200,17 @@ async function runNodeUnlocked(req: RunRequest, last?: { raw: Buffer; record: La
     preflight = runPreflight(model, comps, [...(req.ignorePreflight ?? []), ...model.spec.preflight.ignore]);
     for (const p of preflight.filter((r) => !r.ok)) req.log.warn({ check: p.name, ignored: p.ignored, problem: p.message }, 'preflight check failed');
     if (mode === 'apply') assertPreflight(preflight);
+    if (req.mode === 'apply' && req.drain) {
+      guard = await beforeWalk({ host: req.host, log: req.log, graph, ctx: { store }, nodeName: model.nodeName, live: req.host.root === '/', drain: req.drain.enabled, drainTimeoutMs: req.drain.timeoutMs });
+    }
     report = await execute(graph, req.host, { mode, log: req.log, owner: builder.owner, store });
+    if (guard) {
+      const g = guard;
+      disruption = await afterWalk(g, report.ok, { host: req.host, log: req.log }).catch((err: unknown) => {
+        error = err;
+        return { ...g.record, uncordoned: false };
+      });
+    }
   } catch (err: unknown) {
     error = err;
   }
@@ -214,6 +234,7 @@ async function runNodeUnlocked(req: RunRequest, last?: { raw: Buffer; record: La
       ...(model && whole ? { kubernetesVersion: model.versions.kubernetes } : {}),
       ...(previous ? { previousConvergedVersion: previous } : {}),
       ...(rolledBack ? { rolledBackTo: rolledBack.configHash } : {}),
+      ...(disruption ? { disruption } : {}),
     });
     await writeReceipt(req, receipt, store, whole);
     if (receipt.result === 'converged' && req.mode === 'apply' && whole && raw && model) {

@@ -19,7 +19,8 @@ export type ErrorCode =
   | 'ORCHESTRATOR'
   | 'SSH'
   | 'USAGE'
-  | 'KUBE_API';
+  | 'KUBE_API'
+  | 'DRAIN';
 
 export class AgentError extends Error {
   override name = 'AgentError';
