@@ -9,7 +9,7 @@ import { renderPlan } from '../engine/plan-printer.ts';
 import { runNode } from './run.ts';
 import { nodeupUnitTask } from './nodeup-unit.ts';
 import { defaultMetricsFile } from './metrics.ts';
-import { defaultDrainTimeoutS } from './drain-guard.ts';
+import { defaultDrainTimeoutS, readyTimeoutMs } from './drain-guard.ts';
 import { describeRestarts, drainTimeoutMs, restartsOf } from './disruption.ts';
 
 /** What every command that converges a node reads from its flags: --root, --config, --only, --skip, --ignore-preflight. */
@@ -36,6 +36,9 @@ export function joinTimeoutMs(value: CommandContext['values'][string]): number {
   return Number(text) * 1000;
 }
 
+/** apply --rollback-on-failure: the new config failed and the last good one converged (nodeup.service does not restart on it). */
+export const rolledBackExitCode = 3;
+
 /** apply, plan, and rollback (an apply of the node's last good config, last-good.ts). */
 function runCommand(name: 'apply' | 'plan' | 'rollback', summary: string): Command {
   const mode = name === 'plan' ? 'plan' : 'apply';
@@ -48,14 +51,23 @@ function runCommand(name: 'apply' | 'plan' | 'rollback', summary: string): Comma
       (mode === 'plan' ? '' : ' [--no-wait (stop at once, exit 1, when another nodeup run holds the node\'s run lock; default: wait for it)]') +
       (mode === 'apply' ? ` [--metrics-file PATH (Prometheus metrics of the run for node_exporter's textfile collector; default ${defaultMetricsFile}, '': none)]` : '') +
       (mode === 'apply'
-        ? ` [--drain-timeout SECONDS (before restarting a running kubelet or containerd of a registered Node: cordon, evict its pods through the Eviction API within this time, uncordon when Ready again; default ${defaultDrainTimeoutS})] [--no-drain (restart without draining)]`
-        : ''),
+        ? ` [--drain-timeout SECONDS (before restarting a running kubelet or containerd of a registered Node: cordon, evict its pods through the Eviction API within this time, uncordon when Ready again; default ${defaultDrainTimeoutS})] [--no-drain (restart without draining)]` +
+          ` [--ready-timeout SECONDS (how long the Node may take to be Ready again after such a restart; default ${readyTimeoutMs / 1000})]`
+        : '') +
+      (name === 'apply' ? ' [--rollback-on-failure (when the run fails, converge at once to the last good config; exit 3 when that converges)]' : ''),
     options: {
       'ignore-preflight': { type: 'string', multiple: true },
       json: { type: 'boolean' },
       ...(mode === 'apply'
-        ? { 'join-timeout': { type: 'string' as const }, 'metrics-file': { type: 'string' as const, default: defaultMetricsFile }, 'drain-timeout': { type: 'string' as const }, 'no-drain': { type: 'boolean' as const } }
+        ? {
+            'join-timeout': { type: 'string' as const },
+            'metrics-file': { type: 'string' as const, default: defaultMetricsFile },
+            'drain-timeout': { type: 'string' as const },
+            'no-drain': { type: 'boolean' as const },
+            'ready-timeout': { type: 'string' as const },
+          }
         : {}),
+      ...(name === 'apply' ? { 'rollback-on-failure': { type: 'boolean' as const } } : {}),
       ...(mode === 'plan' ? {} : { 'no-wait': { type: 'boolean' as const } }),
     },
     async run(ctx: CommandContext): Promise<number> {
@@ -67,9 +79,14 @@ function runCommand(name: 'apply' | 'plan' | 'rollback', summary: string): Comma
           ? {
               joinTimeoutMs: joinTimeoutMs(ctx.values['join-timeout']),
               metricsFile: String(ctx.values['metrics-file']),
-              drain: { enabled: ctx.values['no-drain'] !== true, timeoutMs: drainTimeoutMs(ctx.values['drain-timeout'], defaultDrainTimeoutS) },
+              drain: {
+                enabled: ctx.values['no-drain'] !== true,
+                timeoutMs: drainTimeoutMs(ctx.values['drain-timeout'], defaultDrainTimeoutS, '--drain-timeout'),
+                readyTimeoutMs: drainTimeoutMs(ctx.values['ready-timeout'], readyTimeoutMs / 1000, '--ready-timeout'),
+              },
             }
           : {}),
+        ...(name === 'apply' && ctx.values['rollback-on-failure'] === true ? { rollbackOnFailure: true } : {}),
         ...(mode === 'plan' ? {} : { waitForLock: ctx.values['no-wait'] !== true }),
       });
       if (outcome.report) ctx.out(ctx.values.json ? JSON.stringify(outcome.report, null, 2) + '\n' : renderPlan(outcome.report));
@@ -93,6 +110,10 @@ function runCommand(name: 'apply' | 'plan' | 'rollback', summary: string): Comma
         ctx.log.error({ checks: refusing }, 'apply would refuse: preflight checks fail');
         process.stderr.write(`nodeup plan: apply would refuse: preflight checks fail: ${refusing.join(', ')} (fix them, or ignore one with spec.preflight.ignore or --ignore-preflight NAME)\n`);
         return 2;
+      }
+      if (outcome.autoRollback && outcome.report?.ok) {
+        process.stderr.write(`nodeup ${name}: the config ${outcome.autoRollback.from} failed (${outcome.autoRollback.reason}); the node was rolled back to its last good config ${outcome.receipt?.rolledBackTo ?? ''} and converged\n`);
+        return rolledBackExitCode;
       }
       return outcome.report?.ok ? 0 : 1;
     },

@@ -86,11 +86,11 @@ export function describeRestarts(restarts: readonly Restart[]): string {
   return restarts.map((r) => `${r.unit} (${r.because.join(', ')})`).join('; ');
 }
 
-/** --drain-timeout SECONDS (a whole number above 0) in milliseconds. */
-export function drainTimeoutMs(value: string | boolean | readonly (string | boolean)[] | undefined, fallbackS: number): number {
+/** --drain-timeout or --ready-timeout SECONDS (a whole number above 0) in milliseconds. */
+export function drainTimeoutMs(value: string | boolean | readonly (string | boolean)[] | undefined, fallbackS: number, flag = '--drain-timeout'): number {
   const text = value === undefined ? String(fallbackS) : Array.isArray(value) ? value.join(',') : String(value);
   if (!/^\d+$/.test(text) || Number(text) === 0) {
-    throw new AgentError('USAGE', `--drain-timeout takes a whole number of seconds above 0, got '${text}'`, { details: { flag: '--drain-timeout' } });
+    throw new AgentError('USAGE', `${flag} takes a whole number of seconds above 0, got '${text}'`, { details: { flag } });
   }
   return Number(text) * 1000;
 }

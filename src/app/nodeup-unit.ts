@@ -31,6 +31,9 @@ export function renderNodeupUnit(i: NodeupUnitInput): string {
       ExecStart: `${i.binary} apply --config ${i.config} --log-format json $NODEUP_APPLY_ARGS`,
       Restart: 'on-failure',
       RestartSec: '30s',
+      // 3: apply --rollback-on-failure rolled the node back to its last good config; retrying the
+      // config that failed every 30 s would break and roll back the node again and again.
+      RestartPreventExitStatus: '3',
       TimeoutStartSec: 'infinity',
       RemainAfterExit: false,
     },

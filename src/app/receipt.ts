@@ -28,6 +28,9 @@ export interface Receipt {
   readonly convergedKubernetesVersion?: string;
   /** Set by `nodeup rollback`: the hash of the last good config the run went back to (configHash says the same). */
   readonly rolledBackTo?: string;
+  /** An automatic rollback (`apply --rollback-on-failure`): the hash of the config that failed, and why it failed. */
+  readonly rolledBackFrom?: string;
+  readonly rollbackReason?: string;
   /** A run that restarted a running kubelet or containerd on a registered Node (drain-guard.ts): what it did around the change. */
   readonly disruption?: Disruption;
   readonly result: 'converged' | 'failed';
@@ -77,6 +80,8 @@ export interface ReceiptInput {
   /** `nodeup rollback`: the hash of the last good config this run went back to. */
   readonly rolledBackTo?: string;
   readonly disruption?: Disruption;
+  readonly rolledBackFrom?: string;
+  readonly rollbackReason?: string;
 }
 
 export function buildReceipt(i: ReceiptInput): Receipt {
@@ -98,6 +103,7 @@ export function buildReceipt(i: ReceiptInput): Receipt {
     result: converged ? 'converged' : 'failed',
     ...(lastGood ? { convergedKubernetesVersion: lastGood } : {}),
     ...(i.rolledBackTo ? { rolledBackTo: i.rolledBackTo } : {}),
+    ...(i.rolledBackFrom ? { rolledBackFrom: i.rolledBackFrom, ...(i.rollbackReason ? { rollbackReason: i.rollbackReason } : {}) } : {}),
     ...(i.disruption ? { disruption: i.disruption } : {}),
     changed: r?.changed ?? 0,
     failed: r?.failed ?? 0,

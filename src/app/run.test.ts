@@ -172,6 +172,36 @@ describe('runNode', () => {
     expect(await fsp.readFile(path.join(host.root, 'etc/nodeup/extra.conf'), 'utf8')).toBe('x=1\n');
   });
 
+  it('--rollback-on-failure: a config that fails is rolled back at once to the last good one; the receipt says from what and why', async () => {
+    const store = new FileStore(pathToFileURL(storeDir).href);
+    const broken = exampleNodeConfig('nodes', 'worker').replace('  files:\n', '  files:\n    - path: /etc/nodeup/extra.conf/sub.conf\n      content: "y\\n"\n');
+    const facts = testFacts({ osRelease: { id: 'gentoo', idLike: [], versionId: '2.15', prettyName: 'Gentoo Linux' } });
+    // No last good config yet: the failure stands as it is.
+    const bootA = boot; // its config writes /etc/nodeup/extra.conf
+    const alone = await runNode({ mode: 'apply', rollbackOnFailure: true, host, log: silentLogger, bootConfig: bootA, facts, components: only });
+    expect(alone.autoRollback).toBeUndefined();
+    expect(alone.receipt).toMatchObject({ result: 'failed', configHash: bootA.nodeConfigHash });
+
+    expect((await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: bootA, facts: testFacts(), components: only })).receipt?.result).toBe('converged');
+    // A new config whose file cannot be written (its parent is a file now).
+    const bootB = await publishNodeConfig(store, broken, 'test');
+    const r = await runNode({ mode: 'apply', rollbackOnFailure: true, host, log: silentLogger, bootConfig: bootB, facts: testFacts(), components: only });
+    expect(r.error).toBeUndefined();
+    expect(r.autoRollback?.from).toBe(bootB.nodeConfigHash);
+    expect(r.autoRollback?.reason).toMatch(/^tasks failed: file:\/etc\/nodeup\/extra\.conf\/sub\.conf: /);
+    expect(r.receipt).toMatchObject({ result: 'converged', configHash: bootA.nodeConfigHash, rolledBackTo: bootA.nodeConfigHash, rolledBackFrom: bootB.nodeConfigHash });
+    expect(r.receipt?.rollbackReason).toBe(r.autoRollback?.reason);
+    // The receipt on the node is the rollback's: the failed run's is not what the node says last.
+    const kept = JSON.parse(await fsp.readFile(path.join(host.root, receiptPath), 'utf8')) as { rolledBackFrom?: string };
+    expect(kept.rolledBackFrom).toBe(bootB.nodeConfigHash);
+
+    // A run that fails on the last good config itself (the boot config pins A, the store now holds
+    // B) has nothing to roll back to: the node runs A already.
+    const same = await runNode({ mode: 'apply', rollbackOnFailure: true, host, log: silentLogger, bootConfig: bootA, facts, components: only });
+    expect(same.autoRollback).toBeUndefined();
+    expect((same.error as AgentError).code).toBe('CONFIG_HASH_MISMATCH');
+  });
+
   describe('a worker that boots before its control plane wrote the join material', () => {
     // A component that only records what the model held: the kubelet's name, so the run waits.
     const seen: { ca?: string; token?: string }[] = [];

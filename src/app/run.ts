@@ -53,7 +53,19 @@ export interface RunRequest {
    * uncordon when it is Ready again (drain-guard.ts); `enabled: false` restarts without a drain.
    * Unset: no guard (bake, tests on scratch roots).
    */
-  readonly drain?: { readonly enabled: boolean; readonly timeoutMs: number };
+  readonly drain?: { readonly enabled: boolean; readonly timeoutMs: number; /** how long the Node may take to be Ready after the change (default drain-guard's readyTimeoutMs) */ readonly readyTimeoutMs?: number };
+  /**
+   * apply: when the run fails (before or during its walk, or the Node is not Ready after the
+   * change), converge at once to the node's last good config (last-good.ts) and say so in the
+   * receipt (`rolledBackFrom`, `rollbackReason`). Not when the failing config is the last good one.
+   */
+  readonly rollbackOnFailure?: boolean;
+}
+
+/** How an automatic rollback came about: the failed run's config hash and error. */
+export interface AutoRollback {
+  readonly from: string;
+  readonly reason: string;
 }
 
 export interface RunOutcome {
@@ -63,6 +75,8 @@ export interface RunOutcome {
   readonly receipt?: Receipt;
   readonly notes?: readonly string[];
   readonly error?: unknown;
+  /** Set when this outcome is an automatic rollback's (rollbackOnFailure): what failed first. */
+  readonly autoRollback?: AutoRollback;
 }
 
 export async function loadBoot(input: string | BootConfig): Promise<BootConfig> {
@@ -155,13 +169,42 @@ export async function runNode(req: RunRequest): Promise<RunOutcome> {
         return { error: err };
       }
     }
-    return await runNodeUnlocked(req, last);
+    const first = await runNodeUnlocked(req, last);
+    if (!req.rollbackOnFailure || req.rollback || !rollbackWorthy(first)) return first;
+    return await rollBackAfter(req, first);
   } finally {
     await lock.release();
   }
 }
 
-async function runNodeUnlocked(req: RunRequest, last?: { raw: Buffer; record: LastGoodRecord }): Promise<RunOutcome> {
+/** A failed run that a rollback can help: not a usage error (a bad flag fails the same on any config). */
+function rollbackWorthy(o: RunOutcome): boolean {
+  const failed = o.error !== undefined || !(o.report?.ok ?? false);
+  return failed && !(o.error instanceof AgentError && o.error.code === 'USAGE');
+}
+
+/** The automatic rollback after `first` failed: the last good config, unless there is none or it is the one that failed. */
+async function rollBackAfter(req: RunRequest, first: RunOutcome): Promise<RunOutcome> {
+  const from = first.receipt?.configHash ?? '';
+  const failedTasks = (first.report?.results ?? []).filter((r) => r.status === 'failed').map((r) => `${r.key}: ${r.error?.message ?? 'failed'}`);
+  const reason = first.error !== undefined ? errorMessage(first.error) : `tasks failed: ${failedTasks.join('; ')}`;
+  let last: { raw: Buffer; record: LastGoodRecord };
+  try {
+    last = await readLastGood(req.host);
+  } catch (err: unknown) {
+    req.log.warn({ reason: errorMessage(err) }, 'the run failed and there is no last good config to roll back to');
+    return first;
+  }
+  if (last.record.configHash === from) {
+    req.log.warn({ configHash: from }, 'the run failed on the last good config itself: nothing to roll back to');
+    return first;
+  }
+  req.log.warn({ from, to: last.record.configHash, reason }, 'the new config failed: rolling back to the last good config (--rollback-on-failure)');
+  const auto = { from, reason };
+  return { ...(await runNodeUnlocked(req, last, auto)), autoRollback: auto };
+}
+
+async function runNodeUnlocked(req: RunRequest, last?: { raw: Buffer; record: LastGoodRecord }, auto?: AutoRollback): Promise<RunOutcome> {
   const started = req.host.now();
   const mode: Mode = req.mode === 'plan' ? 'plan' : 'apply';
   let boot: BootConfig | undefined;
@@ -206,7 +249,7 @@ async function runNodeUnlocked(req: RunRequest, last?: { raw: Buffer; record: La
     report = await execute(graph, req.host, { mode, log: req.log, owner: builder.owner, store });
     if (guard) {
       const g = guard;
-      disruption = await afterWalk(g, report.ok, { host: req.host, log: req.log }).catch((err: unknown) => {
+      disruption = await afterWalk(g, report.ok, { host: req.host, log: req.log, ...(req.drain?.readyTimeoutMs ? { readyTimeoutMs: req.drain.readyTimeoutMs } : {}) }).catch((err: unknown) => {
         error = err;
         return { ...g.record, uncordoned: false };
       });
@@ -235,6 +278,7 @@ async function runNodeUnlocked(req: RunRequest, last?: { raw: Buffer; record: La
       ...(previous ? { previousConvergedVersion: previous } : {}),
       ...(rolledBack ? { rolledBackTo: rolledBack.configHash } : {}),
       ...(disruption ? { disruption } : {}),
+      ...(auto ? { rolledBackFrom: auto.from, rollbackReason: auto.reason } : {}),
     });
     await writeReceipt(req, receipt, store, whole);
     if (receipt.result === 'converged' && req.mode === 'apply' && whole && raw && model) {
