@@ -11,7 +11,7 @@ export const layers = {
   engine: ['engine'],
   model: ['model'],
   components: ['packages', 'containerd', 'kubelet', 'kube-proxy', 'etcd', 'controlplane', 'images', 'addons', 'node-prereqs', 'pod-routes', 'statestore'],
-  application: ['app', 'bootstrap', 'ssh', 'orchestrator'],
+  application: ['app', 'bootstrap', 'ssh', 'orchestrator', 'mirror'],
 };
 
 /** A relative import whose first folder after the `../` steps is one of `folders`. */
@@ -44,7 +44,7 @@ const restrictedImports = (folder, { outside = true, pure = false } = {}) => [
 ];
 // Folders that may reach the outside world directly (the host facade itself, state-store clients,
 // the application's commands and provisioning tools).
-const outsideAllowed = ['src/engine/host/**', 'src/statestore/**', 'src/orchestrator/**', 'src/ssh/**', 'src/bootstrap/**', 'src/app/main.ts', 'src/app/cli.ts', 'src/app/etcd-command.ts'];
+const outsideAllowed = ['src/engine/host/**', 'src/statestore/**', 'src/orchestrator/**', 'src/ssh/**', 'src/bootstrap/**', 'src/mirror/**', 'src/app/main.ts', 'src/app/cli.ts', 'src/app/etcd-command.ts'];
 const tests = ['src/**/*.test.ts', 'src/**/test-*.ts'];
 
 export const boundaries = Object.values(layers)

@@ -56,7 +56,7 @@ describe('layer rule', () => {
 
 // Each folder's doc file opens with what the folder owns and the layer's import rule, in the words of
 // README "How it works": a newcomer opening the folder reads where it sits.
-const docFile: Record<string, string> = { engine: 'task.ts', model: 'node-model.ts', statestore: 'open.ts', app: 'main.ts', bootstrap: 'userdata-command.ts', ssh: 'command.ts', orchestrator: 'cli.ts' };
+const docFile: Record<string, string> = { engine: 'task.ts', model: 'node-model.ts', statestore: 'open.ts', app: 'main.ts', bootstrap: 'userdata-command.ts', ssh: 'command.ts', orchestrator: 'cli.ts', mirror: 'command.ts' };
 const layerWord: Record<string, string> = { engine: 'engine', model: 'model', components: 'component', application: 'application' };
 
 describe('folder doc files', () => {

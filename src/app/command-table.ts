@@ -33,6 +33,11 @@ export const commandTable: readonly CommandEntry[] = [
   { name: 'ssh', summary: 'reprovision hosts over SSH: upload nodeup if changed, write the boot config, run apply (or plan)', load: async () => (await import('../ssh/command.ts')).sshCommand },
   { name: 'etcd', summary: 'etcd operations: members, backup, restore, remove', load: async () => (await import('./etcd-command.ts')).etcdCommand },
   { name: 'routes', summary: "keep routes to the other nodes' pod subnets in step with the Node objects (bridge CNI)", load: async () => (await import('./routes-command.ts')).routesCommand },
+  {
+    name: 'mirror',
+    summary: 'stage what the nodes of some NodeConfigs fetch (assets per architecture, nodeup binaries, images) into a mirror for an air-gapped cluster',
+    load: async () => (await import('../mirror/command.ts')).mirrorCommand,
+  },
   { name: 'publish', summary: "validate an instance group's NodeConfig, store it, and print the boot config that pins its hash", load: async () => (await import('./example-command.ts')).publishCommand },
   { name: 'validate', summary: 'check a NodeConfig, or a boot config and the NodeConfig it pins, without a node (exit 0 or 2)', load: async () => (await import('./validate-command.ts')).validateCommand },
   { name: 'example', summary: 'write the embedded example cluster: a file:// state store and one boot config per group', load: async () => (await import('./example-command.ts')).exampleCommand },

@@ -73,9 +73,15 @@ describe('versions table', () => {
     expect(a.sha256).toBe(checksums.kubelet?.['1.35.1']?.arm64);
   });
 
-  it('uses an override URL and hash as given', () => {
-    const a = resolveAsset({ name: 'etcd', version: '3.5.27', arch: 'amd64', mirrors: ['https://m'], override: { version: '3.6.5', urls: ['file:///tmp/etcd.tgz'], sha256: 'a'.repeat(64) } });
-    expect(a).toEqual({ name: 'etcd-3.6.5-amd64', version: '3.6.5', urls: ['file:///tmp/etcd.tgz'], sha256: 'a'.repeat(64) });
+  it('uses an override URL and hash as given, after the mirrors (at the mirror layout, named as the override\'s first URL)', () => {
+    const a = resolveAsset({ name: 'etcd', version: '3.5.27', arch: 'amd64', mirrors: ['https://m'], override: { version: '3.6.5', urls: ['https://example.test/dl/etcd.tgz?sig=1', 'file:///tmp/etcd.tgz'], sha256: 'a'.repeat(64) } });
+    expect(a).toEqual({
+      name: 'etcd-3.6.5-amd64',
+      version: '3.6.5',
+      urls: ['https://m/etcd/3.6.5/linux-amd64/etcd.tgz', 'https://example.test/dl/etcd.tgz?sig=1', 'file:///tmp/etcd.tgz'],
+      sha256: 'a'.repeat(64),
+    });
+    expect(resolveAsset({ name: 'etcd', version: '3.5.27', arch: 'amd64', mirrors: [], override: { urls: ['file:///tmp/etcd.tgz'], sha256: 'a'.repeat(64) } }).urls).toEqual(['file:///tmp/etcd.tgz']);
   });
 
   it('refuses a version without a known hash, naming the override to set', () => {

@@ -73,11 +73,17 @@ export function officialUrl(name: AssetName, version: string, arch: Arch): strin
   }
 }
 
-/** Where an asset sits on a mirror: `<mirror>/<name>/<version>/linux-<arch>/<file>`. Pure. */
-export function mirrorUrl(mirror: string, name: AssetName, version: string, arch: Arch): string {
-  const file = officialUrl(name, version, arch).split('/').pop() as string;
+/**
+ * Where an asset sits on a mirror: `<mirror>/<name>/<version>/linux-<arch>/<file>`, the file named
+ * as on its official URL (or, for an override, on its first URL). `nodeup mirror` stages this
+ * layout. Pure.
+ */
+export function mirrorUrl(mirror: string, name: AssetName, version: string, arch: Arch, file = officialUrl(name, version, arch).split('/').pop() as string): string {
   return `${mirror.replace(/\/+$/, '')}/${name}/${version.replace(/^v/, '')}/linux-${arch}/${file}`;
 }
+
+/** The last path segment of a URL, without its query. */
+const fileOf = (url: string): string => (url.split('?')[0] ?? url).replace(/\/+$/, '').split('/').pop() ?? url;
 
 export interface AssetRequest {
   readonly name: AssetName;
@@ -91,7 +97,14 @@ export interface AssetRequest {
 export function resolveAsset(req: AssetRequest): AssetSource & { readonly version: string } {
   const version = (req.override?.version ?? req.version).replace(/^v/, '');
   if (req.override) {
-    return { name: `${req.name}-${version}-${req.arch}`, version, urls: req.override.urls, sha256: req.override.sha256 };
+    // Mirrors first here too: the hash is pinned either way, and an air-gapped mirror holds overrides as well.
+    const file = fileOf(req.override.urls[0] as string);
+    return {
+      name: `${req.name}-${version}-${req.arch}`,
+      version,
+      urls: [...req.mirrors.map((m) => mirrorUrl(m, req.name, version, req.arch, file)), ...req.override.urls],
+      sha256: req.override.sha256,
+    };
   }
   const sha256 = checksums[req.name]?.[version]?.[req.arch];
   if (!sha256) {
