@@ -12,10 +12,11 @@ import { createTestHost, testFacts, type TestHost } from '../../tests/support/te
 import { createLogger, silentLogger } from '../engine/log.ts';
 import { nodeFilesComponent } from './node-files.ts';
 import { capiSentinel, readySentinel, receiptPath } from './receipt.ts';
-import { runNode } from './run.ts';
+import { controlPlaneVersions, runNode } from './run.ts';
 import { lastGoodConfigPath } from './last-good.ts';
 import { FileStore } from '../statestore/file-store.ts';
 import { packagesComponent } from '../packages/component.ts';
+import { prereqsComponent } from '../node-prereqs/component.ts';
 
 const only: readonly Component[] = [nodeFilesComponent];
 
@@ -200,6 +201,31 @@ describe('runNode', () => {
     const same = await runNode({ mode: 'apply', rollbackOnFailure: true, host, log: silentLogger, bootConfig: bootA, facts, components: only });
     expect(same.autoRollback).toBeUndefined();
     expect((same.error as AgentError).code).toBe('CONFIG_HASH_MISMATCH');
+  });
+
+  it('a control plane that converges records its version in the store; a worker newer than the oldest one is refused before anything changes (exit 2)', async () => {
+    const store = new FileStore(pathToFileURL(storeDir).href);
+    const cpBoot = await publishNodeConfig(store, exampleNodeConfig('control-plane', 'control-plane'), 'test');
+    const cp = await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: { ...cpBoot, nodeName: 'cp-1' }, facts: testFacts(), components: only });
+    expect(cp.receipt?.result, JSON.stringify(cp.error ?? '')).toBe('converged');
+    const rec = JSON.parse((await store.read('cluster/control-planes/cp-1.json'))!.toString('utf8')) as { node: string; kubernetesVersion: string };
+    expect(rec).toMatchObject({ node: 'cp-1', kubernetesVersion: cp.model?.versions.kubernetes });
+    expect(await controlPlaneVersions(store, silentLogger)).toEqual([{ node: 'cp-1', version: cp.model?.versions.kubernetes }]);
+
+    // Another control plane still on the previous minor: the worker's v1.35 kubelet must wait.
+    await store.write('cluster/control-planes/cp-2.json', JSON.stringify({ node: 'cp-2', kubernetesVersion: 'v1.34.4' }));
+    // The check belongs to the prereqs component (its preflight runs when the component does).
+    const withChecks = [nodeFilesComponent, prereqsComponent];
+    const w = await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: withChecks });
+    expect((w.error as AgentError).code).toBe('PREFLIGHT_FAILED');
+    expect((w.error as Error).message).toMatch(/VersionSkew.*newer than the API server of cp-2 \(v1\.34\.4\)/);
+    expect(exitCodeFor(w.error)).toBe(2);
+    await expect(fsp.stat(path.join(host.root, 'etc/nodeup/extra.conf'))).rejects.toThrow();
+    // Once cp-2 is upgraded the worker goes ahead.
+    await store.write('cluster/control-planes/cp-2.json', JSON.stringify({ node: 'cp-2', kubernetesVersion: cp.model?.versions.kubernetes }));
+    const after = await runNode({ mode: 'apply', host, log: silentLogger, bootConfig: boot, facts: testFacts(), components: withChecks });
+    expect(after.preflight?.find((p) => p.name === 'VersionSkew')?.ok).toBe(true);
+    expect(await fsp.readFile(path.join(host.root, 'etc/nodeup/extra.conf'), 'utf8')).toBe('x=1\n');
   });
 
   describe('a worker that boots before its control plane wrote the join material', () => {

@@ -130,7 +130,9 @@ export async function loadModel(
   if (config === undefined) throw configInvalid(source, checked.problems);
   const problems = [...checked.problems, ...pairProblems(boot, config).map(formatProblem)];
   if (problems.length > checked.problems.length) throw configInvalid(source, problems);
-  const facts = req.facts ?? (await readHostFacts(req.host));
+  const hostFacts = req.facts ?? (await readHostFacts(req.host));
+  // A worker's apply checks its kubelet against the control planes' versions (VersionSkew).
+  const facts = req.mode === 'apply' && config.spec.role === 'worker' ? { ...hostFacts, controlPlaneVersions: await controlPlaneVersions(store, req.log) } : hostFacts;
   // Only a run that sets up the kubelet needs the join material (a --only node-files run does not).
   const needsJoin = req.mode === 'apply' && !!req.joinTimeoutMs && selectComponents(req.components ?? allComponents, req.only, req.skip).some((c) => c.name === 'kubelet');
   const wait = needsJoin ? { timeoutMs: req.joinTimeoutMs ?? 0, sleep: (ms: number) => req.host.sleep(ms), now: () => req.host.now(), log: req.log } : undefined;
@@ -147,6 +149,36 @@ export async function loadModel(
   problems.push(...componentProblems(model, registry).map(formatProblem));
   if (problems.length > 0) throw configInvalid(source, problems);
   return { model, store, raw };
+}
+
+/** The versions the cluster's control planes recorded when they last converged; none when the store cannot say. */
+export async function controlPlaneVersions(store: StateStore, log: Logger): Promise<{ node: string; version: string }[]> {
+  try {
+    const out: { node: string; version: string }[] = [];
+    for (const key of await store.list(storeLayout.controlPlanes)) {
+      const raw = await store.read(key);
+      const rec = raw ? (JSON.parse(raw.toString('utf8')) as { node?: unknown; kubernetesVersion?: unknown }) : undefined;
+      if (typeof rec?.node === 'string' && typeof rec.kubernetesVersion === 'string' && /^v\d+\.\d+\./.test(rec.kubernetesVersion)) {
+        out.push({ node: rec.node, version: rec.kubernetesVersion });
+      }
+    }
+    return out;
+  } catch (err: unknown) {
+    log.warn({ err }, 'cannot read the control planes\' versions from the state store: the worker version-skew check is skipped');
+    return [];
+  }
+}
+
+/** A control plane that converged records its version for the workers' skew check (written only when it changed). */
+async function recordControlPlane(store: StateStore, node: string, kubernetesVersion: string, at: string, log: Logger): Promise<void> {
+  try {
+    const key = storeLayout.controlPlane(node);
+    const old = (await store.read(key))?.toString('utf8');
+    if (old && (JSON.parse(old) as { kubernetesVersion?: string }).kubernetesVersion === kubernetesVersion) return;
+    await store.write(key, JSON.stringify({ node, kubernetesVersion, convergedAt: at }, null, 2) + '\n');
+  } catch (err: unknown) {
+    log.warn({ err }, 'cannot record this control plane\'s version in the state store');
+  }
 }
 
 /** One run; apply and bake hold the node's run lock (run-lock.ts) for all of it, receipt included. */
@@ -284,6 +316,7 @@ async function runNodeUnlocked(req: RunRequest, last?: { raw: Buffer; record: La
     if (receipt.result === 'converged' && req.mode === 'apply' && whole && raw && model) {
       const last = { configHash: boot.nodeConfigHash, kubernetesVersion: model.versions.kubernetes, convergedAt: receipt.finishedAt, source: rolledBack?.source ?? `${boot.stateStore}/${storeLayout.nodeConfig(boot.instanceGroup)}` };
       await saveLastGood(req.host, raw, last).catch((err: unknown) => req.log.warn({ err }, 'cannot keep the last good config'));
+      if (model.spec.role === 'control-plane' && store?.writable) await recordControlPlane(store, model.nodeName, model.versions.kubernetes, receipt.finishedAt, req.log);
     }
     if (req.mode === 'apply' && req.metricsFile) await writeMetrics(req, req.metricsFile, receipt);
   }

@@ -91,4 +91,7 @@ export const storeLayout = {
   secret: (name: string): string => `secrets/${name}`,
   etcdBackups: (cluster: string): string => `backups/etcd/${cluster}/`,
   etcdControl: (cluster: string, name: string): string => `etcd/${cluster}/${name}`,
+  /** One small JSON record per control plane: the Kubernetes version it last converged to (workers' skew check). */
+  controlPlanes: 'cluster/control-planes/',
+  controlPlane: (node: string): string => `cluster/control-planes/${node}.json`,
 } as const;

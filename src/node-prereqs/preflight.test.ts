@@ -160,6 +160,21 @@ describe('VersionSkew', () => {
   it('refuses a control plane one minor down', () => {
     expect(versionSkewCheck.check(cp('v1.35.1', 'v1.34.4'))).toMatch(/^this control plane last converged to v1\.35\.1 and the config asks for v1\.34\.4: going back across a minor is not supported/);
   });
+  const worker = (to: string, cps?: { node: string; version: string }[]): NodeModel => live({ role: 'worker', kubernetesVersion: to, facts: cps ? { controlPlaneVersions: cps } : {} });
+  it('refuses a worker whose kubelet would be newer than the oldest control plane, naming the ones behind', () => {
+    expect(versionSkewCheck.check(worker('v1.35.1', [{ node: 'cp-1', version: 'v1.35.1' }, { node: 'cp-2', version: 'v1.34.4' }, { node: 'cp-3', version: 'v1.34.4' }]))).toBe(
+      "this worker's kubelet would run v1.35.1, newer than the API server of cp-2 (v1.34.4), cp-3 (v1.34.4): a kubelet must not be newer than the oldest API server (Kubernetes' version skew policy); " +
+        'roll the v1.35.1 config out to every control plane first. A control plane that is gone for good: delete its cluster/control-planes/<node>.json from the state store',
+    );
+  });
+  it('lets a worker match the control planes, trail them, or take a newer patch of their minor', () => {
+    const cps = [{ node: 'cp-1', version: 'v1.35.1' }, { node: 'cp-2', version: 'v1.35.0' }];
+    expect(versionSkewCheck.check(worker('v1.35.1', cps))).toBeUndefined();
+    expect(versionSkewCheck.check(worker('v1.35.4', cps))).toBeUndefined();
+    expect(versionSkewCheck.check(worker('v1.33.8', cps))).toBeUndefined();
+    expect(versionSkewCheck.check(worker('v1.35.1', []))).toBeUndefined();
+    expect(versionSkewCheck.check(worker('v1.35.1'))).toBeUndefined();
+  });
   it('passes for a new node, a worker and a bake', () => {
     expect(versionSkewCheck.check(cp(undefined, 'v1.35.1'))).toBeUndefined();
     expect(versionSkewCheck.check(live({ role: 'worker', kubernetesVersion: 'v1.35.1', facts: { convergedKubernetesVersion: 'v1.33.0' } }))).toBeUndefined();

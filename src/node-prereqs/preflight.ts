@@ -105,9 +105,12 @@ export const versionSkewCheck: PreflightCheck = {
   // minor. "From" is the version the node last converged to, from its last receipt; a new node,
   // a bake or an offline root has none and passes. Workers are not checked here (their kubelet
   // must not be newer than the API server, which this node cannot see before it joins).
+  // A worker's kubelet must not be newer than the oldest API server: "oldest" from the versions the
+  // control planes record in the state store when they converge (cluster/control-planes/).
   check(model) {
+    if (model.spec.role !== 'control-plane') return model.bake ? undefined : workerSkew(model);
     const from = model.facts.convergedKubernetesVersion;
-    if (model.spec.role !== 'control-plane' || model.bake || from === undefined) return undefined;
+    if (model.bake || from === undefined) return undefined;
     const to = model.versions.kubernetes;
     const [fromMajor, fromMinor] = majorMinor(from);
     const [toMajor, toMinor] = majorMinor(to);
@@ -124,5 +127,23 @@ export const versionSkewCheck: PreflightCheck = {
     );
   },
 };
+
+/** A worker's kubelet newer (by minor) than the oldest control plane's recorded version: why; else undefined. */
+function workerSkew(model: NodeModel): string | undefined {
+  const cps = model.facts.controlPlaneVersions ?? [];
+  if (cps.length === 0) return undefined;
+  const minor = (v: string): number => {
+    const [maj, min] = majorMinor(v);
+    return maj * 1000 + min;
+  };
+  const oldest = [...cps].sort((a, b) => minor(a.version) - minor(b.version))[0] as { node: string; version: string };
+  const want = model.versions.kubernetes;
+  if (minor(want) <= minor(oldest.version)) return undefined;
+  const behind = cps.filter((c) => minor(c.version) < minor(want)).map((c) => `${c.node} (${c.version})`);
+  return (
+    `this worker's kubelet would run ${want}, newer than the API server of ${behind.join(', ')}: a kubelet must not be newer than the oldest API server ` +
+    `(Kubernetes' version skew policy); roll the ${want} config out to every control plane first. A control plane that is gone for good: delete its cluster/control-planes/<node>.json from the state store`
+  );
+}
 
 export const hostChecks: readonly PreflightCheck[] = [cgroupV1Check, containerdVersionCheck, memoryCheck, numCpuCheck, nodeNameCheck, swapCheck, versionSkewCheck];

@@ -31,6 +31,11 @@ export interface HostFacts {
   readonly swapBytes: number;
   /** The Kubernetes version this node last converged to, from the last run's receipt; undefined on a new node. */
   readonly convergedKubernetesVersion?: string;
+  /**
+   * The cluster's control planes and the version each last converged to (the state store's
+   * `cluster/control-planes/`); read by a worker's apply for the version-skew check.
+   */
+  readonly controlPlaneVersions?: readonly { readonly node: string; readonly version: string }[];
 }
 
 /** Where every run leaves its receipt (src/app/receipt.ts writes it). */
