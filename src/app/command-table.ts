@@ -21,6 +21,7 @@ export const commandTable: readonly CommandEntry[] = [
     summary: 'converge this node back to its last good config (kept on the node after each whole apply that converged), without the state store',
     load: async () => (await import('./commands.ts')).rollbackCommand,
   },
+  { name: 'ready', summary: "wait until this node's kubelet is healthy and its Node Ready (a rollout's gate); exit 1 at the timeout", load: async () => (await import('./ready-command.ts')).readyCommand },
   { name: 'status', summary: "print the last run's receipt", load: async () => (await import('./info-commands.ts')).statusCommand },
   {
     name: 'install-unit',

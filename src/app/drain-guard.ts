@@ -108,7 +108,7 @@ export async function beforeWalk(o: DrainGuardOptions): Promise<DrainGuard | und
 /** The kubelet's own health endpoint (KubeletConfiguration's defaults: 127.0.0.1, port 10248); undefined when it answers ok. */
 export const kubeletHealthz = 'http://127.0.0.1:10248/healthz';
 
-async function kubeletHealthy(host: Host, url: string): Promise<string | undefined> {
+export async function kubeletHealthy(host: Host, url: string = kubeletHealthz): Promise<string | undefined> {
   try {
     const res = await host.http({ url, timeoutMs: 5000 });
     return res.status === 200 ? undefined : `kubelet ${url}: HTTP ${res.status}: ${res.body.toString('utf8').slice(0, 200)}`;

@@ -101,13 +101,35 @@ async function targets(ctx: CommandContext, all: boolean): Promise<Target[]> {
   return out;
 }
 
+/**
+ * `--check`: why this node's member does not pass a rollout's gate (present, a voter, healthy, and
+ * the cluster's voters at quorum), or undefined. Pure.
+ */
+export function memberGate(h: ClusterHealth, self: string | undefined): string | undefined {
+  const me = h.members.find((m) => m.member.name === self);
+  if (!me) return `this node's member ${self ?? '?'} is not in the member list`;
+  if (me.member.isLearner) return `this node's member ${self ?? '?'} is still a learner (not voting yet)`;
+  if (!me.healthy) return `this node's member ${self ?? '?'} is unhealthy${me.error ? `: ${me.error}` : ''}`;
+  const quorum = Math.floor(h.voters / 2) + 1;
+  if (h.healthyVoters < quorum) return `${h.healthyVoters} of ${h.voters} voting members healthy: quorum needs ${quorum}`;
+  return undefined;
+}
+
 async function members(ctx: CommandContext): Promise<number> {
+  let failed = 0;
   for (const t of await targets(ctx, ctx.values.all === true)) {
     const h = await clusterHealth(t.client);
     if (ctx.values.json) ctx.out(JSON.stringify({ cluster: t.cluster.name, ...h }, null, 2) + '\n');
     else ctx.out(`etcd ${t.cluster.name} (cluster ${h.clusterId ? memberHex(h.clusterId) : '?'})\n${renderMembersTable(h)}\n`);
+    if (ctx.values.check) {
+      const why = memberGate(h, t.self?.name);
+      if (why) {
+        failed += 1;
+        process.stderr.write(`nodeup etcd members --check: etcd ${t.cluster.name}: ${why}\n`);
+      }
+    }
   }
-  return 0;
+  return failed > 0 ? 1 : 0;
 }
 
 async function backup(ctx: CommandContext): Promise<number> {
@@ -198,7 +220,7 @@ export const etcdCommand: Command = {
   name: 'etcd',
   summary: 'etcd operations: members, backup, restore, remove',
   usage: [
-    'nodeup etcd members [--cluster main|events] [--all] [--json]',
+    'nodeup etcd members [--cluster main|events] [--all] [--json] [--check (exit 1 unless this node\'s member is a healthy voter and the voters have quorum)]',
     '       nodeup etcd backup [--cluster C] [--all] [--list] [--keep N]',
     '       nodeup etcd restore --from <backup|latest> [--cluster C] [--yes]',
     '       nodeup etcd remove <member> [--cluster C]       (refused when it would break quorum)',
@@ -208,6 +230,7 @@ export const etcdCommand: Command = {
     cluster: { type: 'string' },
     all: { type: 'boolean' },
     json: { type: 'boolean' },
+    check: { type: 'boolean' },
     list: { type: 'boolean' },
     keep: { type: 'string' },
     scheduled: { type: 'boolean' },

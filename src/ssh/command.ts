@@ -1,7 +1,9 @@
 // Layer: application. May import every layer below (components, model, engine) and other app folders.
 // `nodeup ssh apply|plan [user@]host[:port] ...`: reprovision machines over SSH with the same
-// binary and boot config every other boot path uses. Many hosts run with a parallelism limit; the
-// rollout stops at the first failed host (hosts not started yet are skipped).
+// binary and boot config every other boot path uses. Control planes (--control-plane) go first, one
+// at a time, then the other hosts with a parallelism limit; each apply is followed by its gate
+// (`nodeup ready`, and `nodeup etcd members --check` on a control plane); the rollout stops at the
+// first host that fails (hosts not started yet are skipped).
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -15,7 +17,7 @@ import { AgentError } from '../engine/errors.ts';
 import { readLocalFile } from '../engine/host/local.ts';
 import type { SshAuth } from './client.ts';
 import { reprovisionHost, type HostReport } from './reprovision.ts';
-import { runRollout } from './rollout.ts';
+import { runStaged } from './rollout.ts';
 import { parseTarget, targetName } from './target.ts';
 
 async function sha256File(p: string): Promise<string> {
@@ -59,7 +61,10 @@ export const sshCommand: Command = {
   name: 'ssh',
   summary: 'reprovision hosts over SSH: upload nodeup if changed, write the boot config, run apply (or plan)',
   usage:
-    'nodeup ssh (apply|plan) [user@]host[:port]... [--boot-config FILE] [--binary FILE] [--identity FILE] [--bastion user@host[:port]] [--parallel N] [--known-hosts FILE]',
+    'nodeup ssh (apply|plan) [user@]host[:port]... [--control-plane [user@]host[:port]]... [--boot-config FILE] [--binary FILE] [--identity FILE] [--bastion user@host[:port]] [--parallel N] [--known-hosts FILE] [--gate-timeout SECONDS] [--no-gate]\n' +
+    '  apply rolls out control planes first (--control-plane hosts, one at a time), then the other hosts, --parallel at a time; after each apply it runs\n' +
+    '  the gate on the host: `nodeup ready` (kubelet healthy, Node Ready) and, on a control plane, `nodeup etcd members --check` (its member a healthy voter,\n' +
+    '  quorum kept); the first host that fails its apply or its gate stops the rollout. --no-gate skips the gates.',
   options: {
     'boot-config': { type: 'string' },
     binary: { type: 'string' },
@@ -75,14 +80,21 @@ export const sshCommand: Command = {
     'remote-log-format': { type: 'string', default: 'pretty' },
     'ignore-preflight': { type: 'string', multiple: true },
     'connect-timeout': { type: 'string', default: '20' },
+    'control-plane': { type: 'string', multiple: true },
+    'gate-timeout': { type: 'string', default: '300' },
+    'no-gate': { type: 'boolean' },
   },
   async run(ctx) {
     const [action, ...hostSpecs] = ctx.positionals;
     if (action !== 'apply' && action !== 'plan') throw new AgentError('USAGE', 'nodeup ssh needs an action: apply or plan (see nodeup ssh --help)');
-    if (hostSpecs.length === 0) throw new AgentError('USAGE', `nodeup ssh ${action} needs at least one [user@]host[:port]`);
-    const targets = hostSpecs.map((h) => parseTarget(h));
+    const cpSpecs = stringList(ctx.values['control-plane']);
+    if (hostSpecs.length === 0 && cpSpecs.length === 0) throw new AgentError('USAGE', `nodeup ssh ${action} needs at least one [user@]host[:port]`);
+    const targets = [...cpSpecs, ...hostSpecs].map((h) => parseTarget(h));
     const names = targets.map(targetName);
     if (new Set(names).size !== names.length) throw new AgentError('USAGE', 'a host is listed twice');
+    const cpNames = new Set(names.slice(0, cpSpecs.length));
+    const gateTimeout = String(ctx.values['gate-timeout']);
+    if (!/^\d+$/.test(gateTimeout) || Number(gateTimeout) === 0) throw new AgentError('USAGE', `--gate-timeout takes a whole number of seconds above 0, got '${gateTimeout}'`);
     const bastionSpec = str(ctx, 'bastion');
     const bastion = bastionSpec ? parseTarget(bastionSpec, 'bastion') : undefined;
     const parallel = Number(ctx.values.parallel);
@@ -113,7 +125,18 @@ export const sshCommand: Command = {
 
     ctx.log.info({ action, hosts: names, parallel, bastion: bastion ? targetName(bastion) : undefined, binarySha256: binary.sha256 }, 'ssh rollout starting');
     const byName = new Map(targets.map((t) => [targetName(t), t]));
-    const outcomes = await runRollout<HostReport>(names, { parallel, continueOnError: Boolean(ctx.values['continue-on-error']) }, async (name) => {
+    const gatesFor = (name: string): string[][] =>
+      ctx.values['no-gate'] === true
+        ? []
+        : [
+            ['ready', '--config', String(ctx.values['remote-config']), '--timeout', gateTimeout, '--log-format', logFormat],
+            ...(cpNames.has(name) ? [['etcd', 'members', '--check', '--config', String(ctx.values['remote-config']), '--log-format', logFormat]] : []),
+          ];
+    const stages = [
+      { hosts: names.filter((n) => cpNames.has(n)), parallel: 1 },
+      { hosts: names.filter((n) => !cpNames.has(n)), parallel },
+    ].filter((s) => s.hosts.length > 0);
+    const outcomes = await runStaged<HostReport>(stages, { continueOnError: Boolean(ctx.values['continue-on-error']) }, async (name) => {
       const target = byName.get(name)!;
       const { SshSession } = await import('./client.ts'); // ssh2 loads only when a rollout runs
       const session = await SshSession.connect({
@@ -137,6 +160,7 @@ export const sshCommand: Command = {
             owner,
             runArgs,
             logFormat,
+            gates: gatesFor(name),
           },
           { log: ctx.log, out: ctx.out },
         );
@@ -149,7 +173,7 @@ export const sshCommand: Command = {
     for (const o of outcomes) {
       const detail =
         o.status === 'ok'
-          ? `${o.durationMs} ms, binary ${o.result.uploaded ? 'uploaded' : 'unchanged'}${o.result.configWritten ? ', boot config written' : ''}`
+          ? `${o.durationMs} ms, binary ${o.result.uploaded ? 'uploaded' : 'unchanged'}${o.result.configWritten ? ', boot config written' : ''}${o.result.gates.length > 0 ? `, gates passed: ${o.result.gates.join(', ')}` : ''}${cpNames.has(o.host) ? ' (control plane)' : ''}`
           : o.status === 'failed'
             ? o.message
             : 'not started (rollout stopped)';

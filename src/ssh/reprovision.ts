@@ -25,12 +25,16 @@ export interface ReprovisionPlan {
   /** Extra arguments for the remote run (--only, --skip, --ignore-preflight). */
   readonly runArgs: readonly string[];
   readonly logFormat: 'json' | 'pretty';
+  /** nodeup commands (arguments) run one by one after an apply succeeded; the first that fails fails the host (a rollout's gate). */
+  readonly gates?: readonly (readonly string[])[];
 }
 
 export interface HostReport {
   readonly uploaded: boolean;
   readonly configWritten: boolean;
   readonly exitCode: number;
+  /** The gates passed, by their first words (`ready`, `etcd members --check`). */
+  readonly gates: readonly string[];
 }
 
 const lockedExit = 75;
@@ -100,7 +104,18 @@ export async function reprovisionHost(session: SshSession, plan: ReprovisionPlan
     if (run.code !== 0) {
       throw new AgentError('SSH', `${name}: nodeup ${plan.mode} exited with ${run.code}`, { details: { host: name, exitCode: run.code } });
     }
-    return { uploaded, configWritten, exitCode: run.code };
+    const passed: string[] = [];
+    for (const gate of plan.mode === 'apply' ? (plan.gates ?? []) : []) {
+      const first = gate.findIndex((a) => a.startsWith('-'));
+      const label = (first < 0 ? gate : gate.slice(0, first)).join(' ') + (gate.includes('--check') ? ' --check' : '');
+      log.info({ gate: label }, 'gate');
+      const g = await session.exec(asRoot(user, 'exec "$@"', [plan.remoteBinary, ...gate]), { onLine: (line) => io.out(`[${name}] ${line}\n`) });
+      if (g.code !== 0) {
+        throw new AgentError('SSH', `${name}: gate nodeup ${label} failed (exit ${g.code}): the rollout stops here`, { details: { host: name, gate: label, exitCode: g.code } });
+      }
+      passed.push(label);
+    }
+    return { uploaded, configWritten, exitCode: run.code, gates: passed };
   } finally {
     await lock.release();
     log.info({}, 'lock released');

@@ -16,6 +16,25 @@ export interface RolloutOptions {
   readonly now?: () => number;
 }
 
+/**
+ * Stages in order (control planes, then workers), each with its own parallelism; a failure in a
+ * stage skips every later stage (unless continueOnError). Outcomes in the stages' order.
+ */
+export async function runStaged<R>(stages: readonly { readonly hosts: readonly string[]; readonly parallel: number }[], opts: Omit<RolloutOptions, 'parallel'>, job: (host: string) => Promise<R>): Promise<HostOutcome<R>[]> {
+  const out: HostOutcome<R>[] = [];
+  let stopped = false;
+  for (const stage of stages) {
+    if (stopped) {
+      out.push(...stage.hosts.map((host) => ({ host, status: 'skipped' as const })));
+      continue;
+    }
+    const res = await runRollout(stage.hosts, { ...opts, parallel: stage.parallel }, job);
+    out.push(...res);
+    if (!opts.continueOnError && res.some((r) => r.status === 'failed')) stopped = true;
+  }
+  return out;
+}
+
 export async function runRollout<R>(hosts: readonly string[], opts: RolloutOptions, job: (host: string) => Promise<R>): Promise<HostOutcome<R>[]> {
   const now = opts.now ?? Date.now;
   const limit = Math.max(1, Math.floor(opts.parallel));

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AgentError } from '../engine/errors.ts';
 import { asRoot, shq } from './reprovision.ts';
-import { runRollout } from './rollout.ts';
+import { runRollout, runStaged } from './rollout.ts';
 import { knownHostKeys, parseTarget, targetName } from './target.ts';
 
 describe('parseTarget', () => {
@@ -79,6 +79,23 @@ describe('runRollout', () => {
       return h;
     });
     expect(out.map((o) => o.status)).toEqual(['ok', 'failed', 'ok']);
+  });
+});
+
+describe('runStaged', () => {
+  it('runs the stages in order, each at its own parallelism; a failure skips the later stages', async () => {
+    const order: string[] = [];
+    const ok = await runStaged([{ hosts: ['cp1', 'cp2'], parallel: 1 }, { hosts: ['w1', 'w2', 'w3'], parallel: 3 }], {}, async (h) => {
+      order.push(h);
+      return h;
+    });
+    expect(ok.map((o) => o.status)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
+    expect(order.slice(0, 2)).toEqual(['cp1', 'cp2']);
+    const broken = await runStaged([{ hosts: ['cp1', 'cp2'], parallel: 1 }, { hosts: ['w1'], parallel: 1 }], {}, async (h) => {
+      if (h === 'cp1') throw new Error('not Ready');
+      return h;
+    });
+    expect(broken.map((o) => `${o.host} ${o.status}`)).toEqual(['cp1 failed', 'cp2 skipped', 'w1 skipped']);
   });
 });
 

@@ -113,6 +113,7 @@ beforeAll(async () => {
       'echo "stand-in nodeup: $1 on port $port"',
       'echo "a line on stderr" >&2',
       'if [ -f "$R/fail-port-$port" ]; then echo "failing on purpose"; exit 3; fi',
+      'if [ "$1" = ready ] && [ -f "$R/fail-ready-$port" ]; then echo "Node not Ready"; exit 1; fi',
       'i=0; while [ -f "$R/hold" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done',
       'exit 0',
       '',
@@ -166,7 +167,12 @@ describe('nodeup ssh apply (ssh2 against real sshd on 127.0.0.1)', () => {
     expect(res.out).toContain(`[127.0.0.1:${p1}] stand-in nodeup: apply on port ${p1}`);
     expect(res.out).toContain(`[127.0.0.1:${p1}] a line on stderr`);
     expect(res.out).toMatch(/ok\s+\d+ ms, binary uploaded, boot config written/);
-    expect(await calls()).toEqual([`${p1} apply --config ${remote}/etc/nodeup/boot.yaml --log-format pretty`]);
+    // apply, then the rollout's gate: nodeup ready on the host.
+    expect(await calls()).toEqual([
+      `${p1} apply --config ${remote}/etc/nodeup/boot.yaml --log-format pretty`,
+      `${p1} ready --config ${remote}/etc/nodeup/boot.yaml --timeout 300 --log-format pretty`,
+    ]);
+    expect(res.out).toMatch(/gates passed: ready/);
     expect(await fsp.readFile(`${remote}/bin/nodeup`, 'utf8')).toBe(await fsp.readFile(standIn, 'utf8'));
     expect((await fsp.stat(`${remote}/bin/nodeup`)).mode & 0o777).toBe(0o755);
     expect(await fsp.readFile(`${remote}/etc/nodeup/boot.yaml`, 'utf8')).toBe(await fsp.readFile(`${dir}/boot.yaml`, 'utf8'));
@@ -182,7 +188,7 @@ describe('nodeup ssh apply (ssh2 against real sshd on 127.0.0.1)', () => {
     const after = await fsp.stat(`${remote}/bin/nodeup`);
     expect(after.ino).toBe(before.ino); // the file was not replaced
     expect(after.mtimeMs).toBe(before.mtimeMs);
-    expect((await calls()).length).toBe(2);
+    expect((await calls()).length).toBe(4);
   });
 
   it('refuses a second concurrent run on the same host (lock), naming the holder', async () => {
@@ -226,11 +232,43 @@ describe('nodeup ssh apply (ssh2 against real sshd on 127.0.0.1)', () => {
     expect(par.code).toBe(1);
     expect((par.out.match(/is locked by another operator/g) ?? []).length).toBe(1);
     expect((par.out.match(/ ok {5}/g) ?? []).length).toBe(1);
-    expect((await calls()).length).toBe(n + 1);
+    const applies = async (): Promise<string[]> => (await calls()).filter((l) => l.split(' ')[1] === 'apply');
+    const a = (await applies()).length;
+    expect((await calls()).length).toBe(n + 2); // the one apply, and its gate
     // one at a time, both succeed
     const seq = await nodeupSsh(['apply', `127.0.0.1:${p2}`, `localhost:${p1}`, '--parallel', '1']);
     expect(seq.code, seq.out).toBe(0);
-    expect((await calls()).slice(n + 1).map((l) => l.split(' ')[0])).toEqual([String(p2), String(p1)]);
+    expect((await applies()).slice(a).map((l) => l.split(' ')[0])).toEqual([String(p2), String(p1)]);
+  });
+
+  it('rolls out control planes first, one at a time, each gated on ready and its etcd member; a failed gate stops the rollout', async () => {
+    const n = (await calls()).length;
+    // p1 and p2 are distinct sshd's on one machine; the control plane is listed last on purpose.
+    const res = await nodeupSsh(['apply', `127.0.0.1:${p1}`, '--control-plane', `127.0.0.1:${p2}`, '--parallel', '4', '--gate-timeout', '60']);
+    expect(res.code, res.out).toBe(0);
+    const cfg = `${remote}/etc/nodeup/boot.yaml`;
+    expect((await calls()).slice(n)).toEqual([
+      `${p2} apply --config ${cfg} --log-format pretty`,
+      `${p2} ready --config ${cfg} --timeout 60 --log-format pretty`,
+      `${p2} etcd members --check --config ${cfg} --log-format pretty`,
+      `${p1} apply --config ${cfg} --log-format pretty`,
+      `${p1} ready --config ${cfg} --timeout 60 --log-format pretty`,
+    ]);
+    expect(res.out).toMatch(/gates passed: ready, etcd members --check \(control plane\)/);
+
+    // The control plane's node does not come Ready: the workers are not started.
+    await fsp.writeFile(`${remote}/fail-ready-${p2}`, '');
+    const m = (await calls()).length;
+    const stop = await nodeupSsh(['apply', `127.0.0.1:${p1}`, '--control-plane', `127.0.0.1:${p2}`]);
+    await fsp.rm(`${remote}/fail-ready-${p2}`);
+    expect(stop.code).toBe(1);
+    expect(stop.out).toMatch(new RegExp(`127\\.0\\.0\\.1:${p2}\\s+failed\\s+127\\.0\\.0\\.1:${p2}: gate nodeup ready failed \\(exit 1\\): the rollout stops here`));
+    expect(stop.out).toMatch(new RegExp(`127\\.0\\.0\\.1:${p1}\\s+skipped`));
+    expect((await calls()).slice(m).map((l) => l.split(' ').slice(0, 2).join(' '))).toEqual([`${p2} apply`, `${p2} ready`]);
+    // --no-gate: apply only.
+    const k = (await calls()).length;
+    expect((await nodeupSsh(['apply', `127.0.0.1:${p1}`, '--no-gate'])).code).toBe(0);
+    expect((await calls()).slice(k).map((l) => l.split(' ')[1])).toEqual(['apply']);
   });
 
   it('reaches a host through a bastion (ssh2 forwardOut)', async () => {
