@@ -4,7 +4,7 @@
 import * as yaml from 'js-yaml';
 import type { Command } from './cli.ts';
 import { componentProblems, validationModels } from './config-check.ts';
-import { apiVersion, checkNodeConfig, configHash, configInvalid, parseBootConfig, type BootConfig, type NodeConfig } from '../model/config.ts';
+import { bootConfigFor, checkNodeConfig, configHash, configInvalid, parseBootConfig, type BootConfig, type NodeConfig } from '../model/config.ts';
 import { components } from './components.ts';
 import { AgentError, errorMessage, exitCodeFor } from '../engine/errors.ts';
 import { readLocalFile } from '../engine/host/local.ts';
@@ -49,17 +49,7 @@ function checked(file: string, raw: string, expectedHash?: string): Checked {
   return { file, raw, config: res.config, problems: res.problems };
 }
 
-function bootFor(config: NodeConfig, raw: string): BootConfig {
-  return {
-    apiVersion,
-    kind: 'BootConfig',
-    stateStore: 'file:///validate',
-    clusterName: config.metadata.cluster,
-    instanceGroup: config.metadata.instanceGroup,
-    nodeConfigHash: configHash(raw),
-    assetMirrors: [],
-  };
-}
+const bootFor = (config: NodeConfig, raw: string): BootConfig => bootConfigFor(config, raw, 'file:///validate');
 
 export interface ValidateResult {
   /** One line per config that passed. */

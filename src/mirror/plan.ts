@@ -8,7 +8,7 @@
 import type { Arch } from '../engine/host/facts.ts';
 import type { AssetSource } from '../engine/host/host.ts';
 import type { AnyTask } from '../engine/task.ts';
-import { apiVersion, configHash, type BootConfig, type NodeConfig } from '../model/config.ts';
+import { bootConfigFor, type NodeConfig } from '../model/config.ts';
 import { distros } from '../model/distros.ts';
 import { deriveNodeModel, type NodeModel } from '../model/node-model.ts';
 import { components } from '../app/components.ts';
@@ -39,22 +39,10 @@ export interface MirrorPlan {
   readonly notes: readonly string[];
 }
 
-function bootFor(config: NodeConfig, raw: string): BootConfig {
-  return {
-    apiVersion,
-    kind: 'BootConfig',
-    stateStore: 'file:///mirror',
-    clusterName: config.metadata.cluster,
-    instanceGroup: config.metadata.instanceGroup,
-    nodeConfigHash: configHash(raw),
-    assetMirrors: [marker],
-  };
-}
-
 /** A node model of `config` on `arch`, as a live node would derive it (pull tasks included). */
 export function mirrorModel(config: NodeConfig, raw: string, arch: Arch): NodeModel {
   return deriveNodeModel({
-    boot: bootFor(config, raw),
+    boot: bootConfigFor(config, raw, 'file:///mirror', [marker]),
     config: { ...config, spec: { ...config.spec, assets: { ...config.spec.assets, mirrors: [] } } },
     facts: {
       osRelease: { id: 'debian', idLike: [], versionId: '12', prettyName: 'Debian GNU/Linux 12' },

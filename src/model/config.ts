@@ -230,6 +230,19 @@ export function parseBootConfig(text: string, source: string): BootConfig {
   return validate(BootConfig, parseYaml(text, source), source);
 }
 
+/** A boot config for a NodeConfig checked or planned off any node (validate, mirror): it pins the document's hash. Pure. */
+export function bootConfigFor(config: NodeConfig, raw: string | Buffer, stateStore: string, assetMirrors: readonly string[] = []): BootConfig {
+  return {
+    apiVersion,
+    kind: 'BootConfig',
+    stateStore,
+    clusterName: config.metadata.cluster,
+    instanceGroup: config.metadata.instanceGroup,
+    nodeConfigHash: configHash(raw),
+    assetMirrors: [...assetMirrors],
+  };
+}
+
 export function configHash(raw: string | Buffer): string {
   return 'sha256:' + createHash('sha256').update(raw).digest('hex');
 }
