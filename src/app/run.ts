@@ -153,6 +153,8 @@ export async function loadModel(
 
 /** The versions the cluster's control planes recorded when they last converged; none when the store cannot say. */
 export async function controlPlaneVersions(store: StateStore, log: Logger): Promise<{ node: string; version: string }[]> {
+  // A read-only store (https://) holds no records: control planes cannot write there.
+  if (!store.writable) return [];
   try {
     const out: { node: string; version: string }[] = [];
     for (const key of await store.list(storeLayout.controlPlanes)) {
