@@ -233,7 +233,7 @@ export class NodeApi {
         }
       }
       if (this.host.now() >= deadline) {
-        throw new AgentError('DRAIN', `Node ${this.name} is not Ready after the change: ${last}; it stays cordoned (fix the config and apply again, or nodeup rollback)`, {
+        throw new AgentError('NOT_READY', `Node ${this.name} is not Ready after the change: ${last}; it stays cordoned (fix the config and apply again, or nodeup rollback)`, {
           details: { node: this.name, last },
         });
       }

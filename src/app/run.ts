@@ -55,9 +55,10 @@ export interface RunRequest {
    */
   readonly drain?: { readonly enabled: boolean; readonly timeoutMs: number; /** how long the Node may take to be Ready after the change (default drain-guard's readyTimeoutMs) */ readonly readyTimeoutMs?: number };
   /**
-   * apply: when the run fails (before or during its walk, or the Node is not Ready after the
-   * change), converge at once to the node's last good config (last-good.ts) and say so in the
-   * receipt (`rolledBackFrom`, `rollbackReason`). Not when the failing config is the last good one.
+   * apply: when the walk fails, or the Node is not Ready after the change, converge at once to the
+   * node's last good config (last-good.ts) and say so in the receipt (`rolledBackFrom`,
+   * `rollbackReason`). Not when the failing config is the last good one, nor for a run refused
+   * before its walk (it changed nothing).
    */
   readonly rollbackOnFailure?: boolean;
 }
@@ -211,10 +212,15 @@ export async function runNode(req: RunRequest): Promise<RunOutcome> {
   }
 }
 
-/** A failed run that a rollback can help: not a usage error (a bad flag fails the same on any config). */
+/**
+ * A failed run that a rollback can help: one whose walk ran (the node was changed) and failed, or
+ * after which the Node did not come back Ready. A run refused before its walk (a bad config, a
+ * preflight check, a drain a budget refused) changed nothing: the node still runs its last good
+ * config, and the error says what to fix.
+ */
 function rollbackWorthy(o: RunOutcome): boolean {
-  const failed = o.error !== undefined || !(o.report?.ok ?? false);
-  return failed && !(o.error instanceof AgentError && o.error.code === 'USAGE');
+  if (!o.report) return false;
+  return !o.report.ok || (o.error instanceof AgentError && o.error.code === 'NOT_READY');
 }
 
 /** The automatic rollback after `first` failed: the last good config, unless there is none or it is the one that failed. */
