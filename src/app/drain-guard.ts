@@ -13,7 +13,7 @@
 // - The walk fails, or the Node is not Ready in time: the node stays cordoned (the receipt says
 //   so); the next run that converges uncordons it (the cordon annotation marks it as nodeup's).
 // - An operator's cordon (no annotation) is kept: nodeup drains but never uncordons it.
-import { errorMessage } from '../engine/errors.ts';
+import { AgentError, errorMessage } from '../engine/errors.ts';
 import type { TaskGraph } from '../engine/graph.ts';
 import type { Host } from '../engine/host/host.ts';
 import type { Logger } from '../engine/log.ts';
@@ -67,11 +67,18 @@ export async function beforeWalk(o: DrainGuardOptions): Promise<DrainGuard | und
     node = new NodeApi(o.host, api, o.nodeName);
     seen = await node.node();
   } catch (err: unknown) {
-    // Credentials that do not work: with nothing to restart, only the leftover-cordon check is lost;
-    // with a restart ahead, apply refuses rather than restart under pods it cannot drain.
+    // With nothing to restart, only the leftover-cordon check is lost. With a restart ahead: local
+    // credentials that cannot be read (a missing certificate file) mean this kubelet cannot talk to
+    // the API server either, so the run goes on without a drain, as when the server does not
+    // answer; credentials the server refuses (401/403) are a misconfiguration: apply refuses
+    // rather than restart under pods it cannot drain.
     if (restarts.length === 0) {
       o.log.warn({ err }, 'cannot read this node\'s Node object: a cordon a failed nodeup run left is not checked');
       return undefined;
+    }
+    if (err instanceof AgentError && err.code === 'KUBE_API') {
+      o.log.warn({ err, restarts: names }, 'cannot drain before restarting: the kubelet\'s credentials cannot be read; applying without a drain');
+      return { restarts, ours: false, record: { restarts: names, drain: 'skipped', skippedBecause: `the kubelet's credentials cannot be read (${errorMessage(err)})` } };
     }
     throw err;
   }

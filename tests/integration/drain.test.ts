@@ -121,6 +121,7 @@ describe('cordon, drain through the Eviction API, uncordon: a node with its own 
     await w.host.fs.writeAtomic(kubeconfigPath, kc(w.server), { mode: 0o600 });
     await w.host.fs.writeAtomic('/etc/kubernetes/unreachable.conf', kc(`https://127.0.0.1:${await freePort()}`), { mode: 0o600 });
     await w.host.fs.writeAtomic('/etc/kubernetes/worker-9.conf', kc(w.server, '/var/lib/kubelet/pki/worker-9.pem'), { mode: 0o600 });
+    await w.host.fs.writeAtomic('/etc/kubernetes/no-cert.conf', kc(w.server, '/var/lib/kubelet/pki/missing.pem'), { mode: 0o600 });
     const api = await kubeconfigClient(w.host, kubeconfigPath);
     node = new NodeApi(w.host, api!, 'worker-1');
 
@@ -251,6 +252,10 @@ describe('cordon, drain through the Eviction API, uncordon: a node with its own 
     const g = await beforeWalk(opts(true, { kubeconfigPath: '/etc/kubernetes/unreachable.conf' }));
     expect(g?.record.drain).toBe('skipped');
     expect(g?.record.skippedBecause).toMatch(/^the API server does not answer \(https:\/\/127\.0\.0\.1:\d+/);
+    // Credential files that cannot be read: this kubelet cannot reach the API server either.
+    const noCert = await beforeWalk(opts(true, { kubeconfigPath: '/etc/kubernetes/no-cert.conf' }));
+    expect(noCert?.record.drain).toBe('skipped');
+    expect(noCert?.record.skippedBecause).toMatch(/^the kubelet's credentials cannot be read \(.*missing\.pem does not exist\)$/);
     // --no-drain: says so, touches nothing.
     const off = await beforeWalk(opts(true, { drain: false }));
     expect(off?.record).toEqual({ restarts: ['unit:kubelet.service (file:/var/lib/kubelet/kubelet-flags.env)'], drain: 'skipped', skippedBecause: '--no-drain' });
