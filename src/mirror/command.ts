@@ -51,7 +51,7 @@ function renderResult(files: readonly StagedFile[], images: readonly StagedImage
   const bytes = files.reduce((n, f) => n + f.bytes, 0);
   const fetched = files.filter((f) => f.status === 'downloaded').reduce((n, f) => n + f.bytes, 0);
   lines.push(
-    `files: ${files.length} (${mb(bytes)}): ${count('downloaded')} downloaded (${mb(fetched)}), ${count('present')} already there, ${count('failed')} failed; ` +
+    `files: ${files.length} (${mb(bytes)}): ${count('downloaded')} downloaded (${mb(fetched)}), ${count('linked')} linked (the same bytes as another path), ${count('present')} already there, ${count('failed')} failed; ` +
       `images: ${images.length}: ${images.filter((i) => i.status === 'copied').length} copied, ${images.filter((i) => i.status === 'failed').length} failed`,
   );
   return lines.join('\n') + '\n';

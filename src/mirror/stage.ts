@@ -19,8 +19,8 @@ export interface StagedFile {
   readonly path: string;
   readonly sha256: string;
   readonly bytes: number;
-  /** downloaded (and verified), present (already there, re-verified), failed (see error). */
-  readonly status: 'downloaded' | 'present' | 'failed';
+  /** downloaded (and verified), linked (the same bytes as another path), present (already there, re-verified), failed (see error). */
+  readonly status: 'downloaded' | 'linked' | 'present' | 'failed';
   readonly from?: string;
   readonly error?: string;
 }
@@ -49,27 +49,44 @@ export async function stageAssets(dir: string, assets: readonly MirrorAsset[], o
   const cache = path.join(staging, assetCacheDir);
   for (const f of await fsp.readdir(cache).catch(() => [] as string[])) if (f.includes('.part-')) await fsp.rm(path.join(cache, f), { force: true });
   const host = new NodeHost({ root: staging, log: o.log });
-  const out = await Promise.all(
-    assets.map(async (a): Promise<StagedFile> => {
-      const target = path.join(dir, a.path);
-      const have = await sha256File(target);
-      if (have === a.sha256) return { path: a.path, sha256: a.sha256, bytes: (await fsp.stat(target)).size, status: 'present' };
-      if (have !== undefined) o.log.warn({ path: a.path, expected: a.sha256, actual: have }, 'a staged file does not match its pinned hash: fetching it again');
-      const urls = o.sources.length > 0 ? o.sources.map((s) => `${s.replace(/\/+$/, '')}/${a.path}`) : a.upstream;
+  // One download per hash: two paths may hold the same bytes (an override used for both architectures).
+  const groups = new Map<string, MirrorAsset[]>();
+  for (const a of assets) groups.set(a.sha256, [...(groups.get(a.sha256) ?? []), a]);
+  const rows = new Map<string, StagedFile>();
+  await Promise.all(
+    [...groups.values()].map(async (group) => {
+      const missing: { a: MirrorAsset; had: boolean }[] = [];
+      for (const a of group) {
+        const target = path.join(dir, a.path);
+        const have = await sha256File(target);
+        if (have === a.sha256) rows.set(a.path, { path: a.path, sha256: a.sha256, bytes: (await fsp.stat(target)).size, status: 'present' });
+        else {
+          if (have !== undefined) o.log.warn({ path: a.path, expected: a.sha256, actual: have }, 'a staged file does not match its pinned hash: fetching it again');
+          missing.push({ a, had: have !== undefined });
+        }
+      }
+      const first = missing[0]?.a;
+      if (!first) return;
+      const urls = o.sources.length > 0 ? o.sources.map((s) => `${s.replace(/\/+$/, '')}/${first.path}`) : first.upstream;
       try {
-        const cached = await host.fetchAsset({ name: a.path, urls, sha256: a.sha256 });
-        await fsp.mkdir(path.dirname(target), { recursive: true });
-        // Linked, not moved: two paths can hold the same bytes (an override used for both architectures).
-        await fsp.rm(target, { force: true });
-        await fsp.link(cached, target);
-        return { path: a.path, sha256: a.sha256, bytes: (await fsp.stat(target)).size, status: 'downloaded', from: urls.join(' | ') };
+        const cached = await host.fetchAsset({ name: first.path, urls, sha256: first.sha256 });
+        for (const [i, { a }] of missing.entries()) {
+          const target = path.join(dir, a.path);
+          await fsp.mkdir(path.dirname(target), { recursive: true });
+          await fsp.rm(target, { force: true });
+          await fsp.link(cached, target);
+          rows.set(a.path, { path: a.path, sha256: a.sha256, bytes: (await fsp.stat(target)).size, status: i === 0 ? 'downloaded' : 'linked', from: i === 0 ? urls.join(' | ') : first.path });
+        }
       } catch (err: unknown) {
-        // A wrong file stays out of the layout: remove what was there.
-        if (have !== undefined) await fsp.rm(target, { force: true });
-        return { path: a.path, sha256: a.sha256, bytes: 0, status: 'failed', error: errorMessage(err) };
+        for (const { a, had } of missing) {
+          // A wrong file stays out of the layout: remove what was there.
+          if (had) await fsp.rm(path.join(dir, a.path), { force: true });
+          rows.set(a.path, { path: a.path, sha256: a.sha256, bytes: 0, status: 'failed', error: errorMessage(err) });
+        }
       }
     }),
   );
+  const out = assets.map((a) => rows.get(a.path) as StagedFile);
   await fsp.rm(staging, { recursive: true, force: true });
   return out;
 }
