@@ -51,13 +51,20 @@ describe('conformance: upstream [Conformance] tests on one control plane and two
       throw new Error('NOT RUN: the conformance run takes hours under TCG; run it with bash scripts/conformance/vm.sh (sets NODEUP_VM_CONFORMANCE=1). scripts/test.sh excludes this file and says so.');
     }
     try {
-      const c = await lab.launch(cp.name, { nodeConfig: cpConfig, memoryMiB: 4096 });
+      // All three at once, as an autoscaling group launches them: the workers' nodeup waits
+      // (--join-timeout) for the CA and the bootstrap token the control plane creates. Each
+      // waits for the one before to take its private-link slot, so the addresses keep their order.
+      const launched = lab.launch(cp.name, { nodeConfig: cpConfig, memoryMiB: 4096 });
+      await lab.waitForInstance(cp.name);
+      const workerLaunches: Promise<{ code: number }>[] = [];
+      for (const w of workers) {
+        workerLaunches.push(lab.launch(w.name, { nodeConfig: wkConfig, memoryMiB: 2560, stateStore: pathToFileURL(lab.storeDir).href }));
+        await lab.waitForInstance(w.name);
+      }
+      const c = await launched;
       expect(c.code, 'nodeup launch (control plane) exit code').toBe(0);
       await lab.copyJoinMaterial(cp.name);
-      for (const w of workers) {
-        const r = await lab.launch(w.name, { nodeConfig: wkConfig, memoryMiB: 2560, stateStore: pathToFileURL(lab.storeDir).href });
-        expect(r.code, `nodeup launch (${w.name}) exit code`).toBe(0);
-      }
+      for (const [i, r] of (await Promise.all(workerLaunches)).entries()) expect(r.code, `nodeup launch (${workers[i]?.name}) exit code`).toBe(0);
       const all = [cp, ...workers];
       const nodes = await lab.nodesReady(cp.name, all.map((n) => n.name));
       lab.mark('three nodes Ready');
@@ -82,5 +89,6 @@ describe('conformance: upstream [Conformance] tests on one control plane and two
       await lab.diagnoseAll();
       throw err;
     }
-  });
+    // Its own limit: the vm project's hour is less than bring-up plus the selection's --timeout.
+  }, (timeoutMin + 60) * 60_000);
 });
