@@ -54,7 +54,7 @@ function runCommand(name: 'apply' | 'plan' | 'rollback', summary: string): Comma
         ? ` [--drain-timeout SECONDS (before restarting a running kubelet or containerd of a registered Node: cordon, evict its pods through the Eviction API within this time, uncordon when Ready again; default ${defaultDrainTimeoutS})] [--no-drain (restart without draining)]` +
           ` [--ready-timeout SECONDS (how long the Node may take to be Ready again after such a restart; default ${readyTimeoutMs / 1000})]`
         : '') +
-      (name === 'apply' ? ' [--rollback-on-failure (when the run fails, converge at once to the last good config; exit 3 when that converges)]' : ''),
+      (name === 'apply' ? ' [--rollback-on-failure (when a run that changed the node fails, or the Node is not Ready after a restart, converge at once to the last good config; exit 3 when that converges)]' : ''),
     options: {
       'ignore-preflight': { type: 'string', multiple: true },
       json: { type: 'boolean' },
