@@ -75,7 +75,7 @@ run_layer() {
   log "vitest $*"
   timed "vitest $*" npx vitest run "$@" --reporter=default --reporter=json --outputFile.json="$report" || status=1
 }
-run_layer --project unit --project integration --project integration-waits
+run_layer --project unit --project integration
 guard "unit and integration tests" 47
 if [ "${NODEUP_VM_TESTS:-1}" != "0" ]; then
   log "VM fixtures"
