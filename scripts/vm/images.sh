@@ -210,13 +210,16 @@ deb_copy() {
   done
 }
 
-# busybox_applets ROOTFS — /bin/busybox and a symlink for each applet no real tool already has (in
-# any folder of PATH: a busybox `nc` in /usr/bin would shadow netcat-openbsd's in /bin).
+# busybox_applets ROOTFS [flat] — /bin/busybox and a symlink for each applet no real tool already
+# has (in any folder of PATH: a busybox `nc` in /usr/bin would shadow netcat-openbsd's in /bin).
+# flat: every applet in /bin, as in upstream's busybox image (tests run /bin/sysctl, which Debian's
+# busybox lists as /sbin/sysctl).
 busybox_applets() {
-  local r="$1" a d have
+  local r="$1" flat="${2:-}" a d have
   deb_copy "$r" /bin/busybox
   for a in $("$DEB/bin/busybox" --list-full); do
     case "$a" in */*) ;; *) continue ;; esac
+    [ "$flat" != flat ] || a="bin/${a##*/}"
     have=no
     for d in usr/local/sbin usr/local/bin usr/sbin usr/bin sbin bin; do
       if [ -e "$r/$d/${a##*/}" ] || [ -L "$r/$d/${a##*/}" ]; then have=yes; break; fi
@@ -305,8 +308,9 @@ if [ "$HAVE_E2E" = yes ]; then
   # busybox (upstream: busybox 1.37 with its applets; here Debian's busybox-static 1.35).
   BB="$WORK/rootfs/busybox"
   base_rootfs "$BB"
-  busybox_applets "$BB"
+  busybox_applets "$BB" flat
   check "$BB" sh -c 'echo ok; seq 1 2 | wc -l; timeout 1 true; wget --help 2>&1 | head -1 >/dev/null; echo done'
+  check "$BB" /bin/sysctl -n kernel.ostype
   image_layers E2E_BUSYBOX e2e-test-images/busybox 1.37.0-1 "{\"Cmd\":[\"sh\"],\"Env\":[\"PATH=$P\"]}" "$BB"
   # nonroot: busybox running as uid 1234 (upstream: `USER 1234` on busybox).
   image_layers E2E_NONROOT e2e-test-images/nonroot 1.4 "{\"Cmd\":[\"sh\"],\"User\":\"1234\",\"Env\":[\"PATH=$P\"]}" "$BB"
