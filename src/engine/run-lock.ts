@@ -10,7 +10,6 @@
 // mode, command line, start), written atomically after the lock is taken: only for the waiting
 // run's log line, never to decide anything.
 import * as path from 'node:path';
-import lockfile from 'proper-lockfile';
 import { AgentError, errorMessage } from './errors.ts';
 import type { Host } from './host/host.ts';
 import type { Logger } from './log.ts';
@@ -67,6 +66,8 @@ export async function takeRunLock(o: RunLockOptions): Promise<RunLock> {
   const holderFile = `${runLockPath}.json`;
   const staleMs = o.staleMs ?? 60_000;
   await o.host.fs.mkdirp(path.posix.dirname(runLockPath), 0o755);
+  // Loaded here, not at import: proper-lockfile installs exit and signal handlers when evaluated.
+  const { default: lockfile } = await import('proper-lockfile');
   const started = Date.now();
   let lastProgress = -Infinity;
   for (;;) {

@@ -9,7 +9,7 @@ import { FileStore } from '../../statestore/file-store.ts';
 import { bootstrapTokenRe, ensureBootstrapToken, ensureClusterPki, pkiLockKey, readCa } from './cluster-pki.ts';
 import { parseKubeconfig } from './kubeconfig.ts';
 import { CertTask } from './tasks.ts';
-import { certInfo, createCa, issueLeaf, signedBy } from './x509.ts';
+import { canonicalIp, certInfo, createCa, createKeyPair, issueLeaf, keyMatchesCert, signedBy } from './x509.ts';
 import { taskContext } from '../../../tests/support/task-context.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -57,7 +57,38 @@ describe('x509', () => {
     const leaf = await issueLeaf(ca, { commonName: 'kubernetes-admin', organizations: ['system:masters'], usages: ['client'], validityDays: 30 });
     expect(new X509Certificate(leaf.certPem).subject).toBe('CN=kubernetes-admin\nO=system:masters');
     expect(certInfo(leaf.certPem).extKeyUsages).toEqual(['client']);
+    expect(certInfo(leaf.certPem).subject).toBe('CN=kubernetes-admin, O=system:masters');
   });
+
+  it('reads IPv6 SANs back in RFC 5952 form, and a CA as a CA', async () => {
+    const ca = await createCa('kubernetes');
+    const leaf = await issueLeaf(ca, { commonName: 'etcd', ips: ['FD00:0:0:0:0:0:0:1', '2001:db8:0:0:1::10', '10.0.0.5'], usages: ['server', 'client'], validityDays: 30 });
+    const info = certInfo(leaf.certPem);
+    expect(info.ips).toEqual(['fd00::1', '2001:db8::1:0:0:10', '10.0.0.5']);
+    expect(info.extKeyUsages).toEqual(['server', 'client']);
+    expect(info.issuer).toBe('CN=kubernetes');
+    expect(certInfo(ca.certPem).isCa).toBe(true);
+    expect(() => certInfo('-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n')).toThrow(/not a PEM certificate/);
+    expect(keyMatchesCert(leaf.keyPem, leaf.certPem)).toBe(true);
+    expect(keyMatchesCert(ca.keyPem, leaf.certPem)).toBe(false);
+  });
+
+  it('writes key pairs as PKCS#8 and SPKI PEM', async () => {
+    const kp = await createKeyPair();
+    expect(kp.privatePem).toMatch(/^-----BEGIN PRIVATE KEY-----\n[\s\S]+-----END PRIVATE KEY-----\n$/);
+    expect(kp.publicPem).toMatch(/^-----BEGIN PUBLIC KEY-----\n[\s\S]+-----END PUBLIC KEY-----\n$/);
+  });
+
+  it.each([
+    ['FD00:0:0:0:0:0:0:1', 'fd00::1'],
+    ['2001:db8:0:0:1:0:0:10', '2001:db8::1:0:0:10'],
+    ['2001:0:0:1:0:0:0:1', '2001:0:0:1::1'],
+    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'],
+    ['0:0:0:0:0:0:0:0', '::'],
+    ['1:0:0:0:0:0:0:0', '1::'],
+    ['fe80::01', 'fe80::1'],
+    ['10.96.0.1', '10.96.0.1'],
+  ])('canonicalIp(%s) is %s', (ip, want) => expect(canonicalIp(ip)).toBe(want));
 });
 
 describe('cluster pki', () => {
@@ -128,6 +159,18 @@ describe('cert task', () => {
     expect(task.diff(await task.observe(h, c)).map((c) => c.field)).toEqual(['renew']);
     await task.apply(h, task.diff(await task.observe(h, c)), c);
     expect(task.diff(await task.observe(h, c))).toEqual([]);
+  });
+
+  it('is converged when the config spells an IPv6 SAN another way', async () => {
+    const store = await tempStore();
+    const c = taskContext(store);
+    await ensureClusterPki(store, { holder: 'cp-a' });
+    const h = await host();
+    const spec = (ips: string[]) => ({ id: 'apiserver', ca: 'ca' as const, request: { ...request, ips }, output: { kind: 'pem' as const, certPath: '/etc/kubernetes/pki/apiserver.crt', keyPath: '/etc/kubernetes/pki/apiserver.key' } });
+    const task = new CertTask(spec(['fd00:0:0:0::10']));
+    await task.apply(h, task.diff(await task.observe(h, c)), c);
+    expect(new CertTask(spec(['FD00::10'])).diff(await task.observe(h, c))).toEqual([]);
+    expect(new CertTask(spec(['fd00::11'])).diff(await task.observe(h, c)).map((x) => x.field)).toEqual(['names']);
   });
 
   it('re-issues when the SANs change or the CA is replaced, and fixes a loose key mode', async () => {

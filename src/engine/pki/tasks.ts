@@ -14,7 +14,7 @@ import { shortHash } from '../tasks/file.ts';
 import { fieldChange, octal, type ApplyContext, type Change, type Task, type TaskContext, type TaskKey } from '../task.ts';
 import { ensureBootstrapToken, ensureClusterPki, pkiComplete, readCa, readCaCert, bootstrapTokenKey, type CaName } from './cluster-pki.ts';
 import { parseKubeconfig, renderKubeconfig } from './kubeconfig.ts';
-import { certInfo, issueLeaf, keyMatchesCert, signedBy, type CertInfo, type LeafRequest } from './x509.ts';
+import { canonicalIp, certInfo, issueLeaf, keyMatchesCert, signedBy, type CertInfo, type LeafRequest } from './x509.ts';
 
 export const clusterPkiKey: TaskKey = 'pki:cluster';
 export const bootstrapTokenTaskKey: TaskKey = 'pki:bootstrap-token';
@@ -197,7 +197,7 @@ export class CertTask implements Task<CertActual> {
 
   diff(a: CertActual | undefined): readonly Change[] {
     const req = this.spec.request;
-    const wantNames = `CN=${req.commonName} dns=[${sorted(req.dnsNames ?? [])}] ip=[${sorted(req.ips ?? [])}]`;
+    const wantNames = `CN=${req.commonName} dns=[${sorted(req.dnsNames ?? [])}] ip=[${sorted((req.ips ?? []).map(canonicalIp))}]`;
     if (!a) return [{ field: 'issue', to: `${wantNames} by ${this.spec.ca}` }];
     if (!a.info) return [{ field: 'issue', from: 'unreadable certificate', to: wantNames }];
     const out: Change[] = [];

@@ -1,15 +1,28 @@
-// X.509 with @peculiar/x509 on Node's WebCrypto: key pairs, CAs, leaf certificates, and reading a
-// certificate back (SANs, usages, validity). ECDSA P-256 everywhere: fast to generate, accepted by
-// Kubernetes, etcd 3.4+ and Go's TLS. No hand-built DER.
-import 'reflect-metadata';
-import { webcrypto, X509Certificate as NodeX509, createPrivateKey, createPublicKey } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+// X.509: issuing with @peculiar/x509 on Node's WebCrypto (key pairs, CAs, leaf certificates);
+// reading a certificate back (SANs, usages, validity) with Node's own X509Certificate. ECDSA P-256
+// everywhere: fast to generate, accepted by Kubernetes, etcd 3.4+ and Go's TLS. No hand-built DER.
+// @peculiar/x509 (with reflect-metadata) is loaded only when a certificate is issued: evaluating it
+// costs ~40 ms, and a converged run only reads certificates (issue 17).
+import { webcrypto, X509Certificate as NodeX509, KeyObject, createPrivateKey, createPublicKey } from 'node:crypto';
+import { isIPv6 } from 'node:net';
+import type * as X509 from '@peculiar/x509';
 import { AgentError } from '../errors.ts';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 const crypto = webcrypto;
-x509.cryptoProvider.set(crypto);
+
+let loaded: Promise<typeof X509> | undefined;
+/** @peculiar/x509, evaluated on first use and bound to Node's WebCrypto. */
+function peculiar(): Promise<typeof X509> {
+  loaded ??= (async () => {
+    await import('reflect-metadata');
+    const x509 = await import('@peculiar/x509');
+    x509.cryptoProvider.set(crypto);
+    return x509;
+  })();
+  return loaded;
+}
 
 const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
@@ -55,9 +68,8 @@ function randomSerial(): string {
   return Buffer.from(b).toString('hex');
 }
 
-async function exportKeyPem(key: CryptoKey): Promise<string> {
-  const der = await crypto.subtle.exportKey('pkcs8', key);
-  return x509.PemConverter.encode(der, 'PRIVATE KEY') + '\n';
+function exportKeyPem(key: CryptoKey): string {
+  return String(KeyObject.from(key).export({ format: 'pem', type: 'pkcs8' }));
 }
 
 async function importKeyPem(pem: string): Promise<CryptoKey> {
@@ -74,12 +86,13 @@ async function newKeys(): Promise<CryptoKeyPair> {
   return crypto.subtle.generateKey(alg, true, ['sign', 'verify']);
 }
 
-function pemOf(cert: x509.X509Certificate): string {
+function pemOf(cert: X509.X509Certificate): string {
   return cert.toString('pem') + '\n';
 }
 
 /** A self-signed CA (10 years by default), back-dated an hour for clock skew. */
 export async function createCa(commonName: string, validityDays = 3650, now = new Date()): Promise<KeyPairPem> {
+  const x509 = await peculiar();
   const keys = await newKeys();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
@@ -94,19 +107,19 @@ export async function createCa(commonName: string, validityDays = 3650, now = ne
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { certPem: pemOf(cert), keyPem: await exportKeyPem(keys.privateKey) };
+  return { certPem: pemOf(cert), keyPem: exportKeyPem(keys.privateKey) };
 }
 
 /** A key pair for signing service-account tokens: private PKCS#8 PEM and public SPKI PEM. */
 export async function createKeyPair(): Promise<{ readonly privatePem: string; readonly publicPem: string }> {
   const keys = await newKeys();
-  const spki = await crypto.subtle.exportKey('spki', keys.publicKey);
-  return { privatePem: await exportKeyPem(keys.privateKey), publicPem: x509.PemConverter.encode(spki, 'PUBLIC KEY') + '\n' };
+  return { privatePem: exportKeyPem(keys.privateKey), publicPem: String(KeyObject.from(keys.publicKey).export({ format: 'pem', type: 'spki' })) };
 }
 
 /** Issues a leaf certificate signed by the CA, with a fresh key. */
 export async function issueLeaf(ca: KeyPairPem, req: LeafRequest, now = new Date()): Promise<KeyPairPem> {
-  let caCert: x509.X509Certificate;
+  const x509 = await peculiar();
+  let caCert: X509.X509Certificate;
   try {
     caCert = new x509.X509Certificate(ca.certPem);
   } catch (err: unknown) {
@@ -114,7 +127,7 @@ export async function issueLeaf(ca: KeyPairPem, req: LeafRequest, now = new Date
   }
   const signingKey = await importKeyPem(ca.keyPem);
   const keys = await newKeys();
-  const names: x509.JsonGeneralName[] = [
+  const names: X509.JsonGeneralName[] = [
     ...(req.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
     ...(req.ips ?? []).map((value) => ({ type: 'ip' as const, value })),
   ];
@@ -138,42 +151,72 @@ export async function issueLeaf(ca: KeyPairPem, req: LeafRequest, now = new Date
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { certPem: pemOf(cert), keyPem: await exportKeyPem(keys.privateKey) };
+  return { certPem: pemOf(cert), keyPem: exportKeyPem(keys.privateKey) };
 }
 
 /** Reads the facts a cert task compares. Throws AgentError PKI on bad PEM. */
 export function certInfo(pem: string): CertInfo {
-  let c: x509.X509Certificate;
+  let c: NodeX509;
   try {
-    c = new x509.X509Certificate(pem);
+    c = new NodeX509(pem);
   } catch (err: unknown) {
     throw new AgentError('PKI', 'not a PEM certificate', { cause: err });
   }
-  const san = c.getExtension(x509.SubjectAlternativeNameExtension);
   const dnsNames: string[] = [];
   const ips: string[] = [];
-  for (const n of san?.names.toJSON() ?? []) {
-    if (n.type === 'dns') dnsNames.push(n.value);
-    if (n.type === 'ip') ips.push(n.value);
+  // "DNS:a, IP Address:10.0.0.1, IP Address:FD00:0:0:0:0:0:0:1" (values with a comma come quoted;
+  // names and addresses have none).
+  for (const entry of c.subjectAltName?.split(', ') ?? []) {
+    const at = entry.indexOf(':');
+    const [type, value] = [entry.slice(0, at), entry.slice(at + 1)];
+    if (type === 'DNS') dnsNames.push(value);
+    if (type === 'IP Address') ips.push(canonicalIp(value));
   }
-  const ekuExt = c.getExtension(x509.ExtendedKeyUsageExtension);
   const extKeyUsages: Usage[] = [];
-  for (const u of ekuExt?.usages ?? []) {
-    if (u === x509.ExtendedKeyUsage.serverAuth) extKeyUsages.push('server');
-    if (u === x509.ExtendedKeyUsage.clientAuth) extKeyUsages.push('client');
+  for (const oid of c.keyUsage ?? []) {
+    if (oid === serverAuth) extKeyUsages.push('server');
+    if (oid === clientAuth) extKeyUsages.push('client');
   }
-  const bc = c.getExtension(x509.BasicConstraintsExtension);
   return {
-    subject: c.subject,
-    issuer: c.issuer,
-    notBefore: c.notBefore,
-    notAfter: c.notAfter,
+    subject: c.subject.split('\n').join(', '),
+    issuer: c.issuer.split('\n').join(', '),
+    notBefore: c.validFromDate,
+    notAfter: c.validToDate,
     dnsNames,
     ips,
-    isCa: bc?.ca ?? false,
+    isCa: c.ca,
     extKeyUsages,
-    fingerprint: new NodeX509(pem).fingerprint256,
+    fingerprint: c.fingerprint256,
   };
+}
+
+/** Extended key usage OIDs (RFC 5280 4.2.1.12); Node's X509Certificate.keyUsage lists these. */
+const serverAuth = '1.3.6.1.5.5.7.3.1';
+const clientAuth = '1.3.6.1.5.5.7.3.2';
+
+/**
+ * An IP address in one spelling, so a certificate's SAN and a config's address compare equal:
+ * IPv4 as is, IPv6 in RFC 5952 form (lower case, no leading zeros, the first longest run of two
+ * or more zero groups as "::"). Anything else comes back unchanged.
+ */
+export function canonicalIp(ip: string): string {
+  if (!isIPv6(ip) || ip.includes('.')) return ip.toLowerCase();
+  const [head = '', tail] = ip.toLowerCase().split('::');
+  const part = (s: string | undefined): string[] => (s ? s.split(':') : []);
+  const left = part(head);
+  const right = part(tail);
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  const g = groups.map((x) => x.replace(/^0+(?=.)/, ''));
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && g[j] === '0') j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j === i ? i + 1 : j;
+  }
+  if (best < 0) return g.join(':');
+  return `${g.slice(0, best).join(':')}::${g.slice(best + bestLen).join(':')}`;
 }
 
 /** True when `certPem` was signed by the CA in `caPem` (signature checked). */
