@@ -5,55 +5,50 @@
 // in place is re-hashed and kept when it matches, and a download that stopped resumes from the
 // bytes kept in the staging area (.nodeup-staging): a run stopped half-way goes on where it
 // stopped, and a second run downloads nothing.
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import * as fsp from "node:fs/promises";
-import * as path from "node:path";
-import { pipeline } from "node:stream/promises";
-import { AgentError, errorMessage } from "../engine/errors.ts";
-import { NodeHost } from "../engine/host/node-host.ts";
-import type { Logger } from "../engine/log.ts";
-import type { MirrorAsset } from "./plan.ts";
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { AgentError, errorMessage } from '../engine/errors.ts';
+import { NodeHost } from '../engine/host/node-host.ts';
+import type { Logger } from '../engine/log.ts';
+import type { MirrorAsset } from './plan.ts';
 
 export interface StagedFile {
   readonly path: string;
   readonly sha256: string;
   readonly bytes: number;
   /** downloaded (and verified), linked (the same bytes as another path), present (already there, re-verified), failed (see error). */
-  readonly status: "downloaded" | "linked" | "present" | "failed";
+  readonly status: 'downloaded' | 'linked' | 'present' | 'failed';
   readonly from?: string;
   readonly error?: string;
 }
 
 export async function sha256File(file: string): Promise<string | undefined> {
   try {
-    const h = createHash("sha256");
+    const h = createHash('sha256');
     await pipeline(createReadStream(file), h);
-    return h.digest("hex");
+    return h.digest('hex');
   } catch {
     return undefined;
   }
 }
 
 /** The mirror's staging root: downloads land in its asset cache, then move into the layout. */
-export const stagingDir = ".nodeup-staging";
+export const stagingDir = '.nodeup-staging';
 
 /**
  * Stages `assets` under `dir`. `sources`: mirror-layout base URLs to fetch from instead of each
  * asset's upstream (another mirror, an artifact proxy). Never throws for one asset: its row says
  * failed, with why.
  */
-export async function stageAssets(
-  dir: string,
-  assets: readonly MirrorAsset[],
-  o: { sources: readonly string[]; log: Logger },
-): Promise<StagedFile[]> {
+export async function stageAssets(dir: string, assets: readonly MirrorAsset[], o: { sources: readonly string[]; log: Logger }): Promise<StagedFile[]> {
   const staging = path.join(dir, stagingDir);
   const host = new NodeHost({ root: staging, log: o.log });
   // One download per hash: two paths may hold the same bytes (an override used for both architectures).
   const groups = new Map<string, MirrorAsset[]>();
-  for (const a of assets)
-    groups.set(a.sha256, [...(groups.get(a.sha256) ?? []), a]);
+  for (const a of assets) groups.set(a.sha256, [...(groups.get(a.sha256) ?? []), a]);
   const rows = new Map<string, StagedFile>();
   await Promise.all(
     [...groups.values()].map(async (group) => {
@@ -61,58 +56,29 @@ export async function stageAssets(
       for (const a of group) {
         const target = path.join(dir, a.path);
         const have = await sha256File(target);
-        if (have === a.sha256)
-          rows.set(a.path, {
-            path: a.path,
-            sha256: a.sha256,
-            bytes: (await fsp.stat(target)).size,
-            status: "present",
-          });
+        if (have === a.sha256) rows.set(a.path, { path: a.path, sha256: a.sha256, bytes: (await fsp.stat(target)).size, status: 'present' });
         else {
-          if (have !== undefined)
-            o.log.warn(
-              { path: a.path, expected: a.sha256, actual: have },
-              "a staged file does not match its pinned hash: fetching it again",
-            );
+          if (have !== undefined) o.log.warn({ path: a.path, expected: a.sha256, actual: have }, 'a staged file does not match its pinned hash: fetching it again');
           missing.push({ a, had: have !== undefined });
         }
       }
       const first = missing[0]?.a;
       if (!first) return;
-      const urls =
-        o.sources.length > 0
-          ? o.sources.map((s) => `${s.replace(/\/+$/, "")}/${first.path}`)
-          : first.upstream;
+      const urls = o.sources.length > 0 ? o.sources.map((s) => `${s.replace(/\/+$/, '')}/${first.path}`) : first.upstream;
       try {
-        const cached = await host.fetchAsset({
-          name: first.path,
-          urls,
-          sha256: first.sha256,
-        });
+        const cached = await host.fetchAsset({ name: first.path, urls, sha256: first.sha256 });
         for (const [i, { a }] of missing.entries()) {
           const target = path.join(dir, a.path);
           await fsp.mkdir(path.dirname(target), { recursive: true });
           await fsp.rm(target, { force: true });
           await fsp.link(cached, target);
-          rows.set(a.path, {
-            path: a.path,
-            sha256: a.sha256,
-            bytes: (await fsp.stat(target)).size,
-            status: i === 0 ? "downloaded" : "linked",
-            from: i === 0 ? urls.join(" | ") : first.path,
-          });
+          rows.set(a.path, { path: a.path, sha256: a.sha256, bytes: (await fsp.stat(target)).size, status: i === 0 ? 'downloaded' : 'linked', from: i === 0 ? urls.join(' | ') : first.path });
         }
       } catch (err: unknown) {
         for (const { a, had } of missing) {
           // A wrong file stays out of the layout: remove what was there.
           if (had) await fsp.rm(path.join(dir, a.path), { force: true });
-          rows.set(a.path, {
-            path: a.path,
-            sha256: a.sha256,
-            bytes: 0,
-            status: "failed",
-            error: errorMessage(err),
-          });
+          rows.set(a.path, { path: a.path, sha256: a.sha256, bytes: 0, status: 'failed', error: errorMessage(err) });
         }
       }
     }),
@@ -120,8 +86,7 @@ export async function stageAssets(
   const out = assets.map((a) => rows.get(a.path) as StagedFile);
   // The staging area keeps the parts of downloads that stopped, for the next run to resume; when
   // every file is in place it has nothing left to keep.
-  if (out.every((r) => r.status !== "failed"))
-    await fsp.rm(staging, { recursive: true, force: true });
+  if (out.every((r) => r.status !== 'failed')) await fsp.rm(staging, { recursive: true, force: true });
   return out;
 }
 
@@ -130,60 +95,32 @@ export async function stageAssets(
  * built) to `<dir>/nodeup/<version>/`, where `nodeup userdata --mirror <mirror>/nodeup/<version>`
  * points a booting machine. Each binary is checked against its .sha256 file first.
  */
-export async function stageBinaries(
-  dir: string,
-  dist: string,
-  version: string,
-): Promise<StagedFile[]> {
+export async function stageBinaries(dir: string, dist: string, version: string): Promise<StagedFile[]> {
   const out: StagedFile[] = [];
-  const dest = path.join(dir, "nodeup", version);
-  for (const arch of ["amd64", "arm64"]) {
+  const dest = path.join(dir, 'nodeup', version);
+  for (const arch of ['amd64', 'arm64']) {
     const base = `nodeup-linux-${arch}`;
     const sumFile = path.join(dist, `${base}.sha256`);
-    const sum = (await fsp.readFile(sumFile, "utf8").catch(() => undefined))
-      ?.trim()
-      .split(/\s+/)[0];
+    const sum = (await fsp.readFile(sumFile, 'utf8').catch(() => undefined))?.trim().split(/\s+/)[0];
     if (!sum) continue;
     const actual = await sha256File(path.join(dist, base));
     if (actual !== sum) {
-      throw new AgentError(
-        "CHECKSUM_MISMATCH",
-        `--binaries ${dist}: ${base} does not match ${base}.sha256 (${sum}): rebuild it`,
-        { details: { file: path.join(dist, base) } },
-      );
+      throw new AgentError('CHECKSUM_MISMATCH', `--binaries ${dist}: ${base} does not match ${base}.sha256 (${sum}): rebuild it`, { details: { file: path.join(dist, base) } });
     }
     await fsp.mkdir(dest, { recursive: true });
-    for (const f of [
-      base,
-      `${base}.sha256`,
-      `${base}.xz`,
-      `${base}.xz.sha256`,
-    ]) {
+    for (const f of [base, `${base}.sha256`, `${base}.xz`, `${base}.xz.sha256`]) {
       const src = path.join(dist, f);
       const st = await fsp.stat(src).catch(() => undefined);
       if (!st) continue;
       const to = path.join(dest, f);
-      const same =
-        (await fsp.stat(to).catch(() => undefined))?.size === st.size &&
-        (await sha256File(to)) === (await sha256File(src));
+      const same = (await fsp.stat(to).catch(() => undefined))?.size === st.size && (await sha256File(to)) === (await sha256File(src));
       if (!same) {
         await fsp.copyFile(src, `${to}.tmp`);
         await fsp.rename(`${to}.tmp`, to);
       }
-      out.push({
-        path: path.posix.join("nodeup", version, f),
-        sha256: (await sha256File(to)) ?? "",
-        bytes: st.size,
-        status: same ? "present" : "downloaded",
-        from: src,
-      });
+      out.push({ path: path.posix.join('nodeup', version, f), sha256: (await sha256File(to)) ?? '', bytes: st.size, status: same ? 'present' : 'downloaded', from: src });
     }
   }
-  if (out.length === 0)
-    throw new AgentError(
-      "USAGE",
-      `--binaries ${dist}: no nodeup-linux-<arch> with its .sha256 there (run npm run build)`,
-      { details: { dir: dist } },
-    );
+  if (out.length === 0) throw new AgentError('USAGE', `--binaries ${dist}: no nodeup-linux-<arch> with its .sha256 there (run npm run build)`, { details: { dir: dist } });
   return out;
 }
