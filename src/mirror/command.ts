@@ -4,7 +4,8 @@
 // nodeup binaries in a directory any web server (or file://) serves, in the layout nodes read
 // (plan.ts, stage.ts); container images into a registry or an OCI image layout (images.ts, with
 // skopeo); the packages nodeup installs, listed per distro. It prints and writes a manifest of what
-// it staged, with sizes and hashes.
+// it staged, with sizes and hashes. With --s3 the staged directory also goes up to a bucket (s3.ts).
+import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { stringList, type Command, type CommandContext } from '../app/cli.ts';
@@ -16,6 +17,7 @@ import { NodeHost } from '../engine/host/node-host.ts';
 import { checkNodeConfig, configInvalid } from '../model/config.ts';
 import { parseImageSource, stageImages, type ImageDestination, type StagedImage } from './images.ts';
 import { mirrorPlan, type MirrorPlan } from './plan.ts';
+import { uploadMirror, type UploadedFile } from './s3.ts';
 import { stageAssets, stageBinaries, type StagedFile } from './stage.ts';
 
 export const manifestFile = 'mirror-manifest.json';
@@ -62,9 +64,11 @@ export const mirrorCommand: Command = {
   summary: 'stage what the nodes of some NodeConfigs fetch (assets per architecture, nodeup binaries, images) into a mirror for an air-gapped cluster',
   usage:
     'nodeup mirror --node-config FILE [--node-config FILE...] (--dir DIR | --list) [--arch amd64,arm64] [--source URL...] [--binaries DIST_DIR] ' +
-    '[--registry HOST[:PORT] [--insecure-registry] | --oci-layout DIR | --no-images] [--image-source REGISTRY=HOST[:PORT]...]\n' +
+    '[--registry HOST[:PORT] [--insecure-registry] | --oci-layout DIR | --no-images] [--image-source REGISTRY=HOST[:PORT]...] ' +
+    '[--s3 s3://BUCKET/PREFIX [--s3-endpoint URL] [--s3-region R] [--s3-path-style]]\n' +
     '  --dir: files land at <dir>/<asset>/<version>/linux-<arch>/<file> (what spec.assets.mirrors reads) and <dir>/nodeup/<version>/ (for nodeup userdata --mirror); ' +
     'a manifest at <dir>/' + manifestFile + '. Re-running resumes: files already there are re-hashed and kept.\n' +
+    '  --s3: also upload the staged files and the manifest to a bucket, same layout (credentials: the AWS SDK\'s default chain); objects already there with the same SHA-256 are skipped.\n' +
     '  --source: fetch assets from these mirror-layout URLs instead of the official sites; --image-source: read a registry\'s images from another one (plain HTTP).',
   options: {
     'node-config': { type: 'string', multiple: true },
@@ -78,6 +82,10 @@ export const mirrorCommand: Command = {
     'oci-layout': { type: 'string' },
     'no-images': { type: 'boolean' },
     'image-source': { type: 'string', multiple: true },
+    s3: { type: 'string' },
+    's3-endpoint': { type: 'string' },
+    's3-region': { type: 'string' },
+    's3-path-style': { type: 'boolean' },
   },
   async run(ctx) {
     const files = stringList(ctx.values['node-config']);
@@ -102,6 +110,8 @@ export const mirrorCommand: Command = {
     if ([registry, oci, noImages ? 'x' : undefined].filter(Boolean).length !== 1) {
       throw new AgentError('USAGE', 'say where the images go: --registry HOST[:PORT], --oci-layout DIR, or --no-images', { details: { flag: '--registry' } });
     }
+    const s3 = str(ctx, 's3');
+    if (s3 !== undefined && !s3.startsWith('s3://')) throw new AgentError('USAGE', `--s3 takes s3://BUCKET/PREFIX, got '${s3}'`, { details: { flag: '--s3' } });
     await fsp.mkdir(dir, { recursive: true });
     const t0 = Date.now();
     ctx.log.info({ dir, assets: plan.assets.length, images: noImages ? 0 : plan.images.length }, 'staging the mirror');
@@ -127,12 +137,33 @@ export const mirrorCommand: Command = {
     await fsp.writeFile(`${file}.tmp`, JSON.stringify(manifest, null, 2) + '\n', { mode: 0o644 });
     await fsp.rename(`${file}.tmp`, file);
     ctx.out(renderResult(staged, images));
+    let uploads: UploadedFile[] = [];
+    if (s3 !== undefined) {
+      const { S3Store } = await import('../statestore/s3-store.ts'); // the AWS SDK loads only here
+      const endpoint = str(ctx, 's3-endpoint');
+      const store = new S3Store(s3, { s3: { ...(endpoint ? { endpoint } : {}), region: str(ctx, 's3-region') ?? process.env.AWS_REGION ?? 'us-east-1', forcePathStyle: ctx.values['s3-path-style'] === true }, log: ctx.log });
+      try {
+        uploads = await uploadMirror(dir, staged, store, ctx.log);
+        // The manifest last, and only when every file is up: a bucket's manifest lists what it holds.
+        if (uploads.every((u) => u.status !== 'failed')) {
+          const body = await fsp.readFile(file);
+          const sha256 = createHash('sha256').update(body).digest('hex');
+          uploads.push(...(await uploadMirror(dir, [{ path: manifestFile, sha256, bytes: body.length, status: 'downloaded' }], store, ctx.log)));
+        }
+      } finally {
+        store.close();
+      }
+      for (const u of uploads) if (u.status === 'failed') ctx.out(`failed upload ${u.path}  -- ${u.error ?? ''}\n`);
+      const n = (st: string): number => uploads.filter((u) => u.status === st).length;
+      const sent = uploads.filter((u) => u.status === 'uploaded').reduce((a, u) => a + u.bytes, 0);
+      ctx.out(`s3: ${s3}: ${n('uploaded')} uploaded (${mb(sent)}), ${n('present')} already there, ${n('failed')} failed\n`);
+    }
     for (const n of plan.notes) ctx.out(`note: ${n}\n`);
-    const failed = staged.filter((f) => f.status === 'failed').length + images.filter((i) => i.status === 'failed').length;
+    const failed = staged.filter((f) => f.status === 'failed').length + images.filter((i) => i.status === 'failed').length + uploads.filter((u) => u.status === 'failed').length;
     ctx.out(
       failed > 0
         ? `nodeup mirror: ${failed} failed (see above); run it again to retry them: what is there is kept\n`
-        : `mirror ready in ${manifest.seconds}s: serve ${dir} and set spec.assets.mirrors to its URL` +
+        : `mirror ready in ${manifest.seconds}s: serve ${s3 !== undefined ? `${s3} (its HTTPS URL)` : dir} and set spec.assets.mirrors to its URL` +
             (registry ? `, spec.containerd.registryMirrors to http${ctx.values['insecure-registry'] ? '' : 's'}://${registry} for ${[...new Set(plan.images.map((i) => i.split('/')[0]))].join(', ')}` : '') +
             (bins ? `; nodeup userdata --mirror <its URL>/nodeup/${nodeupVersion}` : '') +
             '\n',

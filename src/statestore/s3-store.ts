@@ -6,9 +6,12 @@
 // writer with 412, so two nodes racing for a lock get one winner. Transient failures (network,
 // 5xx, throttling) are retried with backoff by withRetry; the SDK's own retries are off so every
 // wait is logged with its reason.
+import { createReadStream } from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -221,6 +224,45 @@ export class S3Store implements StateStore {
     const Key = this.objectKey(key);
     await this.call('remove', key, async () => {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+    });
+  }
+
+  /**
+   * The SHA-256 an object was uploaded with by putFile (its `sha256` metadata), or undefined when
+   * the object is missing or was written another way.
+   */
+  async fileDigest(key: string): Promise<string | undefined> {
+    const Key = this.objectKey(key);
+    return this.call('head', key, async () => {
+      try {
+        const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+        return res.Metadata?.sha256;
+      } catch (err: unknown) {
+        const { status, name } = classifyS3Error(err);
+        if (name === 'NotFound' || name === 'NoSuchKey' || (status === 404 && name !== 'NoSuchBucket')) return undefined;
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Uploads a local file, streamed, with its SHA-256 as the request's checksum (the server refuses
+   * bytes that do not match it: BadDigest) and as the object's `sha256` metadata (fileDigest).
+   */
+  async putFile(key: string, file: string, sha256: string): Promise<void> {
+    const Key = this.objectKey(key);
+    const { size } = await fsp.stat(file);
+    await this.call('upload', key, async () => {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key,
+          Body: createReadStream(file),
+          ContentLength: size,
+          ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
+          Metadata: { sha256 },
+        }),
+      );
     });
   }
 

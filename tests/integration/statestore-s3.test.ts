@@ -2,9 +2,9 @@
 // by scripts/fixtures/build.sh minio (run scripts/setup-foundation.sh to get everything this test
 // needs). The server listens on 127.0.0.1 with a temp data dir and random credentials, which reach
 // the store through the AWS SDK's default chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -230,6 +230,67 @@ describe('s3:// state store against a real MinIO on 127.0.0.1', () => {
       rmSync(work, { recursive: true, force: true });
     }
   });
+
+  it('nodeup mirror --s3 uploads the verified files and the manifest, skips what the bucket has, replaces what someone changed', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'nodeup-mirror-s3-'));
+    try {
+      // A local "upstream" in mirror layout (--source file://...), one file per asset of a worker.
+      const versions: Record<string, [string, string]> = {
+        kubelet: ['1.35.1', 'kubelet'],
+        kubectl: ['1.35.1', 'kubectl'],
+        containerd: ['2.2.1', 'containerd-2.2.1-linux.tar.gz'],
+        runc: ['1.3.4', 'runc'],
+        'cni-plugins': ['1.8.0', 'cni-plugins-v1.8.0.tgz'],
+        crictl: ['1.35.0', 'crictl-v1.35.0-linux.tar.gz'],
+      };
+      const overrides: string[] = [];
+      const paths: string[] = [];
+      for (const [name, [version, file]] of Object.entries(versions)) {
+        const bytes = randomBytes(50_000 + paths.length * 1000);
+        const rel = `${name}/${version}/linux-amd64/${file}`;
+        mkdirSync(join(work, 'upstream', rel, '..'), { recursive: true });
+        writeFileSync(join(work, 'upstream', rel), bytes);
+        overrides.push(`      ${name}: {version: "${version}", urls: ["https://downloads.example.invalid/${file}"], sha256: ${createHash('sha256').update(bytes).digest('hex')}}`);
+        paths.push(rel);
+      }
+      const spec = ['role: worker', 'kubernetesVersion: v1.35.1', 'apiServerEndpoint: https://10.0.0.10:6443', 'kubeProxy: {enabled: false}', 'assets:', '  overrides:'];
+      writeFileSync(
+        join(work, 'node.yaml'),
+        ['apiVersion: nodeup.dev/v1alpha1', 'kind: NodeConfig', 'metadata: {cluster: airgap, instanceGroup: nodes}', 'spec:', ...spec.map((l) => `  ${l}`), ...overrides, ''].join('\n'),
+      );
+      const target = `s3://${bucket}/mirror/v1`;
+      const args = ['--arch', 'amd64', '--dir', join(work, 'mirror'), '--no-images', '--source', `file://${join(work, 'upstream')}`, '--s3', target, '--s3-endpoint', endpoint, '--s3-path-style'];
+      const run = (): { status: number | null; stdout: string; stderr: string } =>
+        spawnSync(process.execPath, [join(repo, 'src/app/main.ts'), 'mirror', '--node-config', join(work, 'node.yaml'), ...args, '--log-format', 'json'], { encoding: 'utf8' });
+      const first = run();
+      expect(first.status, first.stdout + first.stderr).toBe(0);
+      expect(first.stdout).toContain(`s3: ${target}: 7 uploaded`);
+      expect(first.stdout).toContain('0 already there, 0 failed');
+      const store = open(target);
+      for (const rel of paths) expect((await store.read(rel))?.equals(readFileSync(join(work, 'upstream', rel))), rel).toBe(true);
+      const manifest = JSON.parse(String(await store.read('mirror-manifest.json'))) as { files: { path: string }[] };
+      expect(manifest.files.map((f) => f.path).sort()).toEqual([...paths].sort());
+
+      // Again: only the manifest (it carries the time) goes up.
+      const second = run();
+      expect(second.status, second.stdout + second.stderr).toBe(0);
+      expect(second.stdout).toContain(`s3: ${target}: 1 uploaded`);
+      expect(second.stdout).toContain('6 already there, 0 failed');
+
+      // An object replaced by other bytes (no sha256 metadata) is uploaded again.
+      await store.write(paths[0]!, 'tampered');
+      expect(run().stdout).toContain(`s3: ${target}: 2 uploaded`);
+      expect((await store.read(paths[0]!))?.equals(readFileSync(join(work, 'upstream', paths[0]!)))).toBe(true);
+
+      // The request checksum: the server refuses bytes that do not hash to what the mirror verified.
+      const err = await store.putFile('mirror-wrong/file', join(work, 'upstream', paths[0]!), 'f'.repeat(64)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AgentError);
+      expect((err as AgentError).message).toMatch(/cannot upload s3:\/\/nodeup-state\/mirror\/v1\/mirror-wrong\/file: \S*(Digest|Checksum)/i);
+      expect(await store.read('mirror-wrong/file')).toBeUndefined();
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('a missing bucket is a clear, non-retried error naming the bucket', async () => {
     const lines: string[] = [];
