@@ -5,12 +5,10 @@
 // in place is re-hashed and kept when it matches, and a download that stopped resumes from the
 // bytes kept in the staging area (.nodeup-staging): a run stopped half-way goes on where it
 // stopped, and a second run downloads nothing.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { AgentError, errorMessage } from '../engine/errors.ts';
+import { sha256File } from '../engine/host/local.ts';
 import { NodeHost } from '../engine/host/node-host.ts';
 import type { Logger } from '../engine/log.ts';
 import type { MirrorAsset } from './plan.ts';
@@ -25,15 +23,8 @@ export interface StagedFile {
   readonly error?: string;
 }
 
-export async function sha256File(file: string): Promise<string | undefined> {
-  try {
-    const h = createHash('sha256');
-    await pipeline(createReadStream(file), h);
-    return h.digest('hex');
-  } catch {
-    return undefined;
-  }
-}
+/** SHA-256 of a file, undefined when it cannot be read (missing: not staged yet). */
+const digestOf = (file: string): Promise<string | undefined> => sha256File(file).catch(() => undefined);
 
 /** The mirror's staging root: downloads land in its asset cache, then move into the layout. */
 export const stagingDir = '.nodeup-staging';
@@ -55,7 +46,7 @@ export async function stageAssets(dir: string, assets: readonly MirrorAsset[], o
       const missing: { a: MirrorAsset; had: boolean }[] = [];
       for (const a of group) {
         const target = path.join(dir, a.path);
-        const have = await sha256File(target);
+        const have = await digestOf(target);
         if (have === a.sha256) rows.set(a.path, { path: a.path, sha256: a.sha256, bytes: (await fsp.stat(target)).size, status: 'present' });
         else {
           if (have !== undefined) o.log.warn({ path: a.path, expected: a.sha256, actual: have }, 'a staged file does not match its pinned hash: fetching it again');
@@ -103,7 +94,7 @@ export async function stageBinaries(dir: string, dist: string, version: string):
     const sumFile = path.join(dist, `${base}.sha256`);
     const sum = (await fsp.readFile(sumFile, 'utf8').catch(() => undefined))?.trim().split(/\s+/)[0];
     if (!sum) continue;
-    const actual = await sha256File(path.join(dist, base));
+    const actual = await digestOf(path.join(dist, base));
     if (actual !== sum) {
       throw new AgentError('CHECKSUM_MISMATCH', `--binaries ${dist}: ${base} does not match ${base}.sha256 (${sum}): rebuild it`, { details: { file: path.join(dist, base) } });
     }
@@ -113,12 +104,15 @@ export async function stageBinaries(dir: string, dist: string, version: string):
       const st = await fsp.stat(src).catch(() => undefined);
       if (!st) continue;
       const to = path.join(dest, f);
-      const same = (await fsp.stat(to).catch(() => undefined))?.size === st.size && (await sha256File(to)) === (await sha256File(src));
+      // Hashed once each: the source's hash is what the copy must have and what the row records.
+      const sha256 = f === base ? sum : await sha256File(src);
+      const same = (await fsp.stat(to).catch(() => undefined))?.size === st.size && (await digestOf(to)) === sha256;
       if (!same) {
         await fsp.copyFile(src, `${to}.tmp`);
+        if ((await sha256File(`${to}.tmp`)) !== sha256) throw new AgentError('CHECKSUM_MISMATCH', `copying ${src} to ${to} gave other bytes: check the disk`, { details: { file: to } });
         await fsp.rename(`${to}.tmp`, to);
       }
-      out.push({ path: path.posix.join('nodeup', version, f), sha256: (await sha256File(to)) ?? '', bytes: st.size, status: same ? 'present' : 'downloaded', from: src });
+      out.push({ path: path.posix.join('nodeup', version, f), sha256, bytes: st.size, status: same ? 'present' : 'downloaded', from: src });
     }
   }
   if (out.length === 0) throw new AgentError('USAGE', `--binaries ${dist}: no nodeup-linux-<arch> with its .sha256 there (run npm run build)`, { details: { dir: dist } });

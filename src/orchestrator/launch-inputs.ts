@@ -43,16 +43,7 @@ export async function xzUnpacksTo(file: string, sha256: string): Promise<boolean
   });
 }
 
-export async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  const fh = await fsp.open(file);
-  try {
-    for await (const chunk of fh.createReadStream()) h.update(chunk as Buffer);
-  } finally {
-    await fh.close();
-  }
-  return h.digest('hex');
-}
+export { sha256File } from '../engine/host/local.ts';
 
 /** Files of an embedded file:// store for a node: its NodeConfig and, from a file:// store, its secrets. */
 export async function embeddedStoreFiles(cfg: NodeConfigInput, stateStore: string | undefined, log: Logger): Promise<{ path: string; content: Buffer; mode: string }[]> {

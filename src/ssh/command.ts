@@ -4,30 +4,25 @@
 // at a time, then the other hosts with a parallelism limit; each apply is followed by its gate
 // (`nodeup ready`, and `nodeup etcd members --check` on a control plane); the rollout stops at the
 // first host that fails (hosts not started yet are skipped).
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { isSea } from 'node:sea';
 import { stringList, type Command, type CommandContext } from '../app/cli.ts';
 import { parseBootConfig } from '../model/config.ts';
 import { AgentError } from '../engine/errors.ts';
-import { readLocalFile } from '../engine/host/local.ts';
+import { readLocalFile, sha256File } from '../engine/host/local.ts';
 import type { SshAuth } from './client.ts';
 import { reprovisionHost, type HostReport } from './reprovision.ts';
 import { runStaged } from './rollout.ts';
 import { parseTarget, targetName } from './target.ts';
 
-async function sha256File(p: string): Promise<string> {
-  const h = createHash('sha256');
+async function binarySha256(p: string): Promise<string> {
   try {
-    await pipeline(createReadStream(p), h);
+    return await sha256File(p);
   } catch (err: unknown) {
     throw new AgentError('USAGE', `--binary ${p}: cannot read it (${(err as { code?: string }).code ?? String(err)})`, { cause: err });
   }
-  return h.digest('hex');
 }
 
 async function readIfExists(p: string): Promise<string | undefined> {
@@ -104,7 +99,7 @@ export const sshCommand: Command = {
 
     const binaryPath = str(ctx, 'binary') ?? (isSea() ? process.execPath : undefined);
     if (!binaryPath) throw new AgentError('USAGE', 'pass --binary FILE: this nodeup runs from source, so it cannot upload itself');
-    const binary = { localPath: binaryPath, sha256: await sha256File(binaryPath) };
+    const binary = { localPath: binaryPath, sha256: await binarySha256(binaryPath) };
 
     const bootFile = str(ctx, 'boot-config');
     let bootConfig: string | undefined;

@@ -1,6 +1,16 @@
 // Reading files of the machine itself (not under --root): the boot config and CLI inputs.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { AgentError } from '../errors.ts';
+
+/** SHA-256 hex of a file, streamed. Throws the fs error (ENOENT, EACCES...) for callers to word. */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}
 
 export async function readLocalFile(path: string, what: string): Promise<string> {
   try {

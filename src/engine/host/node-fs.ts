@@ -1,13 +1,12 @@
 // The real host's files: node:fs under a root (a live node's `/`, or an image or scratch root).
 // Writes are atomic (temp file, fsync, rename, fsync of the directory).
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { AgentError } from '../errors.ts';
 import { syncDir, syncFile } from './fsync.ts';
 import type { FileStat, HostFs, WriteOptions } from './host.ts';
+import { sha256File } from './local.ts';
 
 /** Resolves a node path under root and refuses paths that climb out of it. */
 export function resolveUnder(root: string, p: string): string {
@@ -152,14 +151,11 @@ export class NodeFs implements HostFs {
 
   /** SHA-256 hex of a file under the root; undefined when it does not exist. */
   async hash(p: string): Promise<string | undefined> {
-    const full = this.hostPath(p);
-    const hash = createHash('sha256');
     try {
-      await pipeline(createReadStream(full), hash);
+      return await sha256File(this.hostPath(p));
     } catch (err: unknown) {
       if (isNotFound(err)) return undefined;
       throw fsError('read', p, err);
     }
-    return hash.digest('hex');
   }
 }
