@@ -301,7 +301,9 @@ async function runNodeUnlocked(req: RunRequest, last?: { raw: Buffer; record: La
   let receipt: Receipt | undefined;
   if (boot && req.mode !== 'plan') {
     const whole = (req.only ?? []).length === 0 && (req.skip ?? []).length === 0;
-    const previous = convergedVersionOf((await req.host.fs.read(receiptPath).catch(() => undefined))?.toString('utf8'));
+    // The host facts read the last receipt before the walk (it is written only below): read it
+    // again only when no facts came that far.
+    const previous = model?.facts.convergedKubernetesVersion ?? convergedVersionOf((await req.host.fs.read(receiptPath).catch(() => undefined))?.toString('utf8'));
     receipt = buildReceipt({
       nodeName: model?.nodeName ?? boot.nodeName?.toLowerCase() ?? (await hostnameOf(req)),
       cluster: boot.clusterName,
