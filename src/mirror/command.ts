@@ -64,11 +64,12 @@ export const mirrorCommand: Command = {
   summary: 'stage what the nodes of some NodeConfigs fetch (assets per architecture, nodeup binaries, images) into a mirror for an air-gapped cluster',
   usage:
     'nodeup mirror --node-config FILE [--node-config FILE...] (--dir DIR | --list) [--arch amd64,arm64] [--source URL...] [--binaries DIST_DIR] ' +
-    '[--registry HOST[:PORT] [--insecure-registry] | --oci-layout DIR | --no-images] [--image-source REGISTRY=HOST[:PORT]...] ' +
+    '[--registry HOST[:PORT] [--insecure-registry] | --oci-layout DIR | --no-images] [--image-source REGISTRY=HOST[:PORT]...] [--image REF...] ' +
     '[--s3 s3://BUCKET/PREFIX [--s3-endpoint URL] [--s3-region R] [--s3-path-style]]\n' +
     '  --dir: files land at <dir>/<asset>/<version>/linux-<arch>/<file> (what spec.assets.mirrors reads) and <dir>/nodeup/<version>/ (for nodeup userdata --mirror); ' +
     'a manifest at <dir>/' + manifestFile + '. Re-running resumes: files already there are re-hashed and kept.\n' +
     '  --s3: also upload the staged files and the manifest to a bucket, same layout (credentials: the AWS SDK\'s default chain); objects already there with the same SHA-256 are skipped.\n' +
+    '  --image: another image to copy (your workloads\' images), beside those the configs name.\n' +
     '  --source: fetch assets from these mirror-layout URLs instead of the official sites; --image-source: read a registry\'s images from another one (plain HTTP).',
   options: {
     'node-config': { type: 'string', multiple: true },
@@ -82,6 +83,7 @@ export const mirrorCommand: Command = {
     'oci-layout': { type: 'string' },
     'no-images': { type: 'boolean' },
     'image-source': { type: 'string', multiple: true },
+    image: { type: 'string', multiple: true },
     s3: { type: 'string' },
     's3-endpoint': { type: 'string' },
     's3-region': { type: 'string' },
@@ -97,7 +99,10 @@ export const mirrorCommand: Command = {
       if (res.config === undefined || res.problems.length > 0) throw configInvalid(file, res.problems);
       configs.push({ config: res.config, raw });
     }
-    const plan = mirrorPlan(configs, archsOf(ctx));
+    const extra = stringList(ctx.values.image);
+    for (const ref of extra) if (!/^[a-z0-9.-]+(:\d+)?\/[a-z0-9._/-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$/.test(ref)) throw new AgentError('USAGE', `--image ${ref}: expected REGISTRY/REPOSITORY[:TAG][@sha256:DIGEST] (for example registry.k8s.io/pause:3.10.1)`, { details: { flag: '--image' } });
+    const planned = mirrorPlan(configs, archsOf(ctx));
+    const plan = { ...planned, images: [...new Set([...planned.images, ...extra])].sort() };
     if (ctx.values.list) {
       ctx.out(renderPlan(plan));
       return 0;

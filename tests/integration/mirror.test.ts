@@ -159,6 +159,15 @@ describe('nodeup mirror: an air-gapped mirror from local upstreams', () => {
     expect(requests).toEqual([]);
   });
 
+  it('--image adds a workload image to those the configs name; a malformed one is a usage error', async () => {
+    const r = await mirror(['--list', '--image', 'registry.k8s.io/e2e-test-images/agnhost:2.59', '--image', 'registry.k8s.io/pause:3.10.1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/images \(2\):\n {2}registry\.k8s\.io\/e2e-test-images\/agnhost:2\.59\n {2}registry\.k8s\.io\/pause:3\.10\.1\n/);
+    const bad = await mirror(['--list', '--image', 'agnhost']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--image agnhost: expected REGISTRY/REPOSITORY[:TAG]');
+  });
+
   it('a run killed in the middle of a download leaves no partial file in the mirror; the next run resumes it from the bytes kept, verified, with a manifest', async () => {
     const killed = await mirror(['--dir', dir(), ...imageArgs()], { killWhenSlow: true });
     expect(killed.code).toBe(-1);
