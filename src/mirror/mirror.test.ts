@@ -25,6 +25,14 @@ describe('mirrorPlan: what the nodes of the example cluster fetch', () => {
     expect(plan.notes).toEqual([]);
   });
 
+  it('plans for nodes whose address is on their own network (nodeAddress.cidr or .interface), which the staging machine is not on', () => {
+    for (const nodeAddress of ['{cidr: 192.168.77.0/24}', '{interface: ens4}']) {
+      const raw = exampleNodeConfig('control-plane', 'control-plane').replace('  networking:\n', `  networking:\n    nodeAddress: ${nodeAddress}\n`);
+      const plan = mirrorPlan([{ raw, config: parseNodeConfig(raw, 'cp.yaml') }], ['amd64']);
+      expect(plan.assets.map((x) => x.path)).toContain('kubelet/1.35.1/linux-amd64/kubelet');
+    }
+  });
+
   it('the images of both roles (control plane, etcd, CoreDNS, kube-proxy, pause), each once', () => {
     const plan = mirrorPlan(configs, ['amd64']);
     expect(plan.images).toEqual([

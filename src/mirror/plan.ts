@@ -43,7 +43,9 @@ export interface MirrorPlan {
 export function mirrorModel(config: NodeConfig, raw: string, arch: Arch): NodeModel {
   return deriveNodeModel({
     boot: bootConfigFor(config, raw, 'file:///mirror', [marker]),
-    config: { ...config, spec: { ...config.spec, assets: { ...config.spec.assets, mirrors: [] } } },
+    // The node's address picks nothing to fetch: a nodeAddress that names the nodes' own network
+    // (a CIDR, an interface) is left out, since the machine staging the mirror is not on it.
+    config: { ...config, spec: { ...config.spec, assets: { ...config.spec.assets, mirrors: [] }, networking: { ...config.spec.networking, nodeAddress: {} } } },
     facts: {
       osRelease: { id: 'debian', idLike: [], versionId: '12', prettyName: 'Debian GNU/Linux 12' },
       arch,

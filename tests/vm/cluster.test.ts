@@ -25,6 +25,12 @@
 // back Ready by itself (new boot id, its kubelet renews its lease after the reboot, nodeup.service
 // ran at boot and changed nothing, and a new hello pod runs there and answers).
 //
+// Air-gapped (issue 20): before any guest boots, `nodeup mirror` stages the assets and images both
+// configs need (plus the workload's and upstream's test images) from the lab's registry and asset
+// server, which play the upstreams, into a mirror (a directory served on 127.0.0.1 and a registry of
+// its own); then the upstreams stop, and the configs name only the mirror (spec.assets.mirrors,
+// containerd's registry.k8s.io mirror). Checked: the kubelet of each node came from the mirror.
+//
 // The cluster must also work as Kubernetes (issue 18): kube-proxy (nftables mode) on both nodes and
 // CoreDNS as nodeup's add-on Ready; nodeup-routes.service routes each node's pod subnet to the
 // other over the link (checked, also after the reboot); a pod on the control plane resolves
@@ -55,7 +61,7 @@ import { ipInCidr } from '../../src/engine/net/cidr.ts';
 import { expectNodeRoutes, runConformance, servicesWork, systemPodsReady } from './kube-checks.ts';
 import { Lab, kubectl, type Receipt } from './lab.ts';
 
-const lab = new Lab('vmcl');
+const lab = new Lab('vmcl', { airgap: true });
 const cpName = 'vmcl-cp-1';
 const wkName = 'vmcl-node-1';
 const cpIp = '192.168.77.11';
@@ -106,6 +112,9 @@ describe('cluster: one control plane and one worker from the stock image, throug
     wkConfig = await lab.writeFile('nodes.yaml', worker);
     await lab.publishNodeConfig('nodes', worker);
     lab.mark('fixtures ready');
+    // Air-gapped (issue 20): `nodeup mirror` stages the assets and images these configs need from
+    // the lab's registry and asset server playing the upstreams, which then stop.
+    await lab.stageMirror([cpConfig, wkConfig]);
   });
 
   afterAll(() => lab.teardown());
@@ -159,6 +168,10 @@ describe('cluster: one control plane and one worker from the stock image, throug
       // 3. Both nodes Ready, with the private addresses.
       const nodes = await lab.nodesReady(cpName, [cpName, wkName]);
       lab.mark('both nodes Ready');
+      // From the mirror alone: the upstreams stopped before the first guest booted, and the nodes
+      // fetched their release assets from the mirror's directory (each node at least the kubelet).
+      expect(lab.registry, 'the upstream registry is stopped').toBeUndefined();
+      expect(lab.mirrorAssets?.requests.filter((r) => r.startsWith('GET /kubelet/')).length ?? 0, 'kubelet downloads from the mirror').toBeGreaterThanOrEqual(2);
       const internal = (n: string): string | undefined =>
         nodes.items.find((i) => i.metadata.name === n)?.status.addresses?.find((a) => a.type === 'InternalIP')?.address;
       expect(internal(cpName)).toBe(cpIp);

@@ -97,7 +97,8 @@ export interface RunningRegistry {
 }
 
 /** Serves a registry storage with Debian's docker-registry on 127.0.0.1 (guests: 10.0.2.2:<port>). */
-export async function serveRegistry(storage: string): Promise<RunningRegistry> {
+/** docker-registry on 127.0.0.1 over `storage`: read-only (the images scripts/vm/images.sh built), or writable (a mirror to push into). */
+export async function serveRegistry(storage: string, opts: { readonly writable?: boolean } = {}): Promise<RunningRegistry> {
   if (!existsSync('/usr/bin/docker-registry')) throw new Error('docker-registry is missing: run scripts/fixtures/apt-deps.sh (or bash scripts/vm/setup.sh)');
   const net = await import('node:net');
   const port = await new Promise<number>((resolve, reject) => {
@@ -110,7 +111,7 @@ export async function serveRegistry(storage: string): Promise<RunningRegistry> {
   });
   const dir = await tempDir('nodeup-registry-');
   const config = path.join(dir, 'registry.yml');
-  await fsp.writeFile(config, `version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: ${storage}}, maintenance: {readonly: {enabled: true}}}\nhttp: {addr: 127.0.0.1:${port}}\n`);
+  await fsp.writeFile(config, `version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: ${storage}}, maintenance: {readonly: {enabled: ${opts.writable ? 'false' : 'true'}}}}\nhttp: {addr: 127.0.0.1:${port}}\n`);
   const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

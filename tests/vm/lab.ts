@@ -158,6 +158,16 @@ export class Lab {
   env: Record<string, string> = {};
   registry: RunningRegistry | undefined;
   assets: DirServer | undefined;
+  /**
+   * Air-gapped (issue 20): the registry and the asset server above play the upstreams; stageMirror
+   * copies what the nodes need into a mirror with `nodeup mirror` (an asset directory served here,
+   * a registry of its own) and stops them, and the nodes' configs point at the mirror alone.
+   */
+  readonly airgap: boolean;
+  mirrorRegistry: RunningRegistry | undefined;
+  mirrorAssets: DirServer | undefined;
+  /** The asset mirror as guests reach it (spec.assets.mirrors); '' when not air-gapped. */
+  mirrorBase = '';
   /** The registry's and the asset mirror's ports stay fixed for the whole lab (a baked image's configs name them). */
   registryUrl = '';
   assetBase = '';
@@ -168,8 +178,9 @@ export class Lab {
   /** Wall time (ms) of the last `nodeup apply` run in each guest through applyInGuest (a converged run). */
   readonly convergedMs: Record<string, number> = {};
 
-  constructor(cluster: string) {
+  constructor(cluster: string, opts: { readonly airgap?: boolean } = {}) {
     this.cluster = cluster;
+    this.airgap = opts.airgap ?? false;
   }
 
   mark(what: string): void {
@@ -207,14 +218,53 @@ export class Lab {
     this.registryUrl = `http://10.0.2.2:${this.registry.port}`;
     this.assets = await serveDir(await fsp.realpath(assetsDir), '/');
     this.assetBase = `http://10.0.2.2:${this.assets.port}`;
+    if (this.airgap && !this.mirrorRegistry) {
+      const storage = path.join(this.workDir, 'mirror-registry');
+      await fsp.mkdir(storage, { recursive: true });
+      await fsp.mkdir(path.join(this.workDir, 'mirror'), { recursive: true });
+      this.mirrorRegistry = await serveRegistry(storage, { writable: true });
+      this.mirrorAssets = await serveDir(path.join(this.workDir, 'mirror'), '/');
+      // The nodes' registry.k8s.io mirror is the mirror's registry; their assets come from the mirror first.
+      this.registryUrl = `http://10.0.2.2:${this.mirrorRegistry.port}`;
+      this.mirrorBase = `http://10.0.2.2:${this.mirrorAssets.port}`;
+    }
+  }
+
+  /**
+   * Stages the mirror from the upstreams with the real CLI (`nodeup mirror` for these NodeConfig
+   * files: their assets for amd64, the images they name, and every image of images.env, the
+   * workloads' and upstream's test images), then stops the upstreams: from here on the cluster has
+   * the mirror and nothing else (the guests' own package repositories aside).
+   */
+  async stageMirror(nodeConfigFiles: readonly string[]): Promise<void> {
+    if (!this.airgap || !this.registry || !this.assets || !this.mirrorRegistry) throw new Error('stageMirror: the lab is not air-gapped (new Lab(name, { airgap: true }))');
+    const images = Object.values(readEnv(await fsp.readFile(path.join(registryStorage, 'images.env'), 'utf8')))
+      .map((ref) => `registry.k8s.io/${ref.split('@')[0]}`);
+    const res = await nodeup([
+      'mirror', ...nodeConfigFiles.flatMap((f) => ['--node-config', f]), '--arch', 'amd64', '--dir', path.join(this.workDir, 'mirror'),
+      '--source', `http://127.0.0.1:${this.assets.port}`, '--registry', `127.0.0.1:${this.mirrorRegistry.port}`, '--insecure-registry',
+      '--image-source', `registry.k8s.io=127.0.0.1:${this.registry.port}`, ...images.flatMap((i) => ['--image', i]),
+    ], { echo: false });
+    const summary = res.stdout.split('\n').filter((l) => /^(files|mirror ready|nodeup mirror)/.test(l));
+    process.stdout.write(`${summary.join('\n')}\n`);
+    if (res.code !== 0) throw new Error(`nodeup mirror failed (exit ${res.code}):\n${res.stdout.slice(-3000)}\n${res.stderr.slice(-2000)}`);
+    await this.registry.stop();
+    await this.assets.close();
+    this.registry = undefined;
+    this.assets = undefined;
+    this.mark(`mirror staged (${res.seconds.toFixed(0)}s); upstream registry and asset server stopped`);
   }
 
   /** Stops the registry and the asset mirror: what a node does from now on must not need them. */
   async stopServers(): Promise<void> {
     await this.registry?.stop();
     await this.assets?.close();
+    await this.mirrorRegistry?.stop();
+    await this.mirrorAssets?.close();
     this.registry = undefined;
     this.assets = undefined;
+    this.mirrorRegistry = undefined;
+    this.mirrorAssets = undefined;
   }
 
   /** Pulls the plug: SIGKILL to the guest's QEMU (no shutdown, the guest's page cache is lost). */
@@ -294,7 +344,7 @@ spec:
   kubernetesVersion: v${e.KUBELET_VERSION}
   apiServerEndpoint: https://${o.cpIp}:6443
   assets:
-    overrides:
+${this.mirrorBase ? `    mirrors: ["${this.mirrorBase}"]\n` : ''}    overrides:
 ${ov('kubelet', e.KUBELET_VERSION!, e.KUBELET_SHA256!, 'kubelet')}
 ${ov('kubectl', e.KUBECTL_VERSION!, e.KUBECTL_SHA256!, 'kubectl')}
 ${ov('containerd', e.CONTAINERD_VERSION!, e.CONTAINERD_SHA256!, `containerd-${e.CONTAINERD_VERSION}-linux-amd64.tar.gz`)}
