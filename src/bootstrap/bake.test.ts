@@ -62,6 +62,8 @@ beforeEach(async () => {
   await put('/home/admin/.bash_history', 'sudo -i\n');
   await put('/var/lib/systemd/random-seed', 'seed');
   await put(`/var/cache/nodeup/sha256/${cached}`, 'cached asset');
+  // The bytes of a download that stopped: kept on a node to resume, never carried by an image.
+  await put(`/var/cache/nodeup/sha256/${'e'.repeat(64)}.partial`, 'half an asset');
 });
 
 afterEach(async () => {
@@ -103,6 +105,7 @@ describe('bakeNode', () => {
       '/home/admin/.bash_history',
       '/var/lib/systemd/random-seed',
       '/var/lib/nodeup/status.json',
+      `/var/cache/nodeup/sha256/${'e'.repeat(64)}.partial`,
     ]) {
       expect(await exists(gone), gone).toBe(false);
     }

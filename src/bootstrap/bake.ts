@@ -105,7 +105,9 @@ export async function bakeNode(req: BakeRequest): Promise<BakeOutcome> {
     const unitReport = await execute(graph.finish(), host, { mode: 'apply', log, owner: graph.owner });
     if (!unitReport.ok) return { run, unitReport, error: new AgentError('TASK_FAILED', 'bake: cannot install nodeup.service') };
 
-    const seal = req.seal === false ? { removed: [], truncated: [] } : await applySeal(host, sealSteps({ ...(req.keepBootConfig ? {} : { bootConfigPath }), extraRemovals: [receiptPath] }), log);
+    // Bytes of downloads that stopped (<hash>.partial, kept to resume) are not the image's to carry.
+    const parts = (await host.fs.list(assetCacheDir)).filter((n) => n.endsWith('.partial')).map((n) => `${assetCacheDir}/${n}`);
+    const seal = req.seal === false ? { removed: [], truncated: [] } : await applySeal(host, sealSteps({ ...(req.keepBootConfig ? {} : { bootConfigPath }), extraRemovals: [receiptPath, ...parts] }), log);
     const manifest = buildBakeManifest({
       model,
       report: run.report,

@@ -171,7 +171,7 @@ export class NodeAssets {
       if (url.startsWith('file://')) {
         const src = fileURLToPath(url);
         total = (await fsp.stat(src)).size;
-        if (offset > total) throw new AgentError('DOWNLOAD_FAILED', `cannot download ${asset.name}: the kept part is longer than the file`, { details: { asset: asset.name } });
+        if (offset > total) throw dropsPart(new AgentError('DOWNLOAD_FAILED', `cannot download ${asset.name}: the kept part is longer than the file: the next attempt starts over`, { details: { asset: asset.name } }));
         if (offset > 0) log.info({ asset: asset.name, from: offset, total }, 'resuming a download');
         await pipeline(createReadStream(src, { start: offset }), meter, sink());
       } else {
@@ -184,17 +184,21 @@ export class NodeAssets {
           const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
           if (!range || Number(range[1]) !== offset) {
             await res.body.dump();
-            throw new AgentError('DOWNLOAD_FAILED', `cannot resume ${asset.name}: the server sent another range (${String(res.headers['content-range'])})`, {
-              details: { asset: asset.name, url: redactUrl(url), asked: offset },
-            });
+            throw dropsPart(
+              new AgentError('DOWNLOAD_FAILED', `cannot resume ${asset.name}: the server sent another range (${String(res.headers['content-range'])}): the next attempt starts over`, {
+                details: { asset: asset.name, url: redactUrl(url), asked: offset },
+              }),
+            );
           }
           total = range[3] === '*' ? undefined : Number(range[3]);
           log.info({ asset: asset.name, from: offset, total }, 'resuming a download');
         } else if (offset > 0 && res.statusCode === 416) {
           await res.body.dump();
-          throw new AgentError('DOWNLOAD_FAILED', `cannot resume ${asset.name}: the server has no bytes past ${offset} (HTTP 416): the next attempt starts over`, {
-            details: { asset: asset.name, url: redactUrl(url), asked: offset },
-          });
+          throw dropsPart(
+            new AgentError('DOWNLOAD_FAILED', `cannot resume ${asset.name}: the server has no bytes past ${offset} (HTTP 416): the next attempt starts over`, {
+              details: { asset: asset.name, url: redactUrl(url), asked: offset },
+            }),
+          );
         } else if (res.statusCode === 200) {
           if (offset > 0) {
             // The server ignores ranges: the whole file comes, so the part starts over.
@@ -241,7 +245,7 @@ export class NodeAssets {
    * download that stopped are kept for the next attempt to resume from.
    */
   private async failed(asset: AssetSource, url: string, part: string, err: unknown): Promise<AgentError> {
-    if (err instanceof AgentError && (err.code === 'CHECKSUM_MISMATCH' || /HTTP 416|another range|longer than the file/.test(err.message))) {
+    if (err instanceof AgentError && (err.code === 'CHECKSUM_MISMATCH' || partDroppers.has(err))) {
       await fsp.rm(part, { force: true }).catch(() => undefined);
     } else {
       const kept = (await fsp.stat(part).catch(() => undefined))?.size ?? 0;
@@ -292,6 +296,13 @@ export class NodeAssets {
     for (const [member, p] of paths) dirs.add(p.slice(0, p.length - member.length - 1));
     for (const d of dirs) await fsp.rm(d, { recursive: true, force: true });
   }
+}
+
+/** Errors after which the kept part is worthless (the server cannot continue it): the next attempt starts at byte 0. */
+const partDroppers = new WeakSet<AgentError>();
+function dropsPart(err: AgentError): AgentError {
+  partDroppers.add(err);
+  return err;
 }
 
 /** How many bytes of `part` a download may resume from: 0 when it is missing, empty or a week old. */
