@@ -2,7 +2,7 @@
 // lists them (name, summary, lazy load).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { AgentError } from '../engine/errors.ts';
-import { createLogger, type Logger } from '../engine/log.ts';
+import type { Logger } from '../engine/log.ts';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -19,6 +19,8 @@ export interface Command {
   readonly summary: string;
   readonly usage: string;
   readonly options: Options;
+  /** false: the command never logs, so no logger is made (pino stays unloaded: `version`'s start-up). */
+  readonly logs?: false;
   /** Returns the exit code. */
   run(ctx: CommandContext): Promise<number>;
 }
@@ -67,16 +69,25 @@ export function parseCommandLine(cmd: Command, argv: readonly string[]): { value
   }
 }
 
-export function loggerFor(values: CommandContext['values']): Logger {
+/** The logger a command gets from --log-format and --log-level (pino, loaded here: issue 17). */
+export async function loggerFor(values: CommandContext['values']): Promise<Logger> {
   const format = values['log-format'];
   if (format !== undefined && format !== 'json' && format !== 'pretty') {
     throw new AgentError('USAGE', `--log-format must be json or pretty, got ${String(format)}`);
   }
+  const { createLogger } = await import('../engine/log.ts');
   return createLogger({
     ...(format ? { format: format } : {}),
     ...(typeof values['log-level'] === 'string' ? { level: values['log-level'] } : {}),
   });
 }
+
+/** What a command that declares `logs: false` gets as its logger: using it is a bug, said loudly. */
+export const noLogger: Logger = new Proxy({} as Logger, {
+  get: (_target, prop) => {
+    throw new Error(`internal: a command declared logs: false and used its logger (.${String(prop)})`);
+  },
+});
 
 export function stringList(v: unknown): string[] {
   if (Array.isArray(v)) return v.flatMap((x) => String(x).split(',')).filter(Boolean);

@@ -4,7 +4,7 @@
 // The entry point: parses the command line, runs one command, maps errors to exit codes.
 // The only place that calls process.exit.
 // Commands are loaded lazily from the table (command-table.ts): only the one that runs is evaluated.
-import { commandHelp, loggerFor, mainHelp, parseCommandLine } from './cli.ts';
+import { commandHelp, loggerFor, mainHelp, noLogger, parseCommandLine } from './cli.ts';
 import { commandTable } from './command-table.ts';
 import { AgentError, errorMessage, exitCodeFor } from '../engine/errors.ts';
 
@@ -27,7 +27,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(commandHelp(cmd));
       return 0;
     }
-    const log = loggerFor(values);
+    const log = cmd.logs === false ? noLogger : await loggerFor(values);
     return await cmd.run({ values, positionals, log, out: (t) => process.stdout.write(t) });
   } catch (err: unknown) {
     process.stderr.write(`nodeup ${name}: ${errorMessage(err)}\n`);

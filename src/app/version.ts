@@ -13,6 +13,7 @@ export const versionCommand: Command = {
   summary: 'print the version, commit and embedded Node',
   usage: 'nodeup version [--json]',
   options: { json: { type: 'boolean' } },
+  logs: false,
   async run(ctx) {
     const v = { version: nodeupVersion, commit: nodeupCommit, node: process.version, platform: `${process.platform}/${process.arch}` };
     ctx.out(ctx.values.json ? JSON.stringify(v) + '\n' : `nodeup ${v.version} (commit ${v.commit}, node ${v.node}, ${v.platform})\n`);
