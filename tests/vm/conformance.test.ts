@@ -25,6 +25,15 @@ const ginkgoNodes = Number(process.env.NODEUP_VM_CONFORMANCE_NODES ?? '1');
 const reports = process.env.NODEUP_CONFORMANCE_REPORTS ?? path.join(os.homedir(), '.cache', 'nodeup', 'reports');
 
 const lab = new Lab('vmcf');
+/**
+ * Three guests and parallel ginkgo processes on two host cores: the API server sometimes took
+ * more than 20 s to answer a lease renewal twice in a row, so the controller-manager and the
+ * scheduler lost the lab's 40 s renew deadline and restarted (a sig-network run on 2026-12-07:
+ * "leaderelection lost" at minute 5 of the tests, and a Deployment never counted Available in
+ * time). Single-node OpenShift tunes leader election the same way for a control plane that can
+ * stall: 137 s lease, 107 s renew deadline, 26 s retry period.
+ */
+const leaderElection = { leaseDurationSeconds: 137, renewDeadlineSeconds: 107, retryPeriodSeconds: 26 };
 const cp = { name: 'vmcf-cp-1', ip: '192.168.77.11' };
 const workers = [
   { name: 'vmcf-node-1', ip: '192.168.77.12' },
@@ -38,8 +47,8 @@ describe('conformance: upstream [Conformance] tests on one control plane and two
   beforeAll(async () => {
     if (!enabled) return;
     await lab.setup();
-    cpConfig = await lab.writeFile('control-plane.yaml', lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp: cp.ip, services: true }));
-    const worker = lab.nodeConfig({ role: 'worker', ig: 'nodes', cpIp: cp.ip, services: true });
+    cpConfig = await lab.writeFile('control-plane.yaml', lab.nodeConfig({ role: 'control-plane', ig: 'control-plane', cpIp: cp.ip, services: true, leaderElection }));
+    const worker = lab.nodeConfig({ role: 'worker', ig: 'nodes', cpIp: cp.ip, services: true, leaderElection });
     wkConfig = await lab.writeFile('nodes.yaml', worker);
     await lab.publishNodeConfig('nodes', worker);
   });

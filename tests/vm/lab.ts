@@ -125,6 +125,8 @@ export interface NodeConfigInput {
   readonly kubeProxyMode?: 'nftables' | 'iptables';
   /** spec.kubelet.registerWithTaints: [] (a control plane that takes workloads). */
   readonly untainted?: boolean;
+  /** spec.controlPlane.leaderElection (default: the lab's 60/40/5 s). */
+  readonly leaderElection?: { readonly leaseDurationSeconds: number; readonly renewDeadlineSeconds: number; readonly retryPeriodSeconds: number };
 }
 
 export const kubectl = (args: string): string => `/usr/local/bin/kubectl --kubeconfig /etc/kubernetes/admin.conf ${args}`;
@@ -360,7 +362,7 @@ ${ov('etcd', e.ETCD_VERSION!, e.ETCD_SHA256!, `etcd-v${e.ETCD_VERSION}-linux-amd
   controlPlane:
     # Under TCG the API server can take longer than the default 10 s renew deadline to answer a
     # lease update; the controller-manager then exits ("leaderelection lost") and restarts in a loop.
-    leaderElection: {leaseDurationSeconds: 60, renewDeadlineSeconds: 40, retryPeriodSeconds: 5}
+    leaderElection: {${Object.entries(o.leaderElection ?? { leaseDurationSeconds: 60, renewDeadlineSeconds: 40, retryPeriodSeconds: 5 }).map(([k, v]) => `${k}: ${v}`).join(', ')}}
 ${o.services && !(o.controlPlaneExtra ?? '').includes('probes:') ? servicesProbes : ''}${o.controlPlaneExtra ?? ''}${o.untainted ? '  kubelet: {registerWithTaints: []}\n' : ''}  networking:
     podCIDR: 10.244.0.0/16
     nodeAddress: {cidr: ${labSubnet}}
