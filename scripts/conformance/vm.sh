@@ -3,11 +3,11 @@
 # from the stock image through cloud-init (tests/vm/conformance.test.ts), then upstream e2e.test
 # on a [Conformance] selection inside the control-plane guest. Builds what is missing first
 # (scripts/setup.sh: the e2e fixture ~30 min cold; scripts/vm/setup.sh: base image, assets, images).
-#   bash scripts/conformance/vm.sh [--selection smoke|full|FILE] [--sig NAME] [--timeout-min N] [--nodes N] [--no-setup]
+#   bash scripts/conformance/vm.sh [--selection smoke|full|FILE] [--sig NAME[,NAME]] [--timeout-min N] [--nodes N] [--no-setup]
 # --nodes N runs the tests on N parallel ginkgo processes (default 3: most of a test's time is
 # waiting for pods); specs marked Serial run alone after the others.
-# --sig NAME keeps the selection's tests of one SIG (sig-network, sig-node, ...): the full
-# selection takes hours under TCG, so it runs one part a time (report: conformance-<sel>-<sig>).
+# --sig NAME[,NAME...] keeps the selection's tests of those SIGs (sig-network, sig-node, ...): the
+# full selection takes hours under TCG, so it runs a part at a time (report: conformance-<sel>-<sigs>).
 # The report (junit.xml, results.tsv, summary.txt, e2e.log) lands in
 # $NODEUP_CONFORMANCE_REPORTS/conformance-<selection> (default ~/.cache/nodeup/reports).
 set -euo pipefail
@@ -26,11 +26,15 @@ while [ $# -gt 0 ]; do
 done
 case "$selection" in smoke | full) ;; *) [ -f "$selection" ] || { echo "vm.sh: no selection file $selection" >&2; exit 2; }; selection="$(cd "$(dirname "$selection")" && pwd)/$(basename "$selection")" ;; esac
 if [ -n "$sig" ]; then
-  case "$sig" in sig-[a-z-]*) ;; *) echo "vm.sh: --sig takes a SIG name such as sig-network, not $sig" >&2; exit 2 ;; esac
+  IFS=, read -ra sigs <<<"$sig"
+  patterns=()
+  for s in "${sigs[@]}"; do
+    case "$s" in sig-[a-z-]*) patterns+=(-e "[$s]") ;; *) echo "vm.sh: --sig takes SIG names such as sig-network or sig-cli,sig-storage, not $s" >&2; exit 2 ;; esac
+  done
   case "$selection" in smoke | full) src="tests/conformance/$selection.txt" label="$selection" ;; *) src="$selection" label="$(basename "$selection" .txt)" ;; esac
-  part="${NODEUP_CONFORMANCE_REPORTS:-$HOME/.cache/nodeup/reports}/selections/$label-$sig.txt"
+  part="${NODEUP_CONFORMANCE_REPORTS:-$HOME/.cache/nodeup/reports}/selections/$label-${sig//,/+}.txt"
   mkdir -p "$(dirname "$part")"
-  { echo "# $sig's tests of $src"; grep -F "[$sig]" "$src" || true; } >"$part"
+  { echo "# $sig's tests of $src"; grep -F "${patterns[@]}" "$src" || true; } >"$part"
   count="$(grep -c -v '^#' "$part" || true)"
   [ "$count" -gt 0 ] || { echo "vm.sh: $src has no test of $sig" >&2; exit 2; }
   echo "vm.sh: $count tests of $sig from $src"
