@@ -2,7 +2,7 @@
 // schema live in info-commands.ts, so they load none of this).
 import { execute } from '../engine/executor.ts';
 import { type Command, type CommandContext, stringList } from './cli.ts';
-import { AgentError, errorForLog, errorMessage, exitCodeFor } from '../engine/errors.ts';
+import { AgentError, errorForLog, errorMessage, exitCodeFor, rolledBackExitCode } from '../engine/errors.ts';
 import { Graph } from '../engine/graph.ts';
 import { NodeHost } from '../engine/host/node-host.ts';
 import { renderPlan } from '../engine/plan-printer.ts';
@@ -37,7 +37,6 @@ export function joinTimeoutMs(value: CommandContext['values'][string]): number {
 }
 
 /** apply --rollback-on-failure: the new config failed and the last good one converged (nodeup.service does not restart on it). */
-export const rolledBackExitCode = 3;
 
 /** apply, plan, and rollback (an apply of the node's last good config, last-good.ts). */
 function runCommand(name: 'apply' | 'plan' | 'rollback', summary: string): Command {

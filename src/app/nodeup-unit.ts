@@ -6,6 +6,7 @@
 // NODEUP_APPLY_ARGS holds extra `apply` arguments for every run (e.g. `--only node-files`): the
 // unquoted `$NODEUP_APPLY_ARGS` in ExecStart is split into words by systemd, and is no words at
 // all when the variable is unset.
+import { rolledBackExitCode } from '../engine/errors.ts';
 import { renderUnit } from '../engine/tasks/render-unit.ts';
 import { UnitTask } from '../engine/tasks/unit.ts';
 
@@ -33,7 +34,7 @@ export function renderNodeupUnit(i: NodeupUnitInput): string {
       RestartSec: '30s',
       // 3: apply --rollback-on-failure rolled the node back to its last good config; retrying the
       // config that failed every 30 s would break and roll back the node again and again.
-      RestartPreventExitStatus: '3',
+      RestartPreventExitStatus: String(rolledBackExitCode),
       TimeoutStartSec: 'infinity',
       RemainAfterExit: false,
     },

@@ -51,6 +51,9 @@ export class GraphError extends Error {
 }
 
 /** Exit codes, as documented in the README: 0 converged, 1 a task failed, 2 bad config or host. */
+/** `apply --rollback-on-failure`: the config failed and the node converged back to its last good one. */
+export const rolledBackExitCode = 3;
+
 export function exitCodeFor(err: unknown): 1 | 2 {
   if (err instanceof AgentError) {
     switch (err.code) {

@@ -11,6 +11,7 @@ import { isSea } from 'node:sea';
 import { stringList, type Command, type CommandContext } from '../app/cli.ts';
 import { parseBootConfig } from '../model/config.ts';
 import { AgentError } from '../engine/errors.ts';
+import { drainTimeoutMs } from '../app/disruption.ts';
 import { readLocalFile, sha256File } from '../engine/host/local.ts';
 import type { SshAuth } from './client.ts';
 import { reprovisionHost, type HostReport } from './reprovision.ts';
@@ -57,9 +58,11 @@ export const sshCommand: Command = {
   summary: 'reprovision hosts over SSH: upload nodeup if changed, write the boot config, run apply (or plan)',
   usage:
     'nodeup ssh (apply|plan) [user@]host[:port]... [--control-plane [user@]host[:port]]... [--boot-config FILE] [--binary FILE] [--identity FILE] [--bastion user@host[:port]] [--parallel N] [--known-hosts FILE] [--gate-timeout SECONDS] [--no-gate]\n' +
+    '  [--rollback-on-failure] [--drain-timeout SECONDS] [--ready-timeout SECONDS] [--no-drain]  (passed to each host\'s nodeup apply)\n' +
     '  apply rolls out control planes first (--control-plane hosts, one at a time), then the other hosts, --parallel at a time; after each apply it runs\n' +
     '  the gate on the host: `nodeup ready` (kubelet healthy, Node Ready) and, on a control plane, `nodeup etcd members --check` (its member a healthy voter,\n' +
-    '  quorum kept); the first host that fails its apply or its gate stops the rollout. --no-gate skips the gates.',
+    '  quorum kept); the first host that fails its apply or its gate stops the rollout. --no-gate skips the gates.\n' +
+    '  With --rollback-on-failure a host whose new config fails converges back to its last good config (its apply exits 3), and the rollout stops there.',
   options: {
     'boot-config': { type: 'string' },
     binary: { type: 'string' },
@@ -78,6 +81,10 @@ export const sshCommand: Command = {
     'control-plane': { type: 'string', multiple: true },
     'gate-timeout': { type: 'string', default: '300' },
     'no-gate': { type: 'boolean' },
+    'rollback-on-failure': { type: 'boolean' },
+    'drain-timeout': { type: 'string' },
+    'ready-timeout': { type: 'string' },
+    'no-drain': { type: 'boolean' },
   },
   async run(ctx) {
     const [action, ...hostSpecs] = ctx.positionals;
@@ -112,10 +119,23 @@ export const sshCommand: Command = {
     const knownHosts = (await Promise.all(files.map(readIfExists))).filter((t): t is string => t !== undefined).join('\n');
     const auth = await authFrom(ctx);
     const owner = `${os.userInfo().username}@${os.hostname()} pid ${process.pid} since ${new Date().toISOString()}`;
+    // apply's own flags for day 2, checked here so that a bad one stops the rollout before any host.
+    const applyArgs: string[] = [];
+    if (action === 'apply') {
+      for (const flag of ['drain-timeout', 'ready-timeout'] as const) {
+        const v = ctx.values[flag];
+        if (v === undefined) continue;
+        drainTimeoutMs(v, 0, `--${flag}`);
+        applyArgs.push(`--${flag}`, String(v));
+      }
+      if (ctx.values['no-drain'] === true) applyArgs.push('--no-drain');
+      if (ctx.values['rollback-on-failure'] === true) applyArgs.push('--rollback-on-failure');
+    }
     const runArgs = [
       ...stringList(ctx.values.only).flatMap((c) => ['--only', c]),
       ...stringList(ctx.values.skip).flatMap((c) => ['--skip', c]),
       ...(action === 'apply' ? stringList(ctx.values['ignore-preflight']).flatMap((c) => ['--ignore-preflight', c]) : []),
+      ...applyArgs,
     ];
 
     ctx.log.info({ action, hosts: names, parallel, bastion: bastion ? targetName(bastion) : undefined, binarySha256: binary.sha256 }, 'ssh rollout starting');

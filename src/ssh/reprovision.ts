@@ -6,7 +6,7 @@
 // close the channel or when the connection dies (no stale locks after a crashed operator), and its
 // owner is written next to it so a refused operator sees who holds it.
 import { randomBytes } from 'node:crypto';
-import { AgentError } from '../engine/errors.ts';
+import { AgentError, rolledBackExitCode } from '../engine/errors.ts';
 import type { Logger } from '../engine/log.ts';
 import type { SshSession } from './client.ts';
 import { targetName } from './target.ts';
@@ -101,6 +101,11 @@ export async function reprovisionHost(session: SshSession, plan: ReprovisionPlan
     const run = await session.exec(asRoot(user, 'exec "$@"', [plan.remoteBinary, ...args]), {
       onLine: (line) => io.out(`[${name}] ${line}\n`),
     });
+    if (run.code === rolledBackExitCode && plan.mode === 'apply') {
+      throw new AgentError('SSH', `${name}: the new config failed and nodeup apply rolled the host back to its last good config (exit ${run.code}): the rollout stops here`, {
+        details: { host: name, exitCode: run.code, rolledBack: true },
+      });
+    }
     if (run.code !== 0) {
       throw new AgentError('SSH', `${name}: nodeup ${plan.mode} exited with ${run.code}`, { details: { host: name, exitCode: run.code } });
     }

@@ -5,6 +5,9 @@
 // written twice, and each run's report and the receipt say what that run did. A third run with
 // --no-wait while the first holds the lock stops at once (exit 1), naming the holder, and writes
 // no receipt. The last run's metrics are in the default textfile-collector file.
+// Issue 19, item 4, through the same CLI: `apply --rollback-on-failure` with a config that fails
+// exits 3 (nodeup.service's RestartPreventExitStatus) after converging back to the last good
+// config, and `nodeup rollback` converges to it without the store.
 import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as http from 'node:http';
@@ -138,5 +141,78 @@ describe('one nodeup run at a time on a node (two real processes)', () => {
     expect(text).toContain('nodeup_last_run_component_tasks{mode="apply",component="node-files",status="unchanged"} 2\n');
     expect((await fsp.stat(prom)).mode & 0o777).toBe(0o644);
     expect((await fsp.readdir(path.dirname(prom))).filter((f) => f !== 'nodeup.prom'), 'no temporary file left beside it').toEqual([]);
+  });
+});
+
+describe('a config that fails, rolled back by the real CLI (exit 3) and by nodeup rollback', () => {
+  let dir = '';
+  const okConfig = nodeConfig;
+  // Its second file cannot be written: its parent is the first config's file a.conf.
+  const badConfig = nodeConfig.replace('/etc/nodeup-lock/b.conf', '/etc/nodeup-lock/a.conf/sub.conf').replace('"b\\n"', '"broken\\n"');
+
+  async function publish(config: string): Promise<string> {
+    await fsp.mkdir(path.join(dir, 'store/igconfig/nodes'), { recursive: true });
+    await fsp.writeFile(path.join(dir, 'store/igconfig/nodes/node.yaml'), config);
+    const boot = path.join(dir, `boot-${configHash(config).slice(0, 12)}.yaml`);
+    await fsp.writeFile(boot, ['apiVersion: nodeup.dev/v1alpha1', 'kind: BootConfig', `stateStore: file://${path.join(dir, 'store')}`, 'clusterName: lock', 'instanceGroup: nodes', `nodeConfigHash: ${configHash(config)}`, 'nodeName: lock-node', ''].join('\n'));
+    return boot;
+  }
+  function cli(args: readonly string[]): Promise<Run> {
+    const startedAt = Date.now();
+    const child = spawn(process.execPath, [path.join(repo, 'src/app/main.ts'), ...args, '--root', path.join(dir, 'root'), '--only', 'node-files', '--log-format', 'json', '--metrics-file', ''], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    return new Promise<Run>((resolve) => child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, startedAt, endedAt: Date.now() })));
+  }
+  const receipt = async (): Promise<{ result: string; configHash: string; rolledBackFrom?: string; rolledBackTo?: string; rollbackReason?: string }> =>
+    JSON.parse(await fsp.readFile(path.join(dir, 'root/var/lib/nodeup/status.json'), 'utf8')) as never;
+
+  beforeAll(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'nodeup-rollback-'));
+    await fsp.mkdir(path.join(dir, 'root/etc'), { recursive: true });
+    await fsp.writeFile(path.join(dir, 'root/etc/os-release'), 'ID=debian\nVERSION_ID="12"\n');
+  });
+  afterAll(async () => {
+    if (dir) await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  it('apply --rollback-on-failure exits 3 with the node back on its last good config; rollback converges to it without the store', async () => {
+    const okBoot = await publish(okConfig);
+    const good = await cli(['apply', '--config', okBoot]);
+    expect(good.code, good.stderr).toBe(0);
+    // Only a whole apply (every component: packages, downloads...) keeps its config as the last
+    // good one, and this root cannot take one: put it where such a run leaves it.
+    await fsp.mkdir(path.join(dir, 'root/var/lib/nodeup/last-good'), { recursive: true, mode: 0o700 });
+    await fsp.writeFile(path.join(dir, 'root/var/lib/nodeup/last-good/node.yaml'), okConfig, { mode: 0o600 });
+    const record = { configHash: configHash(okConfig), convergedAt: new Date().toISOString(), source: 'test' };
+    await fsp.writeFile(path.join(dir, 'root/var/lib/nodeup/last-good/record.json'), JSON.stringify(record), { mode: 0o600 });
+
+    const badBoot = await publish(badConfig);
+    const plain = await cli(['apply', '--config', badBoot]);
+    expect(plain.code, 'without the flag the failure stands').toBe(1);
+    expect((await receipt()).result).toBe('failed');
+
+    const rolled = await cli(['apply', '--config', badBoot, '--rollback-on-failure']);
+    expect(rolled.code, rolled.stderr).toBe(3);
+    expect(rolled.stderr).toContain(`nodeup apply: the config ${configHash(badConfig)} failed (tasks failed: file:/etc/nodeup-lock/a.conf/sub.conf: `);
+    expect(rolled.stderr).toContain(`the node was rolled back to its last good config ${configHash(okConfig)} and converged`);
+    expect(await receipt()).toMatchObject({ result: 'converged', configHash: configHash(okConfig), rolledBackFrom: configHash(badConfig), rolledBackTo: configHash(okConfig) });
+    expect(await fsp.readFile(path.join(dir, 'root/etc/nodeup-lock/a.conf'), 'utf8')).toBe('a\n');
+
+    // The store is gone: rollback needs only what the node kept.
+    await fsp.rm(path.join(dir, 'store'), { recursive: true });
+    await fsp.rm(path.join(dir, 'root/etc/nodeup-lock/b.conf'));
+    const back = await cli(['rollback', '--config', badBoot]);
+    expect(back.code, back.stderr).toBe(0);
+    expect(await fsp.readFile(path.join(dir, 'root/etc/nodeup-lock/b.conf'), 'utf8'), 'rollback wrote the last good config\'s file again').toBe('b\n');
+    expect(await receipt()).toMatchObject({ result: 'converged', configHash: configHash(okConfig), rolledBackTo: configHash(okConfig) });
+
+    // A kept config changed by hand is refused, naming the file (exit 2).
+    await fsp.appendFile(path.join(dir, 'root/var/lib/nodeup/last-good/node.yaml'), '# edited\n');
+    const edited = await cli(['rollback', '--config', badBoot]);
+    expect(edited.code).toBe(2);
+    expect(edited.stderr).toContain('/var/lib/nodeup/last-good/node.yaml does not match the hash in /var/lib/nodeup/last-good/record.json');
   });
 });

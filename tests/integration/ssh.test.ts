@@ -112,7 +112,9 @@ beforeAll(async () => {
       'printf "%s %s\\n" "$port" "$*" >>"$R/calls.txt"',
       'echo "stand-in nodeup: $1 on port $port"',
       'echo "a line on stderr" >&2',
-      'if [ -f "$R/fail-port-$port" ]; then echo "failing on purpose"; exit 3; fi',
+      'if [ -f "$R/fail-port-$port" ]; then echo "failing on purpose"; exit 1; fi',
+      '# as nodeup apply --rollback-on-failure does when the new config failed and the old one converged',
+      'if [ "$1" = apply ] && [ -f "$R/rolled-back-port-$port" ]; then echo "rolled back"; exit 3; fi',
       'if [ "$1" = ready ] && [ -f "$R/fail-ready-$port" ]; then echo "Node not Ready"; exit 1; fi',
       'i=0; while [ -f "$R/hold" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done',
       'exit 0',
@@ -216,7 +218,7 @@ describe('nodeup ssh apply (ssh2 against real sshd on 127.0.0.1)', () => {
     const res = await nodeupSsh(['apply', `127.0.0.1:${p2}`, `127.0.0.1:${p1}`, `localhost:${p1}`, '--parallel', '1']);
     await fsp.rm(`${remote}/fail-port-${p2}`);
     expect(res.code).toBe(1);
-    expect(res.out).toMatch(new RegExp(`127\\.0\\.0\\.1:${p2}\\s+failed\\s+127\\.0\\.0\\.1:${p2}: nodeup apply exited with 3`));
+    expect(res.out).toMatch(new RegExp(`127\\.0\\.0\\.1:${p2}\\s+failed\\s+127\\.0\\.0\\.1:${p2}: nodeup apply exited with 1`));
     expect(res.out).toMatch(new RegExp(`127\\.0\\.0\\.1:${p1}\\s+skipped\\s+not started`));
     expect(res.out).toMatch(new RegExp(`localhost:${p1}\\s+skipped`));
     expect((await calls()).slice(n).map((l) => l.split(' ')[0])).toEqual([String(p2)]);
@@ -269,6 +271,24 @@ describe('nodeup ssh apply (ssh2 against real sshd on 127.0.0.1)', () => {
     const k = (await calls()).length;
     expect((await nodeupSsh(['apply', `127.0.0.1:${p1}`, '--no-gate'])).code).toBe(0);
     expect((await calls()).slice(k).map((l) => l.split(' ')[1])).toEqual(['apply']);
+  });
+
+  it('passes the day-2 flags to each apply; a host rolled back to its last good config (exit 3) stops the rollout before its gate and the next host', async () => {
+    await fsp.writeFile(`${remote}/rolled-back-port-${p2}`, '');
+    const n = (await calls()).length;
+    const res = await nodeupSsh(['apply', `127.0.0.1:${p1}`, '--control-plane', `127.0.0.1:${p2}`, '--rollback-on-failure', '--drain-timeout', '120', '--ready-timeout', '90', '--no-drain']);
+    await fsp.rm(`${remote}/rolled-back-port-${p2}`);
+    expect(res.code).toBe(1);
+    const cfg = `${remote}/etc/nodeup/boot.yaml`;
+    expect((await calls()).slice(n), 'no gate, no next host').toEqual([`${p2} apply --config ${cfg} --log-format pretty --drain-timeout 120 --ready-timeout 90 --no-drain --rollback-on-failure`]);
+    expect(res.out).toMatch(new RegExp(`127\\.0\\.0\\.1:${p2}\\s+failed\\s+127\\.0\\.0\\.1:${p2}: the new config failed and nodeup apply rolled the host back to its last good config \\(exit 3\\): the rollout stops here`));
+    expect(res.out).toMatch(new RegExp(`127\\.0\\.0\\.1:${p1}\\s+skipped`));
+    // A bad value is refused before any host is touched.
+    const m = (await calls()).length;
+    const bad = await nodeupSsh(['apply', `127.0.0.1:${p1}`, '--ready-timeout', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.out).toContain("--ready-timeout takes a whole number of seconds above 0, got '0'");
+    expect((await calls()).length).toBe(m);
   });
 
   it('reaches a host through a bastion (ssh2 forwardOut)', async () => {
