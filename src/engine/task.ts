@@ -26,7 +26,8 @@ export type TaskKind =
   | 'etcd-member'
   | 'etcd-membership'
   | 'preflight'
-  | 'manifest';
+  | 'manifest'
+  | 'prune';
 
 export type TaskKey = `${TaskKind}:${string}`;
 

@@ -167,7 +167,7 @@ export class AptManager implements PackageManager {
     const commands: string[] = [];
     if (repair.length > 0) commands.push('dpkg --configure -a');
     if (install.length > 0) {
-      if (snap.listsStale) commands.push(`apt-get update  # ${snap.listsStale}`);
+      if (snap.listsStale) commands.push(`${['apt-get update', ...this.opts.repositoryOptions].join(' ')}  # ${snap.listsStale}`);
       commands.push(['apt-get install', ...this.installArgs(install)].join(' '));
     }
     if (hold.length > 0) commands.push(['apt-mark hold', ...hold.map((w) => w.name)].join(' '));
@@ -178,6 +178,7 @@ export class AptManager implements PackageManager {
     const pinned = install.some((w) => w.version !== undefined);
     return [
       ...aptInstallFlags,
+      ...this.opts.repositoryOptions,
       ...(pinned ? ['--allow-downgrades', '--allow-change-held-packages'] : []),
       ...install.map((w) => (w.version !== undefined ? `${w.name}=${w.version}` : w.name)),
     ];
@@ -244,7 +245,7 @@ export class AptManager implements PackageManager {
   private async update(host: Host, reason: string, log: Logger): Promise<void> {
     log.info({ reason }, 'refreshing package lists');
     this.updated = true;
-    await this.run(host, 'apt-get', ['update'], log);
+    await this.run(host, 'apt-get', ['update', ...this.opts.repositoryOptions], log);
   }
 
   private async configurePending(host: Host, log: Logger): Promise<void> {

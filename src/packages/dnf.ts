@@ -148,6 +148,7 @@ export class DnfManager implements PackageManager {
     return [
       'install',
       '--assumeyes',
+      ...this.opts.repositoryOptions,
       '--setopt=install_weak_deps=False',
       '--setopt=exit_on_lock=True',
       ...install.map((w) => (w.version !== undefined ? `${w.name}-${w.version}` : w.name)),

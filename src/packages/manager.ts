@@ -65,6 +65,8 @@ export interface ManagerOptions {
   readonly releaseVer: string;
   /** The package that provides `dnf versionlock`. */
   readonly versionlockPackage: string | null;
+  /** Extra options for every apt-get update/install or dnf install: spec.packages.onlyRepositories (repositories.ts). */
+  readonly repositoryOptions: readonly string[];
 }
 
 export const defaultManagerOptions: ManagerOptions = {
@@ -74,6 +76,7 @@ export const defaultManagerOptions: ManagerOptions = {
   retryBaseMs: 2_000,
   releaseVer: '',
   versionlockPackage: null,
+  repositoryOptions: [],
 };
 
 /** How a failed (or suspicious) package-manager run reads. */

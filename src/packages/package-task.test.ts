@@ -248,7 +248,7 @@ describe('apt: locks, interrupted dpkg, mirror failures', () => {
         '    install: repository version',
         '+ package:kmod',
         '    install: repository version',
-        '6 tasks: 4 would change, 2 unchanged, 0 failed, 0 blocked',
+        '7 tasks: 4 would change, 3 unchanged, 0 failed, 0 blocked',
         '',
       ].join('\n'),
     );
@@ -386,7 +386,7 @@ describe('Flatcar', () => {
     const flatcar = await fixtureOsRelease('flatcar');
     const plain = packagesModel(flatcar);
     expect(packagesComponent.enabled(plain)).toBe(false);
-    expect(packagesComponent.preflight?.(plain).map((c) => c.check(plain))).toEqual([undefined]);
+    expect(packagesComponent.preflight?.(plain).map((c) => c.check(plain))).toEqual([undefined, undefined]);
     const asking = packagesModel(flatcar, { extra: ['jq'] });
     expect(packagesComponent.preflight?.(asking)[0]?.check(asking)).toMatch(/Flatcar Container Linux has no package manager: spec.packages \(jq\)/);
   });

@@ -3,7 +3,8 @@
 // packages through chroot from a local repository served on 127.0.0.1 (the fixture's .debs plus
 // small test packages built here with dpkg-deb). Proves: one batch, dpkg -s says installed, a second
 // apply runs no apt command, pins installed and held, a held dpkg lock waited for, a mirror 503
-// retried, index files left empty by a power cut started over.
+// retried, index files left empty by a power cut started over; with the image's source out of
+// reach, spec.packages.repositories + onlyRepositories install from the site's repository alone.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -73,6 +74,7 @@ beforeAll(async () => {
   await buildDeb('nodeup-after-lock', '1.0');
   await buildDeb('nodeup-after-503', '1.0');
   await buildDeb('nodeup-after-cut', '1.0');
+  await buildDeb('nodeup-after-only', '1.0');
   await indexRepo();
   server = await serveDir(repo);
   await fsp.writeFile(path.join(root, 'etc/apt/sources.list'), `deb [trusted=yes] ${server.url} ./\n`);
@@ -219,5 +221,39 @@ describe('packages on a real Debian bookworm root with real apt', () => {
     expect(snap.listsStale).toBeUndefined();
     expect(snap.installed.get('iptables')?.healthy).toBe(true);
     expect(repoRoot).toBeTruthy();
+  });
+
+  it('air-gapped: with the image source out of reach the install fails; spec.packages.repositories with onlyRepositories installs from the site repository alone', async () => {
+    const sourcesList = path.join(root, 'etc/apt/sources.list');
+    const before = await fsp.readFile(sourcesList, 'utf8');
+    // The image's own source: nothing answers there (as the distro's mirror from an air-gapped site).
+    await fsp.writeFile(sourcesList, 'deb [trusted=yes] http://127.0.0.1:9/debian bookworm main\n');
+    try {
+      const want = { extra: ['ethtool', 'nodeup-after-only'] };
+      const cut = await runPackages(packagesModel(`ID=debian\nVERSION_ID="12"\n`, want), new RecordingHost({ root }), 'apply', captureLog('info').log, { attempts: 1 });
+      expect(cut.ok, 'the image source alone cannot serve it').toBe(false);
+      expect((await dpkgStatus('nodeup-after-only')).status).not.toBe('install ok installed');
+
+      const site = { repositories: [{ name: 'site', url: server.url, suites: ['./'], trusted: true }], onlyRepositories: true };
+      const host = new RecordingHost({ root });
+      const requests = server.requests.length;
+      const report = await runPackages(packagesModel(`ID=debian\nVERSION_ID="12"\n`, { ...want, ...site }), host, 'apply', captureLog('info').log, { attempts: 1 });
+      expect(report.ok, JSON.stringify(report.results.filter((r) => r.error))).toBe(true);
+      expect((await dpkgStatus('nodeup-after-only')).status).toBe('install ok installed');
+      const only = '-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=/etc/apt/nodeup-sources.d';
+      expect(host.calls.filter((c) => c.startsWith('apt-get'))).toEqual([`apt-get update ${only}`, expect.stringMatching(new RegExp(`^apt-get install .* ${only.replaceAll('.', '\\.')} nodeup-after-only$`))]);
+      expect(server.requests.slice(requests).some((r) => r.endsWith('nodeup-after-only_1.0_all.deb'))).toBe(true);
+      expect(await fsp.readFile(path.join(root, 'etc/apt/sources.list.d/nodeup-site.sources'), 'utf8')).toContain(`URIs: ${server.url}\nSuites: ./\nTrusted: yes\n`);
+      expect(await fsp.readlink(path.join(root, 'etc/apt/nodeup-sources.d/nodeup-site.sources'))).toBe('/etc/apt/sources.list.d/nodeup-site.sources');
+      // A second run changes nothing and runs no apt command.
+      const again = new RecordingHost({ root });
+      const second = await runPackages(packagesModel(`ID=debian\nVERSION_ID="12"\n`, { ...want, ...site }), again, 'apply', captureLog('info').log, { attempts: 1 });
+      expect(second.changed).toBe(0);
+      expect(again.calls.filter((c) => c.startsWith('apt-get'))).toEqual([]);
+    } finally {
+      await fsp.writeFile(sourcesList, before);
+      await fsp.rm(path.join(root, 'etc/apt/sources.list.d/nodeup-site.sources'), { force: true });
+      await fsp.rm(path.join(root, 'etc/apt/nodeup-sources.d'), { recursive: true, force: true });
+    }
   });
 });

@@ -4,7 +4,8 @@
 // the versionlock plugin package. nodeup installs into a separate root with --installroot.
 // Proves: one batched dnf install, rpm -q says installed, a second apply installs nothing (no dnf
 // command at all), a pinned version is locked in the root's versionlock.list and real dnf then
-// refuses to move it, and a held rpmdb lock is waited for with its holder named.
+// refuses to move it, a held rpmdb lock is waited for with its holder named, and with the root's
+// repository out of reach spec.packages.repositories + onlyRepositories install from the site's.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -37,7 +38,7 @@ beforeAll(async () => {
   repo = path.join(work, 'repo');
   const base = wantedPackages(model().distro, model().spec.packages).map((w) => `${w.name}-1.0-1`);
   // rpm-repo.sh installs dnf, rpm, createrepo-c and dnf-plugins-core when they are missing.
-  await sh('bash', [path.join(repoRoot, setup), repo, ...base, 'python3-dnf-plugin-versionlock-4.3.0-1', 'nodeup-pin-1.0-1', 'nodeup-pin-2.0-1', 'nodeup-dep-1.0-1', 'nodeup-extra-1.0-1:nodeup-dep', 'nodeup-after-lock-1.0-1'], {
+  await sh('bash', [path.join(repoRoot, setup), repo, ...base, 'python3-dnf-plugin-versionlock-4.3.0-1', 'nodeup-pin-1.0-1', 'nodeup-pin-2.0-1', 'nodeup-dep-1.0-1', 'nodeup-extra-1.0-1:nodeup-dep', 'nodeup-after-lock-1.0-1', 'nodeup-after-only-1.0-1'], {
     maxBuffer: 16 << 20,
   }).catch((err: unknown) => {
     throw new Error(`${setup} failed (it builds the RPMs and installs rpm/createrepo-c/dnf): ${String(err)}`);
@@ -117,5 +118,35 @@ describe('packages on a separate root with real dnf', () => {
     expect(Date.now() - started).toBeGreaterThan(2_000);
     expect(await rpmQ('nodeup-after-lock')).toBe('1.0-1');
     expect(existsSync(path.join(root, 'var/lib/dnf'))).toBe(true);
+  });
+
+  it('air-gapped: with the root repository out of reach the install fails; spec.packages.repositories with onlyRepositories installs from the site repository alone', async () => {
+    const repos = path.join(root, 'etc/yum.repos.d');
+    // The image's own repository: nothing answers there (the distro's mirror seen from an air-gapped site).
+    await fsp.rename(path.join(repos, 'nodeup-test.repo'), path.join(work, 'nodeup-test.repo'));
+    await fsp.writeFile(path.join(repos, 'image.repo'), '[image]\nname=image\nbaseurl=http://127.0.0.1:9/rocky/\ngpgcheck=0\nenabled=1\n');
+    try {
+      const want = { extra: ['nodeup-extra', 'nodeup-after-only'], pin: { 'nodeup-pin': '1.0-1' } };
+      const cut = await runPackages(model(want), new RecordingHost({ root }), 'apply', captureLog('info').log, { attempts: 1 });
+      expect(cut.ok, 'the image repository alone cannot serve it').toBe(false);
+      expect(await rpmQ('nodeup-after-only')).not.toBe('1.0-1');
+
+      const site = { repositories: [{ name: 'site', url: `file://${repo}`, trusted: true }], onlyRepositories: true };
+      const host = new RecordingHost({ root });
+      const report = await runPackages(model({ ...want, ...site }), host, 'apply', captureLog('info').log, { attempts: 1 });
+      expect(report.ok, JSON.stringify(report.results.filter((r) => r.error))).toBe(true);
+      expect(await rpmQ('nodeup-after-only')).toBe('1.0-1');
+      expect(host.calls.filter((c) => c.startsWith('dnf '))).toEqual([
+        'dnf --installroot=<root> --releasever=9 install --assumeyes --disablerepo=* --enablerepo=nodeup-* --setopt=install_weak_deps=False --setopt=exit_on_lock=True nodeup-after-only',
+      ]);
+      expect(await fsp.readFile(path.join(repos, 'nodeup-site.repo'), 'utf8')).toContain(`[nodeup-site]\nname=nodeup site (spec.packages.repositories)\nbaseurl=file://${repo}\nenabled=1\ngpgcheck=0\n`);
+      const again = new RecordingHost({ root });
+      expect((await runPackages(model({ ...want, ...site }), again, 'apply', captureLog().log)).changed).toBe(0);
+      expect(again.calls.filter((c) => c.startsWith('dnf '))).toEqual([]);
+    } finally {
+      await fsp.rm(path.join(repos, 'image.repo'), { force: true });
+      await fsp.rm(path.join(repos, 'nodeup-site.repo'), { force: true });
+      await fsp.rename(path.join(work, 'nodeup-test.repo'), path.join(repos, 'nodeup-test.repo'));
+    }
   });
 });
