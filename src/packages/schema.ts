@@ -13,7 +13,7 @@ export const RepositorySpec = z.strictObject({
   /** apt only: the components ([main]); none for a flat repository. */
   components: z.array(z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected a component such as "main"')).default([]),
   /** The repository's OpenPGP signing key, ASCII-armored (apt Signed-By, dnf gpgkey). */
-  key: z.string().includes('-----BEGIN PGP PUBLIC KEY BLOCK-----', { message: 'expected an ASCII-armored OpenPGP public key (-----BEGIN PGP PUBLIC KEY BLOCK-----)' }).optional(),
+  key: z.string().regex(/-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]+-----END PGP PUBLIC KEY BLOCK-----/, 'expected an ASCII-armored OpenPGP public key (-----BEGIN PGP PUBLIC KEY BLOCK----- ... -----END PGP PUBLIC KEY BLOCK-----)').optional(),
   /** An unsigned repository: packages are installed from it without a signature check. Say so explicitly. */
   trusted: z.boolean().default(false),
 });
