@@ -25,6 +25,11 @@
 // back Ready by itself (new boot id, its kubelet renews its lease after the reboot, nodeup.service
 // ran at boot and changed nothing, and a new hello pod runs there and answers).
 //
+// Day 2 (issue 19), last: a worker config whose kubelet cannot start (an unknown feature gate) is
+// rolled out with `nodeup ssh apply --rollback-on-failure`: the worker drains, its kubelet does not
+// come back, nodeup converges it back to its last good config by itself (exit 3), the rollout stops
+// there, and the Node is Ready and schedulable again.
+//
 // Air-gapped (issue 20): before any guest boots, `nodeup mirror` stages the assets and images both
 // configs need (plus the workload's and upstream's test images) from the lab's registry and asset
 // server, which play the upstreams, into a mirror (a directory served on 127.0.0.1 and a registry of
@@ -58,6 +63,8 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ipInCidr } from '../../src/engine/net/cidr.ts';
+import { configHash } from '../../src/model/config.ts';
+import { binary, nodeup } from './harness.ts';
 import { expectNodeRoutes, runConformance, servicesWork, systemPodsReady } from './kube-checks.ts';
 import { Lab, kubectl, type Receipt } from './lab.ts';
 
@@ -257,6 +264,37 @@ describe('cluster: one control plane and one worker from the stock image, throug
         await expectNodeRoutes(lab, wkName, { [cpPodCidr]: cpIp });
         const np = await lab.ssh(cpName, `curl -sS --max-time 5 --retry 20 --retry-delay 3 --retry-all-errors http://${wkIp}:30080/`, 120_000);
         expect(np.stdout, `NodePort on the rebooted worker: ${np.stderr}`).toBe('hello from hello\n');
+
+        // 9. Day 2 (issue 19): a config whose kubelet cannot start (a feature gate kubelet does not
+        // know), rolled out to the worker with `nodeup ssh apply --rollback-on-failure`. The worker
+        // drains, restarts its kubelet, which does not come back within --ready-timeout, converges
+        // back to its last good config by itself (apply exits 3), and the rollout stops there; the
+        // Node is Ready and schedulable again on the old config.
+        const broken = lab.nodeConfig({ role: 'worker', ig: 'nodes', cpIp, services: true, extra: '  kubelet: {featureGates: {NoSuchGate: true}}\n' });
+        await lab.publishNodeConfig('nodes', broken);
+        const boot = (await lab.ssh(wkName, 'cat /etc/nodeup/boot.yaml')).stdout;
+        const goodHash = /nodeConfigHash: (\S+)/.exec(boot)?.[1] ?? '';
+        expect(goodHash, 'the worker boot config pins its NodeConfig').toMatch(/^sha256:/);
+        const brokenBoot = await lab.writeFile('boot-broken.yaml', boot.replace(/nodeConfigHash: \S+/, `nodeConfigHash: ${configHash(broken)}`));
+        const rolloutAt = Number((await lab.ssh(wkName, 'date -u +%s')).stdout.trim());
+        const roll = await nodeup(
+          ['ssh', 'apply', `root@127.0.0.1:${await lab.sshPort(wkName)}`, '--boot-config', brokenBoot, '--binary', binary, '--identity', lab.keyFile,
+            '--insecure-accept-any-host-key', '--rollback-on-failure', '--ready-timeout', '120', '--remote-log-format', 'json'],
+          { echo: false },
+        );
+        lab.mark('broken config rolled out and rolled back');
+        expect(roll.code, `the rollout stops at the rolled-back host: ${roll.stdout.slice(-4000)} ${roll.stderr.slice(-2000)}`).toBe(1);
+        expect(roll.stdout).toContain('the new config failed and nodeup apply rolled the host back to its last good config (exit 3): the rollout stops here');
+        const after = JSON.parse((await lab.ssh(wkName, 'cat /var/lib/nodeup/status.json')).stdout) as Receipt & { configHash?: string; rolledBackFrom?: string; rollbackReason?: string };
+        expect(after, 'the receipt says the node runs its last good config, rolled back from the broken one').toMatchObject({ result: 'converged', configHash: goodHash, rolledBackFrom: configHash(broken) });
+        process.stdout.write(`rollback reason: ${after.rollbackReason ?? '?'}\n`);
+        const gate = await lab.ssh(wkName, `journalctl -u kubelet --since @${rolloutAt} --no-pager | grep -c 'unrecognized feature gate' || true`);
+        expect(Number(gate.stdout.trim()), 'the broken kubelet really failed on its feature gate').toBeGreaterThan(0);
+        await lab.waitFor('the worker Ready and schedulable after the rollback', 300_000, async () => {
+          const r = await lab.ssh(cpName, kubectl(`get node ${wkName} -o 'jsonpath={.spec.unschedulable}|{.status.conditions[?(@.type=="Ready")].status}'`));
+          return r.stdout.trim() === '|True' ? { ok: true } : { last: `unschedulable|Ready = ${r.stdout.trim() || r.stderr.trim()}` };
+        });
+        lab.mark('worker Ready on its last good config');
       } finally {
         await store?.close();
       }
