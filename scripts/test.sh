@@ -35,7 +35,7 @@ guard() {
 # the run asks for `auto` and gives the file its deadline (NODEUP_CI_DEADLINE: the start plus CI's
 # limit). cluster.test.ts runs last, and when its cluster is ready for them it takes the 4-test CI
 # selection (tests/conformance/ci.txt: DNS, pod-to-pod across nodes, exec and logs over websockets;
-# ~5 min under TCG) if NODEUP_CONFORMANCE_NEED_MIN (default 20) minutes are left for it and the rest
+# ~5 min under TCG) if NODEUP_CONFORMANCE_NEED_MIN (default 25) minutes are left for it and the rest
 # of the file, else it says loudly that it left it out. =ci always runs it, =1 the 10-test smoke
 # (25-33 min more: beyond this run's budget), =0 none.
 conformance_gate() {
@@ -43,7 +43,7 @@ conformance_gate() {
     log "upstream conformance tests in cluster.test: NODEUP_VM_CONFORMANCE_SMOKE=$NODEUP_VM_CONFORMANCE_SMOKE (as asked)"
   else
     export NODEUP_VM_CONFORMANCE_SMOKE=auto NODEUP_CI_DEADLINE=$((T0 + BUDGET_MIN * 60))
-    log "upstream conformance tests in cluster.test: the CI selection if ${NODEUP_CONFORMANCE_NEED_MIN:-20} min are left when its cluster is ready (deadline: the start + $BUDGET_MIN min)"
+    log "upstream conformance tests in cluster.test: the CI selection if ${NODEUP_CONFORMANCE_NEED_MIN:-25} min are left when its cluster is ready (deadline: the start + $BUDGET_MIN min)"
   fi
 }
 

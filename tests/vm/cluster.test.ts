@@ -46,7 +46,7 @@
 // NODEUP_VM_CONFORMANCE_SMOKE picks them: =ci the CI selection (tests/conformance/ci.txt: DNS for
 // the cluster, pod-to-pod across nodes, exec and logs over websockets; ~5 min under TCG), =1 the
 // whole smoke (10 tests, 25-33 min), =auto the CI selection when NODEUP_CI_DEADLINE (epoch seconds
-// by which the whole run must end) leaves NODEUP_CONFORMANCE_NEED_MIN minutes (default 20: the
+// by which the whole run must end) leaves NODEUP_CONFORMANCE_NEED_MIN minutes (default 25: the
 // selection and the rest of this test on a slow day), else a loud BUDGET line; unset, none.
 // scripts/test.sh sets =auto and the deadline, and runs this file last. The report is copied to
 // $NODEUP_CONFORMANCE_REPORTS/conformance-<selection> (default ~/.cache/nodeup/reports/).
@@ -76,7 +76,7 @@ const wkIp = '192.168.77.12';
 /** Upstream's tests in this scenario: NODEUP_VM_CONFORMANCE_SMOKE=ci (the CI selection), =1 (the whole smoke), else none. NODEUP_VM_CONFORMANCE_NODES: parallel ginkgo processes, default 1. */
 const smokeEnv = process.env.NODEUP_VM_CONFORMANCE_SMOKE;
 const deadline = Number(process.env.NODEUP_CI_DEADLINE ?? '');
-const needMin = Number(process.env.NODEUP_CONFORMANCE_NEED_MIN ?? '20');
+const needMin = Number(process.env.NODEUP_CONFORMANCE_NEED_MIN ?? '25');
 
 /** Which of upstream's selections to run now (decided when the cluster is ready for it), and why. */
 function smokeSelection(): { selection?: 'ci' | 'smoke'; why: string } {
