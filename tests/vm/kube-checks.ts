@@ -217,6 +217,14 @@ export async function runConformance(
     if (r.code === 0) await fsp.writeFile(path.join(o.hostReportDir, f), Buffer.from(r.stdout.trim(), 'base64'));
   }
   const tsv = await fsp.readFile(path.join(o.hostReportDir, 'results.tsv'), 'utf8').catch(() => '');
+  // Every run's results are kept beside the latest, so that scripts/conformance/history.sh can tell
+  // which tests passed twice in a row (issue 18's bar) across runs and sessions.
+  if (tsv.trim() !== '') {
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+    const kept = path.join(path.dirname(o.hostReportDir), 'history', `${stamp}-${path.basename(o.hostReportDir)}`);
+    await fsp.mkdir(kept, { recursive: true });
+    for (const f of ['results.tsv', 'summary.txt']) await fsp.copyFile(path.join(o.hostReportDir, f), path.join(kept, f)).catch(() => undefined);
+  }
   const results = tsv
     .split('\n')
     .filter((l) => l.trim() !== '')

@@ -1,0 +1,52 @@
+// scripts/conformance/history.sh: each test's results across the kept runs, oldest first, and the
+// summary against a selection (issue 18's bar: every selected test passing twice in a row).
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const script = join(import.meta.dirname, '../../scripts/conformance/history.sh');
+const tmp = mkdtempSync(join(tmpdir(), 'nodeup-history-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const tsv = (rows: [string, string, string?][]): string => rows.map(([status, name, detail]) => `${status}\t12.5\t${name}\t${detail ?? ''}`).join('\n') + '\n';
+function keep(reports: string, run: string, rows: [string, string, string?][]): void {
+  mkdirSync(join(reports, 'history', run), { recursive: true });
+  writeFileSync(join(reports, 'history', run, 'results.tsv'), tsv(rows));
+}
+const run = (args: string[]) => spawnSync('bash', [script, ...args], { encoding: 'utf8' });
+
+describe('conformance history', () => {
+  it('orders runs by their stamp, judges each test on its last two results, and sums up against the selection', () => {
+    const reports = join(tmp, 'r1');
+    const selection = join(tmp, 'sel.txt');
+    writeFileSync(selection, '# four tests\n[sig-a] one [Conformance]\n[sig-a] two [Conformance]\n[sig-b] three (x) [Conformance]\n[sig-b] four [Conformance]\n\n');
+    // Written newest first on purpose: the stamp decides the order, not the file system.
+    keep(reports, '20261208T090000Z-conformance-full-sig-a', [['passed', '[sig-a] one [Conformance]'], ['failed', '[sig-a] two [Conformance]', 'failed: timed out waiting']]);
+    keep(reports, '20261207T090000Z-conformance-full-sig-a', [['passed', '[sig-a] one [Conformance]'], ['passed', '[sig-a] two [Conformance]']]);
+    keep(reports, '20261207T100000Z-conformance-ci', [['passed', '[sig-b] three (x) [Conformance]'], ['passed', '[sig-z] not selected [Conformance]']]);
+    const r = run(['--reports', reports, '--selection', selection, '--all']);
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines.filter((l) => /^ {2}2026/.test(l)).map((l) => l.trim().split(/\s+/)[0])).toEqual([
+      '20261207T090000Z-conformance-full-sig-a',
+      '20261207T100000Z-conformance-ci',
+      '20261208T090000Z-conformance-full-sig-a',
+    ]);
+    expect(r.stdout).toMatch(/PASSED TWICE \[passed passed\] \[sig-a\] one \[Conformance\]\n/);
+    expect(r.stdout).toMatch(/FAILED LAST {2}\[passed failed\] \[sig-a\] two \[Conformance\] -- failed: timed out waiting\n/);
+    expect(r.stdout).toMatch(/PASSED ONCE {2}\[passed\] \[sig-b\] three \(x\) \[Conformance\]\n/);
+    expect(r.stdout).toMatch(/never run:\n {2}\[sig-b\] four \[Conformance\]\n/);
+    expect(r.stdout).toContain('of the 4 selected: 1 passed their last two runs in a row, 1 passed only their last, 1 failed their last, 0 skipped, 1 never ran\n');
+  });
+
+  it('says so when there is no run, and refuses an unknown selection', () => {
+    const none = run(['--reports', join(tmp, 'empty')]);
+    expect(none.status).toBe(0);
+    expect(none.stdout).toMatch(/no runs under .*empty\/history/);
+    const bad = run(['--reports', tmp, '--selection', join(tmp, 'missing.txt')]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('no selection file');
+  });
+});
