@@ -279,7 +279,7 @@ describe('cluster: one control plane and one worker from the stock image, throug
         const rolloutAt = Number((await lab.ssh(wkName, 'date -u +%s')).stdout.trim());
         const roll = await nodeup(
           ['ssh', 'apply', `root@127.0.0.1:${await lab.sshPort(wkName)}`, '--boot-config', brokenBoot, '--binary', binary, '--identity', lab.keyFile,
-            '--insecure-accept-any-host-key', '--rollback-on-failure', '--ready-timeout', '120', '--remote-log-format', 'json'],
+            '--insecure-accept-any-host-key', '--rollback-on-failure', '--ready-timeout', '150', '--remote-log-format', 'json'],
           { echo: false },
         );
         lab.mark('broken config rolled out and rolled back');
