@@ -36,8 +36,6 @@ export function joinTimeoutMs(value: CommandContext['values'][string]): number {
   return Number(text) * 1000;
 }
 
-/** apply --rollback-on-failure: the new config failed and the last good one converged (nodeup.service does not restart on it). */
-
 /** apply, plan, and rollback (an apply of the node's last good config, last-good.ts). */
 function runCommand(name: 'apply' | 'plan' | 'rollback', summary: string): Command {
   const mode = name === 'plan' ? 'plan' : 'apply';

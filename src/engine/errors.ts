@@ -50,10 +50,10 @@ export class GraphError extends Error {
   override name = 'GraphError';
 }
 
-/** Exit codes, as documented in the README: 0 converged, 1 a task failed, 2 bad config or host. */
-/** `apply --rollback-on-failure`: the config failed and the node converged back to its last good one. */
+/** `apply --rollback-on-failure`: the config failed and the node converged back to its last good one (nodeup.service does not restart on it). */
 export const rolledBackExitCode = 3;
 
+/** Exit codes, as documented in the README: 0 converged, 1 a task failed, 2 bad config or host. */
 export function exitCodeFor(err: unknown): 1 | 2 {
   if (err instanceof AgentError) {
     switch (err.code) {

@@ -116,6 +116,14 @@ describe('on a node', () => {
     expect(renderPlan(again)).toContain('remove: /etc/apt/sources.list.d/nodeup-old.sources -> absent (no longer in spec.packages.repositories)');
     await runPackages(model, h, 'apply', captureLog().log);
     expect((await runPackages(model, h, 'apply', captureLog().log)).changed).toBe(0);
+    // A repository that drops its key (now trusted) loses the key file; another tool's key stays.
+    const keyed = packagesModel(await fixtureOsRelease('debian-12'), { repositories: [{ ...flat, trusted: false, key }] });
+    await runPackages(keyed, h, 'apply', captureLog().log);
+    await h.fs.writeAtomic('/etc/apt/keyrings/docker.asc', key, { mode: 0o644 });
+    expect(await h.fs.stat('/etc/apt/keyrings/nodeup-flat.asc')).toBeDefined();
+    await runPackages(model, h, 'apply', captureLog().log);
+    expect(await h.fs.stat('/etc/apt/keyrings/nodeup-flat.asc')).toBeUndefined();
+    expect(await h.fs.stat('/etc/apt/keyrings/docker.asc')).toBeDefined();
   });
 
   it('dnf: the .repo file and key, and --disablerepo/--enablerepo with onlyRepositories', async () => {

@@ -6,7 +6,9 @@
 // and no other: the image's default sources stay as they are, unreachable or not, and no run waits
 // on them (apt through a folder of links to the files, /etc/apt/nodeup-sources.d/; dnf with
 // --disablerepo='*' --enablerepo='nodeup-*'). A repository taken out of the spec has its files
-// removed: the nodeup-* files whose first line says nodeup wrote them, their keys and links.
+// removed: the nodeup-* files whose first line says nodeup wrote them, their keys and links; a
+// repository that drops its key (trusted now) has the key removed.
+import * as path from 'node:path/posix';
 import { AgentError } from '../engine/errors.ts';
 import type { Host } from '../engine/host/host.ts';
 import { FileTask, SymlinkTask } from '../engine/tasks/file.ts';
@@ -91,7 +93,7 @@ export function repositoryTasks(distro: Distro, spec: PackagesSpec): { tasks: Ta
       wanted.add(p.only);
     }
   }
-  tasks.push(new RepositoryPruneTask(pm, wanted, tasks.map((t) => t.key)));
+  tasks.push(new RepositoryPruneTask(pm, wanted, spec.repositories.map((r) => r.name), tasks.map((t) => t.key)));
   return { tasks, keys: tasks.map((t) => t.key) };
 }
 
@@ -101,16 +103,20 @@ export class RepositoryPruneTask implements Task<readonly string[]> {
   readonly after: readonly TaskKey[];
   private readonly pm: 'apt' | 'dnf';
   private readonly wanted: ReadonlySet<string>;
+  /** The spec's repository names. */
+  private readonly names: readonly string[];
 
-  constructor(pm: 'apt' | 'dnf', wanted: ReadonlySet<string>, after: readonly TaskKey[]) {
+  constructor(pm: 'apt' | 'dnf', wanted: ReadonlySet<string>, names: readonly string[], after: readonly TaskKey[]) {
     this.pm = pm;
     this.wanted = wanted;
+    this.names = names;
     this.after = after;
     this.key = 'prune:package-repositories';
   }
 
   async observe(host: Host): Promise<readonly string[]> {
     const stale = new Set<string>();
+    const named = new Set(this.names);
     const dir = this.pm === 'apt' ? '/etc/apt/sources.list.d' : '/etc/yum.repos.d';
     const ext = this.pm === 'apt' ? '.sources' : '.repo';
     for (const n of await host.fs.list(dir)) {
@@ -120,7 +126,13 @@ export class RepositoryPruneTask implements Task<readonly string[]> {
       // Only what nodeup wrote (its first line says so): a file of the operator's is left alone.
       if (!(await host.fs.read(p.source))?.toString('utf8').startsWith(marker)) continue;
       stale.add(p.source);
-      if ((await host.fs.stat(p.key)) && !this.wanted.has(p.key)) stale.add(p.key);
+      named.add(m[1] ?? '');
+    }
+    // The keys of those, and of repositories in the spec that no longer have one (trusted now).
+    const keyDir = path.dirname(repositoryPaths(this.pm, 'x').key);
+    for (const n of await host.fs.list(keyDir)) {
+      const m = /^nodeup-([a-z0-9-]+)\.asc$/.exec(n);
+      if (m && named.has(m[1] ?? '') && !this.wanted.has(`${keyDir}/${n}`)) stale.add(`${keyDir}/${n}`);
     }
     // The folder of links is nodeup's alone.
     if (this.pm === 'apt') for (const n of await host.fs.list(aptOnlySourcesDir)) if (!this.wanted.has(`${aptOnlySourcesDir}/${n}`)) stale.add(`${aptOnlySourcesDir}/${n}`);
