@@ -8,7 +8,6 @@
 // --disablerepo='*' --enablerepo='nodeup-*'). A repository taken out of the spec has its files
 // removed: the nodeup-* files whose first line says nodeup wrote them, their keys and links; a
 // repository that drops its key (trusted now) has the key removed.
-import * as path from 'node:path/posix';
 import { AgentError } from '../engine/errors.ts';
 import type { Host } from '../engine/host/host.ts';
 import { FileTask, SymlinkTask } from '../engine/tasks/file.ts';
@@ -27,11 +26,20 @@ const marker = '# Written by nodeup from spec.packages.repositories';
 const header = (r: RepositorySpec): string => `${marker} (${r.name}); nodeup replaces it on every run.\n`;
 const isFlat = (r: RepositorySpec): boolean => r.suites.length === 1 && (r.suites[0] ?? '').endsWith('/');
 
+/** The folders a family's repository files go to, and a source file's extension. */
+const folders = {
+  apt: { sources: '/etc/apt/sources.list.d', ext: '.sources', keys: '/etc/apt/keyrings' },
+  dnf: { sources: '/etc/yum.repos.d', ext: '.repo', keys: '/etc/pki/rpm-gpg' },
+} as const;
+
 /** Where one repository's files go on this distro family. */
 export function repositoryPaths(pm: 'apt' | 'dnf', name: string): { source: string; key: string; only?: string } {
-  return pm === 'apt'
-    ? { source: `/etc/apt/sources.list.d/nodeup-${name}.sources`, key: `/etc/apt/keyrings/nodeup-${name}.asc`, only: `${aptOnlySourcesDir}/nodeup-${name}.sources` }
-    : { source: `/etc/yum.repos.d/nodeup-${name}.repo`, key: `/etc/pki/rpm-gpg/nodeup-${name}.asc` };
+  const f = folders[pm];
+  return {
+    source: `${f.sources}/nodeup-${name}${f.ext}`,
+    key: `${f.keys}/nodeup-${name}.asc`,
+    ...(pm === 'apt' ? { only: `${aptOnlySourcesDir}/nodeup-${name}${f.ext}` } : {}),
+  };
 }
 
 /** The deb822 source of one repository. Pure. */
@@ -117,22 +125,20 @@ export class RepositoryPruneTask implements Task<readonly string[]> {
   async observe(host: Host): Promise<readonly string[]> {
     const stale = new Set<string>();
     const named = new Set(this.names);
-    const dir = this.pm === 'apt' ? '/etc/apt/sources.list.d' : '/etc/yum.repos.d';
-    const ext = this.pm === 'apt' ? '.sources' : '.repo';
-    for (const n of await host.fs.list(dir)) {
-      const m = new RegExp(`^nodeup-([a-z0-9-]+)\\${ext}$`).exec(n);
-      const p = repositoryPaths(this.pm, m?.[1] ?? '');
-      if (!m || this.wanted.has(p.source)) continue;
+    const f = folders[this.pm];
+    for (const n of await host.fs.list(f.sources)) {
+      const name = n.startsWith('nodeup-') && n.endsWith(f.ext) ? n.slice('nodeup-'.length, -f.ext.length) : '';
+      if (!/^[a-z0-9-]+$/.test(name)) continue;
+      const source = `${f.sources}/${n}`;
       // Only what nodeup wrote (its first line says so): a file of the operator's is left alone.
-      if (!(await host.fs.read(p.source))?.toString('utf8').startsWith(marker)) continue;
-      stale.add(p.source);
-      named.add(m[1] ?? '');
+      if (this.wanted.has(source) || !(await host.fs.read(source))?.toString('utf8').startsWith(marker)) continue;
+      stale.add(source);
+      named.add(name);
     }
     // The keys of those, and of repositories in the spec that no longer have one (trusted now).
-    const keyDir = path.dirname(repositoryPaths(this.pm, 'x').key);
-    for (const n of await host.fs.list(keyDir)) {
+    for (const n of await host.fs.list(f.keys)) {
       const m = /^nodeup-([a-z0-9-]+)\.asc$/.exec(n);
-      if (m && named.has(m[1] ?? '') && !this.wanted.has(`${keyDir}/${n}`)) stale.add(`${keyDir}/${n}`);
+      if (m && named.has(m[1] ?? '') && !this.wanted.has(`${f.keys}/${n}`)) stale.add(`${f.keys}/${n}`);
     }
     // The folder of links is nodeup's alone.
     if (this.pm === 'apt') for (const n of await host.fs.list(aptOnlySourcesDir)) if (!this.wanted.has(`${aptOnlySourcesDir}/${n}`)) stale.add(`${aptOnlySourcesDir}/${n}`);
