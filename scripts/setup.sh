@@ -4,7 +4,10 @@
 #   1. Node 24 from the npm registry (scripts/node-env.sh) and the npm dependencies (npm ci)
 #   2. the Debian packages the integration tests drive (etcd, containerd, registry, apt/dnf tools, QEMU...)
 #   3. real binaries built from source through the Go module proxy (MinIO, etcd 3.6, containerd 2.x...)
-# Usage: bash scripts/setup.sh [--no-fixtures]   (--no-fixtures: only steps 1; no root needed)
+# Usage: bash scripts/setup.sh [--no-fixtures | --no-vm-fixtures]
+#   --no-fixtures     only step 1; no root needed
+#   --no-vm-fixtures  leaves out the fixtures only the VM suites use (coredns, e2e): scripts/test.sh
+#                     builds them beside the unit and integration tests, which leave the CPU mostly idle
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
@@ -27,6 +30,12 @@ elif [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
 fi
 echo "$lock_hash" >"$stamp"
 
+vm_later=no
+case "${1:-}" in
+  "" | --no-fixtures) ;;
+  --no-vm-fixtures) vm_later=yes ;;
+  *) log "unknown argument $1 (usage: bash scripts/setup.sh [--no-fixtures | --no-vm-fixtures])"; exit 2 ;;
+esac
 if [ "${1:-}" = "--no-fixtures" ]; then
   log "ready (no test fixtures)"
   exit 0
@@ -42,9 +51,11 @@ timed "setup: boot-path tools" bash scripts/boot-paths-deps.sh
 timed "setup: foundation tools" bash scripts/setup-foundation.sh
 
 # coredns serves the CoreDNS add-on image; e2e is upstream's agnhost (the image of the VM Service
-# checks' client and echo pods) and e2e.test for the conformance tests (~30 min cold, once per
-# Kubernetes version).
+# checks' client and echo pods) and e2e.test for the conformance tests (~5-10 min cold, once per
+# Kubernetes version): only the VM suites use those two.
 fixtures="${NODEUP_FIXTURES:-minio etcd36 containerd2 runc cni crictl kubernetes coredns e2e}"
+# shellcheck disable=SC2086
+if [ "$vm_later" = yes ]; then fixtures="$(printf '%s\n' $fixtures | grep -v -x -e coredns -e e2e | xargs)"; fi
 log "binaries built from source through the Go module proxy (cached by version): $fixtures"
 # shellcheck disable=SC2086
 bash scripts/fixtures/build.sh $fixtures
