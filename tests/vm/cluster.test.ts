@@ -30,6 +30,10 @@
 // come back, nodeup converges it back to its last good config by itself (exit 3), the rollout stops
 // there, and the Node is Ready and schedulable again.
 //
+// Last, the orchestrator's records (what tests/vm/launch.test.ts checked on two guests of its own
+// until 2026-12-07): `nodeup launch --list` (text and --json) shows both guests running with their
+// private addresses, `--delete` removes them, and deleting a name a second time is refused.
+//
 // Air-gapped (issue 20): before any guest boots, `nodeup mirror` stages the assets and images both
 // configs need (plus the workload's and upstream's test images) from the lab's registry and asset
 // server, which play the upstreams, into a mirror (a directory served on 127.0.0.1 and a registry of
@@ -64,7 +68,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ipInCidr } from '../../src/engine/net/cidr.ts';
 import { configHash } from '../../src/model/config.ts';
-import { binary, nodeup } from './harness.ts';
+import { binary, keepVms, nodeup } from './harness.ts';
 import { expectNodeRoutes, runConformance, servicesWork, systemPodsReady } from './kube-checks.ts';
 import { Lab, kubectl, type Receipt } from './lab.ts';
 
@@ -299,6 +303,25 @@ describe('cluster: one control plane and one worker from the stock image, throug
         await store?.close();
       }
       await lab.printTimings();
+
+      // 10. The orchestrator's own records (until 2026-12-07 a file of its own, tests/vm/launch.test.ts,
+      // which booted two more guests for them): `--list` shows both guests with their private
+      // addresses, `--json` says running; `--delete` removes them, after which the list is empty
+      // and a second delete of the same name is refused.
+      const list = await nodeup(['launch', '--state-dir', lab.stateDir, '--list'], { echo: false });
+      expect(list.code, list.stderr).toBe(0);
+      expect(list.stdout).toContain(`(private ${cpIp}/24)`);
+      expect(list.stdout).toContain(`(private ${wkIp}/24)`);
+      const rows = JSON.parse((await nodeup(['launch', '--state-dir', lab.stateDir, '--list', '--json'], { echo: false })).stdout) as { name: string; state: string }[];
+      expect(rows.sort((a, b) => a.name.localeCompare(b.name))).toEqual([cpName, wkName].map((name) => expect.objectContaining({ name, state: 'running' })));
+      if (!keepVms) {
+        const del = await lab.deleteGuests([cpName, wkName]);
+        expect(del.code, del.stderr).toBe(0);
+        expect(JSON.parse((await nodeup(['launch', '--state-dir', lab.stateDir, '--list', '--json'], { echo: false })).stdout)).toEqual([]);
+        const again = await nodeup(['launch', '--state-dir', lab.stateDir, '--delete', cpName], { echo: false });
+        expect(again.code).toBe(1);
+        expect(again.stderr).toContain(`no qemu instance named ${cpName}`);
+      }
     } catch (err: unknown) {
       await lab.diagnoseAll();
       throw err;
