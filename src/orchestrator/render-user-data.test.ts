@@ -110,7 +110,7 @@ describe('renderLaunchScript', () => {
 });
 
 describe('renderEnvironmentFile', () => {
-  it('double-quotes each value (systemd strips the quotes; sh reads it too: launch.test.ts)', () => {
+  it('double-quotes each value (systemd strips the quotes; sh reads it too)', () => {
     const text = renderEnvironmentFile([['NODEUP_APPLY_ARGS', '--only node-files'], ['AWS_SECRET_ACCESS_KEY', 'ab/cd+ef=']]);
     expect(text.split('\n').slice(1)).toEqual(['NODEUP_APPLY_ARGS="--only node-files"', 'AWS_SECRET_ACCESS_KEY="ab/cd+ef="', '']);
   });
