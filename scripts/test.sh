@@ -12,9 +12,10 @@
 # At its end it prints a table of where the time went (setup by fixture, each test layer, each VM
 # file). The budget guard: CI stops a run at 90 minutes (NODEUP_CI_BUDGET_MIN); at each phase's end
 # the run compares its elapsed time with the plan below (cumulative minutes a phase should end by
-# on a cold machine on a slow day) and says loudly, naming the phase, when it is behind. Two
-# decisions use the time really left before the limit, and say loudly what they leave out: the VM
-# files before the cluster scenario (the baked image) and upstream's CI selection inside it.
+# on a cold machine on a slow day) and says loudly, naming the phase, when it is behind. Four
+# steps go by the time really left before the limit, and say loudly when they are left out: the VM
+# files before the cluster scenario (the baked image) here, and inside the cluster scenario
+# upstream's CI selection, the worker's reboot and the rollback step (tests/vm/cluster.test.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
