@@ -32,14 +32,11 @@ echo "$lock_hash" >"$stamp"
 
 vm_later=no
 case "${1:-}" in
-  "" | --no-fixtures) ;;
+  "") ;;
+  --no-fixtures) log "ready (no test fixtures)"; exit 0 ;;
   --no-vm-fixtures) vm_later=yes ;;
   *) log "unknown argument $1 (usage: bash scripts/setup.sh [--no-fixtures | --no-vm-fixtures])"; exit 2 ;;
 esac
-if [ "${1:-}" = "--no-fixtures" ]; then
-  log "ready (no test fixtures)"
-  exit 0
-fi
 
 if [ "$(id -u)" -ne 0 ]; then
   log "the integration tests need root (apt-get, mounts, chroot): run as root"

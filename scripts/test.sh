@@ -21,6 +21,7 @@ cd "$(dirname "$0")/.."
 T0=$(date +%s)
 log() { printf '\n[test +%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
 BUDGET_MIN="${NODEUP_CI_BUDGET_MIN:-90}"
+DEADLINE=$((T0 + BUDGET_MIN * 60)) # epoch seconds by which CI stops the run
 NODEUP_TIMINGS="$(mktemp)"
 export NODEUP_TIMINGS
 # shellcheck source=scripts/lib/timing.sh
@@ -47,7 +48,7 @@ conformance_gate() {
   if [ -n "${NODEUP_VM_CONFORMANCE_SMOKE+x}" ]; then
     log "upstream conformance tests in cluster.test: NODEUP_VM_CONFORMANCE_SMOKE=$NODEUP_VM_CONFORMANCE_SMOKE (as asked)"
   else
-    export NODEUP_VM_CONFORMANCE_SMOKE=auto NODEUP_CI_DEADLINE=$((T0 + BUDGET_MIN * 60))
+    export NODEUP_VM_CONFORMANCE_SMOKE=auto NODEUP_CI_DEADLINE=$DEADLINE
     log "upstream conformance tests in cluster.test: the CI selection if ${NODEUP_CONFORMANCE_NEED_MIN:-25} min are left when its cluster is ready (deadline: the start + $BUDGET_MIN min)"
   fi
 }
@@ -141,7 +142,7 @@ if [ "$vm_tests" != "0" ]; then
     # second applies, the orchestrator's records and teardown; its reboot and rollback steps have
     # gates of their own); a run past the limit fails as a whole, so on a day that slow the run
     # leaves them out and says so loudly. NODEUP_VM_BEFORE_CLUSTER=1 always runs them.
-    left_min=$(((T0 + BUDGET_MIN * 60 - $(date +%s)) / 60))
+    left_min=$(((DEADLINE - $(date +%s)) / 60))
     before_need="${NODEUP_VM_BEFORE_CLUSTER_NEED_MIN:-50}"
     if [ "${NODEUP_VM_BEFORE_CLUSTER:-auto}" = 1 ] || [ "$left_min" -ge "$before_need" ]; then
       log "the VM files before cluster.test.ts: $left_min min left before CI's limit, $before_need needed with the cluster scenario"

@@ -84,14 +84,18 @@ const smokeEnv = process.env.NODEUP_VM_CONFORMANCE_SMOKE;
 const deadline = Number(process.env.NODEUP_CI_DEADLINE ?? '');
 const needMin = Number(process.env.NODEUP_CONFORMANCE_NEED_MIN ?? '25');
 
+/** Minutes left before NODEUP_CI_DEADLINE; undefined without one. */
+function minutesLeft(): number | undefined {
+  return Number.isFinite(deadline) && deadline > 0 ? (deadline - Date.now() / 1000) / 60 : undefined;
+}
+
 /**
  * Whether a late step fits before NODEUP_CI_DEADLINE (always, without one): a run past CI's limit
  * fails as a whole, so on a day that slow the step is left out with a loud BUDGET line.
  */
 function budgetAllows(step: string, needMinutes: number): boolean {
-  if (!Number.isFinite(deadline) || deadline <= 0) return true;
-  const leftMin = (deadline - Date.now() / 1000) / 60;
-  if (leftMin >= needMinutes) return true;
+  const leftMin = minutesLeft();
+  if (leftMin === undefined || leftMin >= needMinutes) return true;
   process.stdout.write(`!!!!! BUDGET: NOT RUN HERE: ${step}: ${leftMin.toFixed(0)} min left before the run's deadline (NODEUP_CI_DEADLINE, CI's limit), and it needs ${needMinutes} !!!!!\n`);
   return false;
 }
@@ -103,8 +107,8 @@ function smokeSelection(): { selection?: 'ci' | 'smoke'; why: string } {
   if (smokeEnv !== 'auto') {
     return { why: 'NOT RUN HERE: upstream conformance tests in this cluster (NODEUP_VM_CONFORMANCE_SMOKE=ci runs the 4-test CI selection, ~5 min more; =1 the 10-test smoke, 25-33 min more; docs/conformance.md)' };
   }
-  if (!Number.isFinite(deadline) || deadline <= 0) return { selection: 'ci', why: 'NODEUP_VM_CONFORMANCE_SMOKE=auto with no NODEUP_CI_DEADLINE' };
-  const leftMin = (deadline - Date.now() / 1000) / 60;
+  const leftMin = minutesLeft();
+  if (leftMin === undefined) return { selection: 'ci', why: 'NODEUP_VM_CONFORMANCE_SMOKE=auto with no NODEUP_CI_DEADLINE' };
   if (leftMin >= needMin) return { selection: 'ci', why: `${leftMin.toFixed(0)} min left before the run's deadline, ${needMin} needed` };
   return {
     why:
