@@ -3,7 +3,8 @@
 #   - checksums (.sha256 of each binary and its .xz) verify, and the .xz unpacks to the same bytes;
 #   - the amd64 binary runs with an empty environment and no Node on PATH: version (embedded Node
 #     and commit), --help, schema, example --dir, and plan against that file:// state store;
-#   - the arm64 binary runs `version` (and `schema`) under qemu-aarch64-static with the cross libs.
+#   - the arm64 binary runs `version` (and `schema`) under qemu-aarch64-static with the cross libs;
+#   - each binary's V8 takes its trained code cache (`NODEUP_SEA_CACHE_REPORT=1`, docs/build.md).
 # Needs: scripts/setup-foundation.sh (qemu-user-static, libc6-arm64-cross, ...).
 # Usage: scripts/build-smoke.sh [DIST_DIR]   (default: dist)
 set -euo pipefail
@@ -42,6 +43,10 @@ esac
 [ "$(bare "$BIN" version --json | tr -d '\n' | grep -c '"commit":"')" = 1 ] || die "version --json has no commit"
 bare "$BIN" --help | grep -q '^Commands:' || die "--help printed no command list"
 ok "amd64 --help"
+# --help runs the bundle (version is answered by the entry alone): V8 must take the trained cache.
+said="$(env -i PATH=/nonexistent HOME="$WORK" NODEUP_SEA_CACHE_REPORT=1 "$BIN" --help 2>&1 >/dev/null)"
+[ "$said" = "nodeup code cache: accepted" ] || die "amd64 code cache: $said"
+ok "amd64 $said"
 bare "$BIN" schema | grep -q '"boot-config.schema.json"' || die "schema printed no boot config schema"
 ok "amd64 schema"
 bare "$BIN" example --dir "$WORK/ex" >/dev/null || die "example --dir failed"
@@ -71,4 +76,7 @@ case "$out" in
 esac
 bare "$QEMU" -L /usr/aarch64-linux-gnu "$DIST/nodeup-linux-arm64" schema | grep -q '"node-config.schema.json"' || die "arm64 schema failed"
 ok "arm64 schema under qemu"
+said="$(env -i PATH=/nonexistent HOME="$WORK" NODEUP_SEA_CACHE_REPORT=1 "$QEMU" -L /usr/aarch64-linux-gnu "$DIST/nodeup-linux-arm64" --help 2>&1 >/dev/null)"
+[ "$said" = "nodeup code cache: accepted" ] || die "arm64 code cache under qemu: $said"
+ok "arm64 $said under qemu"
 log "PASS: $pass checks"

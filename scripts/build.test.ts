@@ -1,11 +1,11 @@
 // The bundle step of scripts/build.ts: one CJS file that runs on plain Node with the build identity
 // baked in. (The packaged binaries are checked by scripts/build-smoke.sh after `npm run build`.)
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bundle, embeddedNodeVersion } from './build.ts';
+import { bundle, embeddedNodeVersion, trainCodeCache, wrapBundle } from './build.ts';
 
 describe('scripts/build.ts', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nodeup-bundle-'));
@@ -27,4 +27,29 @@ describe('scripts/build.ts', () => {
     expect(json).toMatchObject({ version: '9.8.7-test', commit: 'abc123def456', node: process.version });
     expect(execFileSync(process.execPath, [out, '--help'], { cwd: dir, encoding: 'utf8' })).toMatch(/^Commands:$/m);
   }, 120_000);
+
+  it('makes the bundle ASCII, so the binary reads it as one one-byte string', async () => {
+    const text = readFileSync(await bundle({ version: '9.8.7-test', commit: 'abc123def456' }, join(dir, 'nodeup.cjs')), 'utf8');
+    // eslint-disable-next-line no-control-regex
+    expect(text.match(/[^\x00-\x7f]/g) ?? []).toEqual([]);
+    expect(text).toContain('\\u00b0'); // the one a dependency's regular expression carries
+  }, 120_000);
+
+  it("trains a code cache the binary's entry takes, and refuses a cache of another text", async () => {
+    const cjs = await bundle({ version: '9.8.7-test', commit: 'abc123def456' }, join(dir, 'train/nodeup.cjs'));
+    const entry = await bundle({ version: '9.8.7-test', commit: 'abc123def456' }, join(dir, 'train/sea-main.cjs'), 'src/app/sea-main.ts');
+    const script = wrapBundle(cjs, join(dir, 'train/nodeup-wrapped.cjs'));
+    mkdirSync(join(dir, 'stage'));
+    // The test runs on the very Node the binary embeds (scripts/node-env.sh), as the build trains.
+    const cache = trainCodeCache('amd64', { file: process.execPath, args: [] }, script, entry, join(dir, 'stage'));
+    const size = readFileSync(cache).length;
+    expect(size).toBeGreaterThan(500_000); // functions compiled by the runs, not the top level alone
+    const run = (spec: string): string =>
+      execFileSync(process.execPath, [entry, '--help'], { cwd: dir, encoding: 'utf8', env: { PATH: '/usr/bin:/bin', NODEUP_SEA_TRAIN: spec } });
+    expect(run(`${script}:${cache}:${join(dir, 'again')}`)).toMatch(/^Commands:$/m);
+    expect(readFileSync(join(dir, 'again')).length).toBeGreaterThanOrEqual(size * 0.9);
+    // A cache of another text: V8 rejects it, and training says so rather than carry on.
+    const other = wrapBundle(await bundle({ version: '9.8.7-other', commit: 'abc123def456' }, join(dir, 'train/other.cjs')), join(dir, 'train/other-wrapped.cjs'));
+    expect(() => run(`${other}:${cache}:${join(dir, 'never')}`)).toThrow(/V8 rejected the cache/);
+  }, 180_000);
 });

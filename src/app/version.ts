@@ -1,5 +1,5 @@
 // Build identity, replaced by esbuild `define` in the bundle; source runs report "dev". Also
-// `nodeup version`, which needs nothing else.
+// `nodeup version`, which needs nothing else (the binary's entry, sea-main.ts, answers it alone).
 import type { Command } from './cli.ts';
 
 declare const __NODEUP_VERSION__: string | undefined;
@@ -15,8 +15,13 @@ export const versionCommand: Command = {
   options: { json: { type: 'boolean' } },
   logs: false,
   async run(ctx) {
-    const v = { version: nodeupVersion, commit: nodeupCommit, node: process.version, platform: `${process.platform}/${process.arch}` };
-    ctx.out(ctx.values.json ? JSON.stringify(v) + '\n' : `nodeup ${v.version} (commit ${v.commit}, node ${v.node}, ${v.platform})\n`);
+    ctx.out(versionText(ctx.values.json === true));
     return 0;
   },
 };
+
+/** What `nodeup version [--json]` prints; the binary's entry (sea-main.ts) prints it without the bundle. */
+export function versionText(json: boolean): string {
+  const v = { version: nodeupVersion, commit: nodeupCommit, node: process.version, platform: `${process.platform}/${process.arch}` };
+  return json ? JSON.stringify(v) + '\n' : `nodeup ${v.version} (commit ${v.commit}, node ${v.node}, ${v.platform})\n`;
+}
