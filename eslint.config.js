@@ -77,6 +77,14 @@ export default tseslint.config(
       'no-restricted-syntax': ['error', { selector: 'TSEnumDeclaration', message: 'no enums: use string unions' }],
     },
   },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      // The host's LANG would decide the order of what nodeup renders (src/engine/text-order.ts).
+      'no-restricted-properties': ['error', { property: 'localeCompare', message: 'use compareText (src/engine/text-order.ts): the same order on every host' }],
+    },
+  },
   ...boundaries,
   schemaLeaf,
   {

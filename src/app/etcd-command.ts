@@ -18,11 +18,12 @@ import { clusterHealth, registeredMembers, removeMember, type ClusterHealth, typ
 import { restoreFromBackup, restoreGuide } from '../etcd/restore.ts';
 import { defaultEtcdClusters, type EtcdClusterSpec } from '../etcd/schema.ts';
 import '../statestore/backends.ts';
+import { compareText } from '../engine/text-order.ts';
 
 /** The members table. Pure. */
 export function renderMembersTable(h: ClusterHealth): string {
   const rows = [['NAME', 'ID', 'PEER URL', 'LEARNER', 'LEADER', 'HEALTH']];
-  for (const m of [...h.members].sort((a, b) => a.member.name.localeCompare(b.member.name))) {
+  for (const m of [...h.members].sort((a, b) => compareText(a.member.name, b.member.name))) {
     rows.push([
       m.member.name || '(not started)',
       memberHex(m.member.id),

@@ -3,6 +3,7 @@
 import type { RunReport } from '../engine/executor.ts';
 import type { NodeModel } from '../model/node-model.ts';
 import type { SealResult } from './seal.ts';
+import { compareText } from '../engine/text-order.ts';
 
 export const bakeManifestPath = '/etc/nodeup/bake-manifest.json';
 
@@ -61,7 +62,7 @@ function keysOf(report: RunReport, kind: string): string[] {
 export function buildBakeManifest(i: ManifestInput): BakeManifest {
   const assets = [...i.cache.entries()]
     .map(([sha256, bytes]) => ({ name: i.assetNames.get(sha256) ?? 'unknown', sha256, bytes }))
-    .sort((a, b) => a.name.localeCompare(b.name) || a.sha256.localeCompare(b.sha256));
+    .sort((a, b) => compareText(a.name, b.name) || compareText(a.sha256, b.sha256));
   return {
     apiVersion: 'nodeup.dev/v1alpha1',
     kind: 'BakeManifest',

@@ -1,9 +1,10 @@
 // Renders a run report for people: every changing task, sorted by key, with its changes.
 import { describeChange, type RunReport } from './executor.ts';
+import { compareText } from './text-order.ts';
 
 export function renderPlan(report: RunReport): string {
   const lines: string[] = [];
-  const changing = report.results.filter((r) => r.status !== 'unchanged').sort((a, b) => a.key.localeCompare(b.key));
+  const changing = report.results.filter((r) => r.status !== 'unchanged').sort((a, b) => compareText(a.key, b.key));
   for (const r of changing) {
     const mark = r.status === 'failed' ? '!' : r.status === 'blocked' ? '-' : r.status === 'planned' ? '+' : '~';
     lines.push(`${mark} ${r.key}${r.status === 'failed' || r.status === 'blocked' ? ` (${r.status})` : ''}`);

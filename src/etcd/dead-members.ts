@@ -5,6 +5,7 @@
 // go out; the callers do the I/O.
 import { memberHex } from './client.ts';
 import { checkRemoval, type ClusterHealth, type MemberIdentity } from './membership.ts';
+import { compareText } from '../engine/text-order.ts';
 
 /** Probes a member must fail (besides the grace period) before it counts as dead. */
 export const minDeadProbes = 3;
@@ -90,7 +91,7 @@ export function decideRemovals(i: RemovalInput): RemovalDecision {
   const { judged, pending } = judge(dead, i, '');
   if (pending.length > 0) return { kind: 'wait', reason: `waiting out the grace period before removing: ${pending.join('; ')}` };
   // Longest dead first, then by name: stable across nodes and runs.
-  judged.sort((a, b) => b.unreachableMs - a.unreachableMs || a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+  judged.sort((a, b) => b.unreachableMs - a.unreachableMs || compareText(a.name, b.name) || compareText(a.id, b.id));
   const chosen: DeadMember[] = [];
   let h = i.health;
   for (const m of judged.slice(0, excess)) {

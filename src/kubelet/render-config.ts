@@ -2,6 +2,7 @@
 import * as yaml from 'js-yaml';
 import { managedHeader } from '../engine/tasks/file.ts';
 import type { Taint } from './schema.ts';
+import { compareText } from '../engine/text-order.ts';
 
 export interface KubeletConfigInput {
   readonly clusterDNS: readonly string[];
@@ -24,7 +25,7 @@ export interface KubeletConfigInput {
 }
 
 function sorted<T>(r: Readonly<Record<string, T>>): Record<string, T> {
-  return Object.fromEntries(Object.entries(r).sort(([a], [b]) => a.localeCompare(b)));
+  return Object.fromEntries(Object.entries(r).sort(([a], [b]) => compareText(a, b)));
 }
 
 /**

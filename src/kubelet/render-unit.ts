@@ -2,6 +2,7 @@
 // a group (and in a baked image); what names this node lives in the flags file.
 import { renderUnit } from '../engine/tasks/render-unit.ts';
 import { managedHeader } from '../engine/tasks/file.ts';
+import { compareText } from '../engine/text-order.ts';
 
 export interface KubeletUnitInput {
   readonly binary: string;
@@ -51,8 +52,8 @@ export function renderKubeletFlags(i: KubeletFlagsInput): string {
     `--hostname-override=${i.nodeName}`,
     ...(i.extraArgs['node-ip'] === undefined ? [`--node-ip=${i.nodeIp}`] : []),
   ];
-  const labels = Object.entries(i.nodeLabels).sort(([a], [b]) => a.localeCompare(b));
+  const labels = Object.entries(i.nodeLabels).sort(([a], [b]) => compareText(a, b));
   if (labels.length > 0) flags.push(`--node-labels=${labels.map(([k, v]) => `${k}=${v}`).join(',')}`);
-  for (const [k, v] of Object.entries(i.extraArgs).sort(([a], [b]) => a.localeCompare(b))) flags.push(`--${k}=${v}`);
+  for (const [k, v] of Object.entries(i.extraArgs).sort(([a], [b]) => compareText(a, b))) flags.push(`--${k}=${v}`);
   return `# ${managedHeader}\nKUBELET_ARGS="${flags.join(' ')}"\n`;
 }

@@ -15,6 +15,7 @@ import { components } from '../app/components.ts';
 import { buildGraph } from '../app/run.ts';
 import { roleImages } from '../images/component.ts';
 import { wantedPackages } from '../packages/component.ts';
+import { compareText } from '../engine/text-order.ts';
 
 /** A stand-in mirror base: the URL an asset gets under it is its path on a real mirror. */
 const marker = 'http://nodeup-mirror.invalid';
@@ -101,7 +102,7 @@ export function mirrorPlan(configs: readonly { config: NodeConfig; raw: string }
     }
   }
   return {
-    assets: [...assets.values()].sort((a, b) => a.path.localeCompare(b.path)),
+    assets: [...assets.values()].sort((a, b) => compareText(a.path, b.path)),
     images: [...images].sort(),
     packages: Object.fromEntries([...packages].map(([k, v]) => [k, [...v].sort()])),
     notes: [...notes].sort(),

@@ -14,6 +14,7 @@ import {
 import { AgentError, errorMessage } from '../engine/errors.ts';
 import type { Logger } from '../engine/log.ts';
 import type { InstanceInfo, InstanceRequest, InstanceState, Provider } from './provider.ts';
+import { compareText } from '../engine/text-order.ts';
 
 export const tagKeys = {
   cluster: 'nodeup.dev/cluster',
@@ -145,7 +146,7 @@ export class AwsProvider implements Provider {
       }
       token = res.NextToken;
     } while (token);
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    return out.sort((a, b) => compareText(a.name, b.name));
   }
 
   async delete(names: readonly string[]): Promise<void> {

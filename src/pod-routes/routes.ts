@@ -3,6 +3,7 @@
 // get there. Only routes marked with nodeup's route protocol are ever touched, so routes the
 // cloud, the admin or another CNI installed stay as they are.
 import { parseIp, type IpFamily } from '../engine/net/cidr.ts';
+import { compareText } from '../engine/text-order.ts';
 
 /** `ip route ... proto 77`: the mark of the routes this sync owns (free in iproute2's rt_protos). */
 export const routeProtocol = 77;
@@ -75,7 +76,7 @@ export function desiredRoutes(nodes: readonly NodeRouteInfo[], self: string): Po
   // Two nodes claiming one subnet (a stale object): keep the first by name, deterministically.
   const seen = new Set<string>();
   return out
-    .sort((a, b) => a.dst.localeCompare(b.dst) || a.node.localeCompare(b.node))
+    .sort((a, b) => compareText(a.dst, b.dst) || compareText(a.node, b.node))
     .filter((r) => (seen.has(r.dst) ? false : (seen.add(r.dst), true)));
 }
 
