@@ -1,33 +1,57 @@
 #!/usr/bin/env bash
 # Where each conformance test stands across runs: every run of tests/vm/conformance.test.ts and of
 # the cluster scenario's selection keeps a copy of its report under <reports>/history/<UTC stamp>-<label>/
-# (tests/vm/kube-checks.ts). This reads them oldest first and prints the runs, then each test's
-# last results, newest first, and a summary against a selection: how many passed their last two
-# runs in a row (issue 18's bar), passed only their last, failed their last, or never ran.
-#   bash scripts/conformance/history.sh [--reports DIR] [--selection smoke|full|FILE] [--all]
-# --reports: default $NODEUP_CONFORMANCE_REPORTS or ~/.cache/nodeup/reports. --selection: default
-# full (tests/conformance/full.txt). --all also lists every test of the selection that never ran.
+# (tests/vm/kube-checks.ts), and runs worth keeping are committed, results.tsv and summary.txt,
+# under tests/conformance/results/<UTC stamp>-<label>/ (`--keep` copies them there), so the record
+# outlives a machine's caches. This reads both, oldest first (a run in both counts once), and prints
+# the runs, then each test's results, and a summary against a selection: how many passed their last
+# two runs in a row (issue 18's bar), passed only their last, failed their last, or never ran.
+#   bash scripts/conformance/history.sh [--reports DIR] [--results DIR] [--selection smoke|full|FILE] [--all] [--keep]
+# --reports: default $NODEUP_CONFORMANCE_REPORTS or ~/.cache/nodeup/reports. --results: the committed
+# runs, default tests/conformance/results. --selection: default full (tests/conformance/full.txt).
+# --all also lists every test of the selection that never ran. --keep first copies the runs under
+# <reports>/history that --results lacks into it (then commit them).
 # Needs bash, find, sort and awk only.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 reports="${NODEUP_CONFORMANCE_REPORTS:-$HOME/.cache/nodeup/reports}"
-selection=full all=no
+results="$here/../../tests/conformance/results"
+selection=full all=no keep=no
 while [ $# -gt 0 ]; do
   case "$1" in
     --reports) reports="$2"; shift 2 ;;
+    --results) results="$2"; shift 2 ;;
     --selection) selection="$2"; shift 2 ;;
     --all) all=yes; shift ;;
-    -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --keep) keep=yes; shift ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "history.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$selection" in smoke | full | ci) selection="$here/../../tests/conformance/$selection.txt" ;; esac
 [ -f "$selection" ] || { echo "history.sh: no selection file $selection" >&2; exit 2; }
-runs=()
-if [ -d "$reports/history" ]; then
-  while IFS= read -r f; do runs+=("$f"); done < <(find "$reports/history" -mindepth 2 -maxdepth 2 -name results.tsv | sort)
+if [ "$keep" = yes ] && [ -d "$reports/history" ]; then
+  for d in "$reports"/history/*/; do
+    run="$(basename "$d")"
+    if [ ! -f "$d/results.tsv" ] || [ -d "$results/$run" ]; then continue; fi
+    mkdir -p "$results/$run"
+    cp "$d/results.tsv" "$results/$run/"
+    [ ! -f "$d/summary.txt" ] || cp "$d/summary.txt" "$results/$run/"
+    echo "history.sh: kept $run in $results (commit it)"
+  done
 fi
-[ ${#runs[@]} -gt 0 ] || { echo "history.sh: no runs under $reports/history (each conformance run keeps its report there)"; exit 0; }
+# Each run once, by its name (<UTC stamp>-<label>: sorting the names sorts the runs by time); the
+# committed copy wins over the cache's.
+runs=()
+declare -A byName=()
+for root in "$reports/history" "$results"; do
+  [ -d "$root" ] || continue
+  while IFS= read -r f; do byName["$(basename "$(dirname "$f")")"]="$f"; done < <(find "$root" -mindepth 2 -maxdepth 2 -name results.tsv)
+done
+if [ ${#byName[@]} -gt 0 ]; then
+  while IFS= read -r name; do runs+=("${byName[$name]}"); done < <(printf '%s\n' "${!byName[@]}" | sort)
+fi
+[ ${#runs[@]} -gt 0 ] || { echo "history.sh: no runs under $reports/history or $results (each conformance run keeps its report in the first)"; exit 0; }
 
 awk -F'\t' -v all="$all" '
   # The selection first: its names, comments and blank lines dropped.

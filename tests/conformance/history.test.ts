@@ -15,7 +15,7 @@ function keep(reports: string, run: string, rows: [string, string, string?][]): 
   mkdirSync(join(reports, 'history', run), { recursive: true });
   writeFileSync(join(reports, 'history', run, 'results.tsv'), tsv(rows));
 }
-const run = (args: string[]) => spawnSync('bash', [script, ...args], { encoding: 'utf8' });
+const run = (args: string[]) => spawnSync('bash', [script, '--results', join(tmp, 'no-results'), ...args], { encoding: 'utf8' });
 
 describe('conformance history', () => {
   it('orders runs by their stamp, judges each test on its last two results, and sums up against the selection', () => {
@@ -44,9 +44,28 @@ describe('conformance history', () => {
   it('says so when there is no run, and refuses an unknown selection', () => {
     const none = run(['--reports', join(tmp, 'empty')]);
     expect(none.status).toBe(0);
-    expect(none.stdout).toMatch(/no runs under .*empty\/history/);
+    expect(none.stdout).toMatch(/no runs under .*empty\/history or .*no-results/);
     const bad = run(['--reports', tmp, '--selection', join(tmp, 'missing.txt')]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('no selection file');
+  });
+
+  it('keeps runs in the committed results, reads both once each, and the record outlives the cache', () => {
+    const reports = join(tmp, 'r2');
+    const results = join(tmp, 'committed');
+    const selection = join(tmp, 'sel2.txt');
+    writeFileSync(selection, '[sig-a] one [Conformance]\n');
+    keep(reports, '20261201T090000Z-conformance-full-sig-a', [['passed', '[sig-a] one [Conformance]']]);
+    keep(reports, '20261202T090000Z-conformance-full-sig-a', [['passed', '[sig-a] one [Conformance]']]);
+    const kept = spawnSync('bash', [script, '--reports', reports, '--results', results, '--selection', selection, '--keep'], { encoding: 'utf8' });
+    expect(kept.status, kept.stderr).toBe(0);
+    expect(kept.stdout).toContain('kept 20261201T090000Z-conformance-full-sig-a');
+    // Both copies of each run are read once: two runs, not four.
+    expect(kept.stdout).toContain('PASSED TWICE [passed passed] [sig-a] one [Conformance]');
+    // The machine's cache is gone; the committed runs still tell.
+    rmSync(reports, { recursive: true, force: true });
+    const later = spawnSync('bash', [script, '--reports', reports, '--results', results, '--selection', selection], { encoding: 'utf8' });
+    expect(later.stdout).toContain('of the 1 selected: 1 passed their last two runs in a row');
+    expect(later.stdout.match(/^ {2}2026/gm)?.length).toBe(2);
   });
 });
