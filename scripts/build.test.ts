@@ -30,7 +30,6 @@ describe('scripts/build.ts', () => {
 
   it('makes the bundle ASCII, so the binary reads it as one one-byte string', async () => {
     const text = readFileSync(await bundle({ version: '9.8.7-test', commit: 'abc123def456' }, join(dir, 'nodeup.cjs')), 'utf8');
-    // eslint-disable-next-line no-control-regex
     expect(text.match(/[^\x00-\x7f]/g) ?? []).toEqual([]);
     expect(text).toContain('\\u00b0'); // the one a dependency's regular expression carries
   }, 120_000);
