@@ -4,7 +4,7 @@ import { cidrProblem, ipProblem, type CidrOptions } from '../engine/net/cidr.ts'
 
 // nodeup parses a config once a run: zod's JIT (a `new Function` per object schema, compiled at its
 // first parse) costs more than it saves there (~9 ms of a converged apply's start, issue 17).
-//JITLESS z.config({ jitless: true });
+z.config({ jitless: true });
 
 export const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a SHA-256: 64 lowercase hex characters');
 
