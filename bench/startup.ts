@@ -13,10 +13,11 @@
 // divided by the floor's median) hold on a busy machine where absolute figures do not.
 //   bench/startup.sh [--rounds N] [--binary PATH] [--record] [--label TEXT]
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { exampleScenario, scenarioOnly } from '../scripts/lib/example-scenario.ts';
 
 const repo = resolve(import.meta.dirname, '..');
 const { values } = parseArgs({
@@ -68,18 +69,12 @@ const median = (xs: readonly number[]): number => {
 
 const work = mkdtempSync(join(tmpdir(), 'nodeup-startup-'));
 try {
-  const ex = join(work, 'example');
-  const gen = spawnSync(binary, ['example', '--dir', ex], { env, encoding: 'utf8' });
+  const scenario = exampleScenario(work);
+  const gen = spawnSync(binary, scenario.example, { env, encoding: 'utf8' });
   if (gen.status !== 0) throw new Error(`nodeup example failed: ${gen.stderr}`);
-  const boot = join(ex, 'boot-control-plane.yaml');
-  const osRelease = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n';
-  for (const r of ['root', 'empty-root']) {
-    mkdirSync(join(work, r, 'etc'), { recursive: true });
-    writeFileSync(join(work, r, 'etc/os-release'), osRelease);
-  }
-  const only = 'node-files,prereqs,kube-proxy';
-  const applyArgs = ['apply', '--config', boot, '--root', join(work, 'root'), '--only', only, '--json'];
-  const planArgs = ['plan', '--config', boot, '--root', join(work, 'empty-root'), '--skip', 'packages', '--json'];
+  const only = scenarioOnly;
+  const applyArgs = scenario.apply;
+  const planArgs = scenario.plan;
   const first = spawnSync(binary, applyArgs, { env, encoding: 'utf8' });
   if (first.status !== 0) throw new Error(`first apply failed: ${first.stdout}${first.stderr}`);
   const converged = JSON.parse(spawnSync(binary, applyArgs, { env, encoding: 'utf8' }).stdout) as { changed: number; results: unknown[] };

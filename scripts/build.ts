@@ -15,12 +15,13 @@
 // Environment: NODEUP_CACHE (default ~/.cache/nodeup) holds the Node binaries it fetched.
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as fsp from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { exampleScenario } from './lib/example-scenario.ts';
 import * as esbuild from 'esbuild';
 import * as tar from 'tar';
 
@@ -195,20 +196,8 @@ export function wrapBundle(cjs: string, out: string): string {
  */
 export function trainCodeCache(arch: BuildArch, runner: { file: string; args: string[] }, script: string, seaMain: string, stage: string): string {
   const work = join(stage, `train-${arch}`);
-  const osRelease = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n';
-  for (const r of ['root', 'empty-root']) {
-    mkdirSync(join(work, r, 'etc'), { recursive: true });
-    writeFileSync(join(work, r, 'etc/os-release'), osRelease);
-  }
-  const boot = join(work, 'example/boot-control-plane.yaml');
-  const apply = ['apply', '--config', boot, '--root', join(work, 'root'), '--only', 'node-files,prereqs,kube-proxy', '--json'];
-  const runs = [
-    ['example', '--dir', join(work, 'example')],
-    ['version'],
-    ['plan', '--config', boot, '--root', join(work, 'empty-root'), '--skip', 'packages', '--json'],
-    apply,
-    apply,
-  ];
+  const scenario = exampleScenario(work);
+  const runs = [scenario.example, ['version'], scenario.plan, scenario.apply, scenario.apply];
   let cache = '-';
   runs.forEach((args, i) => {
     const out = join(work, `cache-${i}`);
@@ -231,11 +220,9 @@ export function trainCodeCache(arch: BuildArch, runner: { file: string; args: st
  * binary gets no code cache (it then compiles the bundle from source at every start, just slower).
  * The blob itself is the same on both architectures, so the host's Node writes it.
  */
-async function seaBlob(arch: BuildArch, cjs: string, seaMain: string, version: string, stage: string, codeCache: boolean): Promise<{ blob: string; codeCache: boolean }> {
+async function seaBlob(arch: BuildArch, script: string, seaMain: string, version: string, stage: string, codeCache: boolean): Promise<{ blob: string; codeCache: boolean }> {
   const runner = codeCache ? runnerFor(arch, await nodeBinary(arch, version)) : undefined;
   if (codeCache && !runner) log(`WARNING: cannot run linux ${arch} Node here (no ${qemuArm64} or ${arm64Libs}): its binary gets no code cache`);
-  const script = join(stage, 'nodeup-wrapped.cjs');
-  if (!existsSync(script)) wrapBundle(cjs, script);
   const cache = runner ? trainCodeCache(arch, runner, script, seaMain, stage) : undefined;
   const hostArch: BuildArch = process.arch === 'arm64' ? 'arm64' : 'amd64';
   const blob = join(stage, `sea-${arch}.blob`);
@@ -283,8 +270,9 @@ async function main(): Promise<void> {
   const stage = await fsp.mkdtemp(join(dist, '.stage-'));
   try {
     const seaMain = await bundle(identity, join(stage, 'sea-main.cjs'), 'src/app/sea-main.ts');
+    const script = wrapBundle(cjs, join(stage, 'nodeup-wrapped.cjs'));
     for (const arch of arches) {
-      const { blob, codeCache } = await seaBlob(arch, cjs, seaMain, node, stage, !values['no-code-cache']);
+      const { blob, codeCache } = await seaBlob(arch, script, seaMain, node, stage, !values['no-code-cache']);
       const file = await seaBinary(arch, blob, node, stage);
       const dest = join(dist, `nodeup-linux-${arch}`);
       for (const f of [dest, `${dest}.sha256`, `${dest}.xz`, `${dest}.xz.sha256`]) await fsp.rm(f, { force: true });
