@@ -29,6 +29,15 @@ function posInt(v: unknown, flag: string, dflt: number): number {
   return n;
 }
 
+/** A --forward value: the guest TCP port (1-65535) each qemu guest forwards from a free loopback port. */
+export function guestPort(v: string): number {
+  const n = Number(v);
+  if (!/^[0-9]+$/.test(v) || n < 1 || n > 65535) {
+    throw new AgentError('USAGE', `--forward takes a guest TCP port (1-65535), e.g. --forward 6443; got ${JSON.stringify(v)}. The host port is picked free and shown by --list`, { details: { field: '--forward' } });
+  }
+  return n;
+}
+
 /** A table of instances for --list. Pure. */
 export function renderInstances(list: readonly InstanceInfo[]): string {
   if (list.length === 0) return 'no instances\n';
@@ -97,7 +106,7 @@ export const launchCommand: Command = {
   name: 'launch',
   summary: 'create machines for an instance group (qemu or aws) and wait for their receipts; --list, --delete',
   usage:
-    'nodeup launch --node-config FILE --binary PATH [--count N | --name NAME...] [--assets DIR] [--network NAME] [--only C] [--state-store URL [--s3-endpoint URL --s3-credentials-file FILE]]\n' +
+    'nodeup launch --node-config FILE --binary PATH [--count N | --name NAME...] [--assets DIR] [--network NAME] [--forward PORT] [--only C] [--state-store URL [--s3-endpoint URL --s3-credentials-file FILE]]\n' +
     '       nodeup launch --provider aws --node-config FILE --state-store s3://B/P --mirror URL (--dist DIR | --sha256-amd64 HEX) [--aws-* ...]\n' +
     '       nodeup launch --list [--provider P] [--cluster NAME]\n' +
     '       nodeup launch --delete NAME... [--provider P]\n' +
@@ -121,6 +130,7 @@ export const launchCommand: Command = {
     'no-wait': { type: 'boolean' },
     'render-only': { type: 'string' },
     network: { type: 'string' },
+    forward: { type: 'string', multiple: true },
     list: { type: 'boolean' },
     cluster: { type: 'string' },
     delete: { type: 'string', multiple: true },
@@ -239,10 +249,14 @@ export const launchCommand: Command = {
         diskSize: str(v['disk-size']),
         extraAssetMirrors: stringList(v['asset-mirror']),
         network: str(v.network),
+        forwardPorts: stringList(v.forward).map((f) => guestPort(f)),
       });
     } else {
       const stateStore = str(v['state-store']);
       if (!stateStore) throw new AgentError('USAGE', 'aws: --state-store s3://bucket/cluster is required (nodes read their config there)', { details: { field: '--state-store' } });
+      if (stringList(v.forward).length > 0) {
+        throw new AgentError('USAGE', '--forward is for qemu guests (a loopback port on this machine); reach cloud nodes through their security group and address', { details: { field: '--forward' } });
+      }
       if (str(v['s3-credentials-file'])) {
         throw new AgentError('USAGE', '--s3-credentials-file is for lab S3 servers reached by qemu guests; cloud nodes reach their store through --aws-instance-profile, never credentials in user-data', {
           details: { field: '--s3-credentials-file' },

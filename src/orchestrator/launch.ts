@@ -71,6 +71,8 @@ export interface QemuLaunchOptions extends CommonLaunchOptions {
   readonly extraAssetMirrors?: readonly string[];
   /** Joins the guests to the private network of this name (private-net.ts; up to 8 guests at <subnet>.11, .12, ...). */
   readonly network?: string | undefined;
+  /** Guest TCP ports each guest forwards from a free port on the host's loopback (--forward). */
+  readonly forwardPorts?: readonly number[];
 }
 
 export interface LaunchResult {
@@ -238,6 +240,7 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
       seed: server,
       attachments,
       ...(o.diskSize ? { diskSize: o.diskSize } : {}),
+      ...(o.forwardPorts?.length ? { forwardPorts: o.forwardPorts } : {}),
     });
     const instances = await provider.launch(requests).catch(async (err: unknown) => {
       // Guests that never started leave the network again, so its hub does not outlive its last guest.

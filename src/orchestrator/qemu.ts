@@ -36,6 +36,14 @@ export interface QemuOptions {
   readonly kernelArgs?: readonly string[];
   /** Private links (private-net.ts) by instance name. */
   readonly attachments?: ReadonlyMap<string, Attachment>;
+  /** Guest TCP ports to forward from a free port on the host's loopback (e.g. 6443 for kubectl on the host). */
+  readonly forwardPorts?: readonly number[];
+}
+
+/** A guest TCP port reachable at 127.0.0.1:host (QEMU user-mode hostfwd). */
+export interface PortForward {
+  readonly guest: number;
+  readonly host: number;
 }
 
 export interface InstanceRecord {
@@ -46,6 +54,8 @@ export interface InstanceRecord {
   readonly createdAt: string;
   readonly createdAtMs: number;
   readonly sshPort: number;
+  /** --forward: guest ports reachable on the host's loopback. */
+  readonly forwards?: readonly PortForward[];
   readonly baseImage: string;
   readonly argv: readonly string[];
   /** The guest's address on its private network, when it has one. */
@@ -63,6 +73,7 @@ export interface QemuArgsInput {
   readonly cpus: number;
   readonly seedUrl: string;
   readonly sshPort: number;
+  readonly forwards?: readonly PortForward[];
   readonly kernelArgs: readonly string[];
   readonly attachment?: Attachment | undefined;
 }
@@ -81,7 +92,7 @@ export function qemuArgs(i: QemuArgsInput): string[] {
     '-initrd', path.join(i.baseImage, 'initrd.img'),
     '-append', ['root=/dev/vda', 'rw', 'console=ttyS0', 'net.ifnames=0', ...i.kernelArgs].join(' '),
     '-drive', `file=${path.join(i.dir, 'disk.qcow2')},if=virtio,format=qcow2,discard=unmap`,
-    '-netdev', `user,id=n0,hostname=${i.name},hostfwd=tcp:127.0.0.1:${i.sshPort}-:22`,
+    '-netdev', [`user,id=n0,hostname=${i.name}`, ...[{ host: i.sshPort, guest: 22 }, ...(i.forwards ?? [])].map((f) => `hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`)].join(','),
     '-device', 'virtio-net-pci,netdev=n0',
     ...(i.attachment ? privateNetArgs(i.attachment) : []),
     '-device', 'virtio-rng-pci',
@@ -90,6 +101,12 @@ export function qemuArgs(i: QemuArgsInput): string[] {
     '-pidfile', path.join(i.dir, 'qemu.pid'),
     '-daemonize',
   ];
+}
+
+/** How people reach an instance: its ssh forward, the other forwards, its private address. Pure. */
+export function instanceAddress(r: Pick<InstanceRecord, 'sshPort' | 'forwards' | 'privateAddress'>): string {
+  const fwd = (r.forwards ?? []).map((f) => ` (port ${f.guest} at 127.0.0.1:${f.host})`).join('');
+  return `ssh -p ${r.sshPort} root@127.0.0.1${fwd}${r.privateAddress ? ` (private ${r.privateAddress})` : ''}`;
 }
 
 /** The NoCloud meta-data for an instance. Pure. */
@@ -165,6 +182,8 @@ export class QemuProvider implements Provider {
       seed.setSeed(r.name, { metaData: renderMetaData(r.name, instanceId), userData: r.userData });
       await fsp.writeFile(path.join(dir, 'user-data'), r.userData, { mode: 0o600 });
       const sshPort = await freePort();
+      const forwards: PortForward[] = [];
+      for (const guest of this.o.forwardPorts ?? []) forwards.push({ guest, host: await freePort() });
       const argv = qemuArgs({
         name: r.name,
         dir,
@@ -174,6 +193,7 @@ export class QemuProvider implements Provider {
         cpus: this.o.cpus ?? 2,
         seedUrl: `http://10.0.2.2:${seed.port}/i/${r.name}/`,
         sshPort,
+        forwards,
         kernelArgs: this.o.kernelArgs ?? [],
         attachment: this.o.attachments?.get(r.name),
       });
@@ -185,6 +205,7 @@ export class QemuProvider implements Provider {
         createdAt: new Date(createdAtMs).toISOString(),
         createdAtMs,
         sshPort,
+        ...(forwards.length > 0 ? { forwards } : {}),
         baseImage: image,
         argv,
         ...(this.o.attachments?.get(r.name) ? { privateAddress: this.o.attachments.get(r.name)!.address, network: this.o.attachments.get(r.name)!.network } : {}),
@@ -201,7 +222,7 @@ export class QemuProvider implements Provider {
         });
       }
       const newPid = Number((await fsp.readFile(path.join(dir, 'qemu.pid'), 'utf8')).trim());
-      out.push({ name: r.name, provider: this.name, cluster: r.cluster, instanceGroup: r.instanceGroup, state: 'running', id: String(newPid), createdAt: rec.createdAt, address: `ssh -p ${sshPort} root@127.0.0.1` });
+      out.push({ name: r.name, provider: this.name, cluster: r.cluster, instanceGroup: r.instanceGroup, state: 'running', id: String(newPid), createdAt: rec.createdAt, address: instanceAddress({ sshPort, forwards }) });
     }
     return out;
   }
@@ -238,7 +259,7 @@ export class QemuProvider implements Provider {
         id: String(pid || '-'),
         createdAt: rec.createdAt,
         ...(result ? { result } : {}),
-        address: `ssh -p ${rec.sshPort} root@127.0.0.1${rec.privateAddress ? ` (private ${rec.privateAddress})` : ''}`,
+        address: instanceAddress(rec),
       });
     }
     return out;

@@ -5,8 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../engine/log.ts';
 import { SeedServer, type GuestReport } from './seed-server.ts';
 import { progressLine, waitForNodes, type NodeStatus } from './progress.ts';
-import { qemuArgs, renderMetaData } from './qemu.ts';
-import { renderInstances } from './cli.ts';
+import { instanceAddress, qemuArgs, renderMetaData } from './qemu.ts';
+import { guestPort, renderInstances } from './cli.ts';
 
 let server: SeedServer | undefined;
 afterEach(async () => {
@@ -108,6 +108,19 @@ describe('qemuArgs', () => {
     const kvm = qemuArgs({ name: 'w-1', dir: '/s/w-1', baseImage: '/img', accel: 'kvm', memoryMiB: 1024, cpus: 1, seedUrl: 'x', sshPort: 1, kernelArgs: ['quiet'] });
     expect(kvm[kvm.indexOf('-accel') + 1]).toBe('kvm');
     expect(kvm[kvm.indexOf('-append') + 1]).toMatch(/ quiet$/);
+  });
+
+  it('adds one loopback hostfwd per --forward port after the ssh one, and --list names them', () => {
+    const forwards = [{ guest: 6443, host: 41234 }, { guest: 80, host: 41235 }];
+    const argv = qemuArgs({ name: 'cp', dir: '/s/cp', baseImage: '/img', accel: 'tcg', memoryMiB: 2048, cpus: 2, seedUrl: 'x', sshPort: 2222, forwards, kernelArgs: [] });
+    expect(argv[argv.indexOf('-netdev') + 1]).toBe('user,id=n0,hostname=cp,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:127.0.0.1:41234-:6443,hostfwd=tcp:127.0.0.1:41235-:80');
+    expect(instanceAddress({ sshPort: 2222, forwards, privateAddress: '192.168.77.11' })).toBe('ssh -p 2222 root@127.0.0.1 (port 6443 at 127.0.0.1:41234) (port 80 at 127.0.0.1:41235) (private 192.168.77.11)');
+    expect(instanceAddress({ sshPort: 2222 })).toBe('ssh -p 2222 root@127.0.0.1');
+  });
+
+  it('--forward takes a guest port and refuses anything else, naming the flag', () => {
+    expect(guestPort('6443')).toBe(6443);
+    for (const bad of ['0', '65536', '6443:6443', '-1', 'http', '']) expect(() => guestPort(bad)).toThrow(/--forward takes a guest TCP port \(1-65535\)/);
   });
 });
 

@@ -3,8 +3,9 @@
 // between the nodes' pod subnets, a pod that resolves `kubernetes.default` and a Service name
 // through CoreDNS, reaches a ClusterIP Service and a pod on another node, a NodePort answering on
 // each node's address from the other node; and the conformance smoke: upstream's e2e.test (built
-// by scripts/fixtures/build.sh e2e) run inside the control-plane guest by scripts/conformance/run.sh.
-import { execFile } from 'node:child_process';
+// by scripts/fixtures/build.sh e2e) run by scripts/conformance/run.sh inside the control-plane guest or,
+// natively, on this machine through the control plane's forwarded API server port.
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -164,16 +165,103 @@ export interface ConformanceResult {
 /** The selections tests/conformance/ names (run.sh --selection NAME); anything else is a file. */
 export const namedSelections: readonly string[] = ['ci', 'smoke', 'full'];
 
+export interface ConformanceOptions {
+  readonly selection: string;
+  readonly hostReportDir: string;
+  readonly timeoutMin: number;
+  /** parallel ginkgo processes (run.sh --nodes; default 1) */
+  readonly nodes?: number;
+  readonly extraArgs?: readonly string[];
+  /**
+   * Where e2e.test runs. 'guest' (default): inside `cp`, beside the API server and etcd, every
+   * kubectl and e2e process emulated under TCG. 'host': on this machine, natively, against the API
+   * server through the control plane's `--forward 6443` port (the guest must have been launched with
+   * it); the guest only serves. The tests reach pods and nodes through the API server (exec, proxy,
+   * port-forward), as upstream's conformance image does from inside a pod.
+   */
+  readonly runner?: 'guest' | 'host';
+}
+
 /**
- * Runs a conformance selection (ci, smoke, full or a file) inside `cp`: e2e.test, run.sh and the
- * selection files are served from the host (10.0.2.2) and fetched by the guest; the report comes
- * back to `hostReportDir`.
+ * Runs a conformance selection (ci, smoke, full or a file) against the cluster of `cp`, inside it or
+ * from the host (ConformanceOptions.runner); the report lands in `hostReportDir`.
  */
-export async function runConformance(
-  lab: Lab,
-  cp: string,
-  o: { selection: string; hostReportDir: string; timeoutMin: number; /** parallel ginkgo processes (run.sh --nodes; default 1) */ nodes?: number; extraArgs?: readonly string[] },
-): Promise<ConformanceResult> {
+export async function runConformance(lab: Lab, cp: string, o: ConformanceOptions): Promise<ConformanceResult> {
+  let runner = `inside ${cp}`;
+  let res: { stdout: string; stderr: string } | undefined;
+  if (o.runner === 'host') {
+    const kubeconfig = await hostKubeconfig(lab, cp).catch((err: unknown) => {
+      // Loud, and in the report: an hour of cluster bring-up is not thrown away for it.
+      runner = `inside ${cp}, because the host runner could not reach the API server: ${err instanceof Error ? err.message : String(err)}`;
+      process.stdout.write(`\n*** conformance: ${runner}\n\n`);
+      return undefined;
+    });
+    if (kubeconfig) {
+      runner = `this machine (e2e.test and kubectl native, the API server through ${cp}'s forwarded port)`;
+      res = await runOnHost(lab, o, kubeconfig);
+    }
+  }
+  res ??= await runInGuest(lab, cp, o);
+  await fsp.appendFile(path.join(o.hostReportDir, 'summary.txt'), `runner: ${runner}\n`).catch(() => undefined);
+  return readConformanceReport(o.hostReportDir, res.stdout + res.stderr);
+}
+
+/** The host port a guest forwards its API server from (`nodeup launch --forward 6443`). */
+async function forwardedPort(lab: Lab, name: string, guest: number): Promise<number> {
+  const rec = JSON.parse(await fsp.readFile(path.join(lab.stateDir, name, 'instance.json'), 'utf8')) as { forwards?: { guest: number; host: number }[] };
+  const f = rec.forwards?.find((x) => x.guest === guest);
+  if (!f) throw new Error(`${name} forwards no port ${guest} to this machine: launch it with --forward ${guest} (Lab.launch args) to run e2e.test on the host`);
+  return f.host;
+}
+
+/** A kubeconfig for this machine: the control plane's admin.conf through its forwarded API server port, checked with kubectl. */
+async function hostKubeconfig(lab: Lab, cp: string): Promise<{ file: string; kubectl: string }> {
+  const port = await forwardedPort(lab, cp, 6443);
+  const admin = await lab.ssh(cp, 'cat /etc/kubernetes/admin.conf');
+  if (admin.code !== 0) throw new Error(`${cp}: reading /etc/kubernetes/admin.conf: ${admin.stderr}`);
+  // The API server's certificate names 127.0.0.1 (apiServerSans), so only the address changes.
+  const file = path.join(lab.workDir, 'admin-host.conf');
+  await fsp.writeFile(file, admin.stdout.replace(/^(\s*server:\s*)https:\/\/\S+$/m, `$1https://127.0.0.1:${port}`), { mode: 0o600 });
+  const kubectlBin = path.join((await run('bash', [path.join(repo, 'scripts/fixtures/build.sh'), '--bin', 'kubernetes'])).trim(), 'kubectl');
+  await run(kubectlBin, ['--kubeconfig', file, 'get', 'nodes', '-o', 'name']);
+  lab.mark(`conformance: kubectl on this machine reaches the API server at 127.0.0.1:${port}`);
+  return { file, kubectl: kubectlBin };
+}
+
+/** e2e.test and kubectl run here, natively; run.sh writes the report straight into hostReportDir. */
+async function runOnHost(lab: Lab, o: ConformanceOptions, kc: { file: string; kubectl: string }): Promise<{ stdout: string; stderr: string }> {
+  const bin = await e2eBin();
+  const selection = namedSelections.includes(o.selection) ? o.selection : path.resolve(o.selection);
+  await fsp.rm(o.hostReportDir, { recursive: true, force: true });
+  lab.mark(`conformance ${o.selection}: e2e.test on this machine`);
+  const args = [
+    path.join(repo, 'scripts/conformance/run.sh'), '--e2e', path.join(bin, 'e2e.test'), '--kubeconfig', kc.file, '--kubectl-path', kc.kubectl,
+    '--selection', selection, '--report-dir', o.hostReportDir, '--timeout', `${o.timeoutMin}m`, '--nodes', String(o.nodes ?? 1),
+    ...(o.extraArgs?.length ? ['--', ...o.extraArgs] : []),
+  ];
+  return new Promise((resolve) => {
+    // run.sh exits 1 when a test failed: the report's results decide, as in the guest. Its output is
+    // shown as it comes, and its tail kept (the guest runner keeps the same 200 kB).
+    const child = spawn('bash', args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: (o.timeoutMin + 10) * 60_000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      process.stdout.write(d);
+      stdout = (stdout + d.toString()).slice(-200_000);
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      process.stderr.write(d);
+      stderr = (stderr + d.toString()).slice(-20_000);
+    });
+    child.on('close', () => resolve({ stdout, stderr }));
+  });
+}
+
+/**
+ * e2e.test, run.sh and the selection files are served from the host (10.0.2.2) and fetched by the
+ * guest; the report comes back to `hostReportDir`.
+ */
+async function runInGuest(lab: Lab, cp: string, o: ConformanceOptions): Promise<{ stdout: string; stderr: string }> {
   const nodes = o.nodes ?? 1;
   const bin = await e2eBin();
   const stage = path.join(lab.workDir, 'conformance-serve');
@@ -216,14 +304,19 @@ export async function runConformance(
     const r = await lab.ssh(cp, `base64 -w0 ${dir}/report/${f}`, 300_000);
     if (r.code === 0) await fsp.writeFile(path.join(o.hostReportDir, f), Buffer.from(r.stdout.trim(), 'base64'));
   }
-  const tsv = await fsp.readFile(path.join(o.hostReportDir, 'results.tsv'), 'utf8').catch(() => '');
+  return res;
+}
+
+/** Reads a report folder's results.tsv (and keeps a copy of it in the history beside it). */
+async function readConformanceReport(hostReportDir: string, output: string): Promise<ConformanceResult> {
+  const tsv = await fsp.readFile(path.join(hostReportDir, 'results.tsv'), 'utf8').catch(() => '');
   // Every run's results are kept beside the latest, so that scripts/conformance/history.sh can tell
   // which tests passed twice in a row (issue 18's bar) across runs and sessions.
   if (tsv.trim() !== '') {
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-    const kept = path.join(path.dirname(o.hostReportDir), 'history', `${stamp}-${path.basename(o.hostReportDir)}`);
+    const kept = path.join(path.dirname(hostReportDir), 'history', `${stamp}-${path.basename(hostReportDir)}`);
     await fsp.mkdir(kept, { recursive: true });
-    for (const f of ['results.tsv', 'summary.txt']) await fsp.copyFile(path.join(o.hostReportDir, f), path.join(kept, f)).catch(() => undefined);
+    for (const f of ['results.tsv', 'summary.txt']) await fsp.copyFile(path.join(hostReportDir, f), path.join(kept, f)).catch(() => undefined);
   }
   const results = tsv
     .split('\n')
@@ -233,5 +326,5 @@ export async function runConformance(
       return { status, seconds: Number(seconds), name, detail };
     });
   const failed = results.filter((r) => r.status !== 'passed' && r.status !== 'skipped');
-  return { code: results.length > 0 && failed.length === 0 ? 0 : 1, output: res.stdout + res.stderr, results, reportDir: o.hostReportDir };
+  return { code: results.length > 0 && failed.length === 0 ? 0 : 1, output, results, reportDir: hostReportDir };
 }
