@@ -2,7 +2,8 @@
 # One command for a conformance run on a nodeup cluster in QEMU: one control plane and two workers
 # from the stock image through cloud-init (tests/vm/conformance.test.ts), then upstream e2e.test
 # on a [Conformance] selection (on this machine or inside the control plane). Builds what is missing first
-# (scripts/setup.sh: the e2e fixture ~30 min cold; scripts/vm/setup.sh: base image, assets, images).
+# (scripts/setup.sh: the e2e fixture ~30 min cold; the sample-apiserver fixture; scripts/vm/setup.sh:
+# base image, assets, images).
 #   bash scripts/conformance/vm.sh [--selection smoke|full|FILE] [--sig NAME[,NAME]] [--timeout-min N] [--nodes N] [--runner host|guest] [--no-setup]
 # --nodes N runs the tests on N parallel ginkgo processes (default 3: most of a test's time is
 # waiting for pods); specs marked Serial run alone after the others.
@@ -14,7 +15,7 @@
 # $NODEUP_CONFORMANCE_REPORTS/conformance-<selection> (default ~/.cache/nodeup/reports).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-selection=full timeout=600 nodes=3 setup=yes sig= runner=host
+selection=full timeout=600 nodes=3 setup=yes runner=host sig=
 while [ $# -gt 0 ]; do
   case "$1" in
     --selection) selection="$2"; shift 2 ;;
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
     --sig) sig="$2"; shift 2 ;;
     --runner) runner="$2"; shift 2; case "$runner" in host | guest) ;; *) echo "vm.sh: --runner is host or guest, not $runner" >&2; exit 2 ;; esac ;;
     --no-setup) setup=no; shift ;;
-    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "vm.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -47,7 +48,8 @@ fi
 source scripts/node-env.sh
 if [ "$setup" = yes ]; then
   bash scripts/setup.sh
-  bash scripts/fixtures/build.sh e2e
+  # sample-apiserver: the Aggregator test's image (scripts/vm/images.sh adds it once it is built).
+  bash scripts/fixtures/build.sh e2e sample-apiserver
   npm run build --silent
   bash scripts/vm/setup.sh
 fi

@@ -14,6 +14,9 @@
 #   coredns/coredns:<coredns>           /coredns (fixture coredns; built here when missing)
 #   e2e-test-images/...                 the conformance tests' images under their upstream names
 #                                       (fixture e2e, when built): agnhost, busybox, nginx, ...
+#   e2e-test-images/sample-apiserver    the Aggregator test's aggregated API server and the etcd
+#   etcd:<the test's tag>               beside it (fixtures sample-apiserver and etcd36, when the
+#                                       first is built: scripts/conformance/vm.sh builds it)
 #
 # Every image is reproducible (sorted, mtime 0, root-owned, gzip -n layers): the binaries-only ones
 # are one layer with the binaries in /usr/local/bin and no shell; the others are made of files
@@ -45,6 +48,8 @@ done
 HAVE_K8S=no HAVE_E2E=no
 case " ${BUILT:-} " in *" kubernetes "*) HAVE_K8S=yes ;; esac
 case " ${BUILT:-} " in *" e2e "*) HAVE_E2E=yes ;; esac
+HAVE_SAMPLE=no
+case " ${BUILT:-} " in *" sample-apiserver "*) HAVE_SAMPLE="${VER[sample-apiserver]}" ;; esac
 ETCD="${VER[etcd36]#v}" K8S="${VER[kubernetes]}" COREDNS="${VER[coredns]}"
 
 # Debian bookworm packages whose files (and the libraries those need) go into the images.
@@ -54,7 +59,7 @@ DEBIAN_PACKAGES=(busybox-static bash libc-bin netbase nftables iptables conntrac
 # script (image contents, Debian package names), the Go sources of pause and hello. The Debian
 # packages' exact versions are recorded in debian-packages.txt (bookworm only takes security and
 # point-release fixes).
-KEY="$( (echo "etcd $ETCD k8s $K8S have-k8s $HAVE_K8S coredns $COREDNS have-e2e $HAVE_E2E pause $PAUSE_TAG"; cat "${BASH_SOURCE[0]}" "$HERE/pause/main.go" "$HERE/hello/main.go" | sha256sum) | sha256sum | cut -c1-12)"
+KEY="$( (echo "etcd $ETCD k8s $K8S have-k8s $HAVE_K8S coredns $COREDNS have-e2e $HAVE_E2E sample $HAVE_SAMPLE pause $PAUSE_TAG"; cat "${BASH_SOURCE[0]}" "$HERE/pause/main.go" "$HERE/hello/main.go" | sha256sum) | sha256sum | cut -c1-12)"
 OUT="$CACHE/registry-$KEY"
 if [ -f "$OUT/.ok" ]; then
   log "reusing $OUT"
@@ -368,6 +373,29 @@ if [ "$HAVE_E2E" = yes ]; then
     image_layers "E2E_$(echo "$n" | tr '[:lower:]' '[:upper:]')" "e2e-test-images/$n" 1.7 \
       "{\"Entrypoint\":[\"/agnhost\"],\"Cmd\":[\"test-webserver\"],\"Env\":[\"PATH=$P\"]}" "$T" "$A" "$R"
   done
+
+  # The Aggregator test's pod: the aggregated sample API server (upstream: `go install` of
+  # k8s.io/sample-apiserver on alpine, /sample-apiserver the entrypoint) and an etcd container that
+  # runs /usr/local/bin/etcd. The tags are the ones test/utils/image/manifest.go names; the etcd
+  # under the test's tag is the etcd36 fixture's (its version in a label), as agnhost 2.55 is 2.59.
+  if [ "$HAVE_SAMPLE" != no ]; then
+    manifest_tag() { sed -n "s/^[[:space:]]*configs\[$1\] = Config{[^,]*, \"[^\"]*\", \"\([^\"]*\)\"}.*/\1/p" "$KMOD/test/utils/image/manifest.go"; }
+    SAMPLE_TAG="$(manifest_tag APIServer)" ETCD_TEST_TAG="$(manifest_tag Etcd)"
+    if [ -z "$SAMPLE_TAG" ] || [ -z "$ETCD_TEST_TAG" ]; then die "no APIServer or Etcd image in $KMOD/test/utils/image/manifest.go"; fi
+    [ "v$SAMPLE_TAG" = "${HAVE_SAMPLE/#v0./v1.}" ] || log "NOTE: the test names sample-apiserver $SAMPLE_TAG; the fixture is k8s.io/sample-apiserver $HAVE_SAMPLE"
+    R="$WORK/rootfs/sample-apiserver"
+    base_rootfs "$R"
+    install -m 0755 "${BIN[sample-apiserver]}/sample-apiserver" "$R/sample-apiserver"
+    check "$R" /sample-apiserver --help
+    image_layers E2E_SAMPLE_APISERVER e2e-test-images/sample-apiserver "$SAMPLE_TAG" \
+      "{\"Entrypoint\":[\"/sample-apiserver\"],\"Env\":[\"PATH=$P\"]}" "$R"
+    if [ "$ETCD_TEST_TAG" != "$ETCD-0" ]; then
+      image_layers ETCD_E2E etcd "$ETCD_TEST_TAG" \
+        "{\"Entrypoint\":[\"/usr/local/bin/etcd\"],\"Env\":[\"PATH=/usr/local/bin:/usr/bin:/bin\"],\"Labels\":{\"dev.nodeup.built-from\":\"etcd $ETCD\"}}" "$WORK/rootfs/etcd"
+    fi
+  else
+    log "fixture sample-apiserver is not built: no image for the Aggregator conformance test (scripts/conformance/vm.sh builds it)"
+  fi
 
   # nginx (upstream: nginx on alpine serving its default page on :80): Debian's nginx, a shell.
   R="$WORK/rootfs/nginx"

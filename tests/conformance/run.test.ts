@@ -248,8 +248,7 @@ describe('selection files (tests/conformance)', () => {
     expect(full.length).toBeGreaterThan(250);
   });
 
-  it('gives every skip a test of the list and a reason', () => {
-    expect(skips.length).toBeGreaterThan(0);
+  it('gives every skip (none today) a test of the list and a reason', () => {
     for (const [name, reason] of skips) {
       expect(all, name).toContain(name);
       expect(reason?.length ?? 0, name).toBeGreaterThan(10);
