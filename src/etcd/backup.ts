@@ -1,7 +1,6 @@
 // etcd backups in the state store: backups/etcd/<cluster>/<UTC time>-<reason>/{snapshot.db.gz,meta.json}.
 // Taken before every membership change and by the scheduled timer; retention keeps the newest N.
 import { createHash } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
 import { AgentError } from '../engine/errors.ts';
 import type { Logger } from '../engine/log.ts';
 import { silentLogger } from '../engine/log.ts';
@@ -62,6 +61,8 @@ export async function backupToStore(client: EtcdClient, store: StateStore, clust
     etcdVersion: version,
     members: members.map((m) => m.name || m.id).sort(),
   };
+  // zlib loads here, not at start-up: most runs take no backup (issue 17).
+  const { gzipSync } = await import('node:zlib');
   await store.write(`${prefix}/snapshot.db.gz`, gzipSync(db), { secret: true });
   // meta.json last: a backup without it is incomplete and never listed.
   await store.write(`${prefix}/meta.json`, JSON.stringify(meta, null, 2) + '\n');
@@ -95,6 +96,7 @@ export async function readBackup(store: StateStore, cluster: string, name: strin
   const meta = await readBackupMeta(store, cluster, name);
   const gz = await store.read(`${storeLayout.etcdBackups(cluster)}${name}/snapshot.db.gz`);
   if (!gz) throw new AgentError('ETCD_MEMBERSHIP', `backup ${name} of ${cluster} has no snapshot.db.gz`, { details: { cluster, backup: name } });
+  const { gunzipSync } = await import('node:zlib');
   const db = gunzipSync(gz);
   const sha = createHash('sha256').update(db).digest('hex');
   if (sha !== meta.sha256) {
