@@ -56,7 +56,7 @@ describe('aws provider', () => {
     const p = new AwsProvider({ ...base, client });
     const userData = '#cloud-config\nruncmd:\n  - [echo, hi]\n';
     const out = await p.launch([
-      { name: 'workers-1', cluster: 'c1', instanceGroup: 'workers', userData },
+      { name: 'workers-1', cluster: 'c1', instanceGroup: 'workers', role: 'worker', userData },
       { name: 'workers-2', cluster: 'c1', instanceGroup: 'workers', userData },
     ]);
     expect(out.map((i) => [i.name, i.id, i.state, i.address])).toEqual([
@@ -86,14 +86,15 @@ describe('aws provider', () => {
     expect(q.get('TagSpecification.1.ResourceType')).toBe('instance');
     const tags = new Map<string, string>();
     for (let i = 1; q.get(`TagSpecification.1.Tag.${i}.Key`); i++) tags.set(q.get(`TagSpecification.1.Tag.${i}.Key`)!, q.get(`TagSpecification.1.Tag.${i}.Value`)!);
-    expect(Object.fromEntries(tags)).toEqual({ Name: 'workers-1', [tagKeys.cluster]: 'c1', [tagKeys.instanceGroup]: 'workers' });
+    expect(Object.fromEntries(tags)).toEqual({ Name: 'workers-1', [tagKeys.cluster]: 'c1', [tagKeys.instanceGroup]: 'workers', [tagKeys.role]: 'worker' });
     expect(sent[1]!.params.get('TagSpecification.1.Tag.1.Value')).toBe('workers-2');
   });
 
   it('lists by cluster tag and terminates by name', async () => {
     const describe = `<DescribeInstancesResponse ${xmlns}><requestId>r</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet>
       <item><instanceId>i-0b</instanceId><instanceState><code>16</code><name>running</name></instanceState><launchTime>2026-11-23T10:00:00.000Z</launchTime>
-        <tagSet><item><key>Name</key><value>workers-2</value></item><item><key>${tagKeys.cluster}</key><value>c1</value></item><item><key>${tagKeys.instanceGroup}</key><value>workers</value></item></tagSet></item>
+        <privateIpAddress>10.0.1.7</privateIpAddress>
+        <tagSet><item><key>Name</key><value>workers-2</value></item><item><key>${tagKeys.cluster}</key><value>c1</value></item><item><key>${tagKeys.instanceGroup}</key><value>workers</value></item><item><key>${tagKeys.role}</key><value>worker</value></item></tagSet></item>
       <item><instanceId>i-0a</instanceId><instanceState><code>0</code><name>pending</name></instanceState><launchTime>2026-11-23T10:00:00.000Z</launchTime>
         <tagSet><item><key>Name</key><value>workers-1</value></item><item><key>${tagKeys.cluster}</key><value>c1</value></item></tagSet></item>
       </instancesSet></item></reservationSet></DescribeInstancesResponse>`;
@@ -102,9 +103,9 @@ describe('aws provider', () => {
     );
     const p = new AwsProvider({ ...base, client });
     const list = await p.list('c1');
-    expect(list.map((i) => [i.name, i.id, i.state, i.instanceGroup])).toEqual([
-      ['workers-1', 'i-0a', 'pending', ''],
-      ['workers-2', 'i-0b', 'running', 'workers'],
+    expect(list.map((i) => [i.name, i.id, i.state, i.instanceGroup, i.role, i.ssh])).toEqual([
+      ['workers-1', 'i-0a', 'pending', '', undefined, undefined],
+      ['workers-2', 'i-0b', 'running', 'workers', 'worker', { host: '10.0.1.7', port: 22 }],
     ]);
     expect(sent[0]!.params.get('Filter.1.Name')).toBe(`tag:${tagKeys.cluster}`);
     expect(sent[0]!.params.get('Filter.1.Value.1')).toBe('c1');

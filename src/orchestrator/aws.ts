@@ -13,12 +13,13 @@ import {
 } from '@aws-sdk/client-ec2';
 import { AgentError, errorMessage } from '../engine/errors.ts';
 import type { Logger } from '../engine/log.ts';
-import type { InstanceInfo, InstanceRequest, InstanceState, Provider } from './provider.ts';
+import type { InstanceInfo, InstanceRequest, InstanceState, NodeRole, Provider } from './provider.ts';
 import { compareText } from '../engine/text-order.ts';
 
 export const tagKeys = {
   cluster: 'nodeup.dev/cluster',
   instanceGroup: 'nodeup.dev/instance-group',
+  role: 'nodeup.dev/role',
   name: 'Name',
 } as const;
 
@@ -46,6 +47,7 @@ export function runInstancesInput(o: AwsOptions, r: InstanceRequest): RunInstanc
     { Key: tagKeys.name, Value: r.name },
     { Key: tagKeys.cluster, Value: r.cluster },
     { Key: tagKeys.instanceGroup, Value: r.instanceGroup },
+    ...(r.role ? [{ Key: tagKeys.role, Value: r.role }] : []),
     ...Object.entries(o.extraTags ?? {}).map(([Key, Value]) => ({ Key, Value })),
   ];
   return {
@@ -140,7 +142,8 @@ export class AwsProvider implements Provider {
             state: stateOf(i.State?.Name),
             id: i.InstanceId ?? '',
             createdAt: (i.LaunchTime ?? new Date(0)).toISOString(),
-            ...(i.PrivateIpAddress ? { address: i.PrivateIpAddress } : {}),
+            ...(i.PrivateIpAddress ? { address: i.PrivateIpAddress, ssh: { host: i.PrivateIpAddress, port: 22 } } : {}),
+            ...(tag(tagKeys.role) === 'control-plane' || tag(tagKeys.role) === 'worker' ? { role: tag(tagKeys.role) as NodeRole } : {}),
           });
         }
       }

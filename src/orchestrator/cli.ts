@@ -46,6 +46,17 @@ export function renderInstances(list: readonly InstanceInfo[]): string {
   return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ')).join('\n') + '\n';
 }
 
+/**
+ * The instances of a cluster as its provider lists them, for a rollout over them (`nodeup ssh apply
+ * --instances`): qemu reads `--state-dir`, aws describes instances by tag in `--aws-region`.
+ */
+export async function clusterInstances(ctx: CommandContext, providerName: string, cluster: string): Promise<readonly InstanceInfo[]> {
+  if (providerName !== 'qemu' && providerName !== 'aws') throw new AgentError('USAGE', `--provider must be qemu or aws, got ${providerName}`, { details: { field: '--provider' } });
+  const stateDir = str(ctx.values['state-dir']) ?? path.join(cacheDir(), 'instances');
+  const provider = providerName === 'aws' ? await awsProvider(ctx, false) : new QemuProvider({ stateDir, baseImage: '', log: ctx.log });
+  return provider.list(cluster);
+}
+
 /** The AWS SDK loads only when the aws provider is used: every other command starts without it. */
 async function awsProvider(ctx: CommandContext, needLaunch: boolean): Promise<AwsProvider> {
   const { AwsProvider } = await import('./aws.ts');

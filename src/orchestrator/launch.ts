@@ -228,7 +228,7 @@ export async function launchQemu(o: QemuLaunchOptions): Promise<LaunchResult> {
         reportUrl: baseUrl,
         preCommands: att ? ['networkctl reload', 'networkctl reconfigure eth1 || true'] : undefined,
       });
-      return { name, cluster: cfg.cluster, instanceGroup: cfg.instanceGroup, userData };
+      return { name, cluster: cfg.cluster, instanceGroup: cfg.instanceGroup, role: cfg.role, userData };
     });
     const provider = new QemuProvider({
       stateDir: o.stateDir,
@@ -307,7 +307,7 @@ export function cloudRequests(o: AwsLaunchOptions, cfg: NodeConfigInput): Instan
     // No credentials here: cloud nodes reach their store through the instance profile.
     const userData = machineUserData({ name, boot, pins: o.pins, files: [], environment: launchEnvironment(o.applyArgs) });
     assertUserDataSize(Buffer.byteLength(userData));
-    return { name, cluster: cfg.cluster, instanceGroup: cfg.instanceGroup, userData };
+    return { name, cluster: cfg.cluster, instanceGroup: cfg.instanceGroup, role: cfg.role, userData };
   });
 }
 

@@ -7,11 +7,14 @@ export interface InstanceRequest {
   readonly name: string;
   readonly cluster: string;
   readonly instanceGroup: string;
+  /** Its NodeConfig's role: what a rollout over the instances (`nodeup ssh apply --instances`) orders by. */
+  readonly role?: NodeRole;
   /** The cloud-config text the machine boots with. */
   readonly userData: string;
 }
 
 export type InstanceState = 'pending' | 'running' | 'stopped' | 'unknown';
+export type NodeRole = 'control-plane' | 'worker';
 
 export interface InstanceInfo {
   readonly name: string;
@@ -27,6 +30,10 @@ export interface InstanceInfo {
   readonly result?: string;
   /** Addresses people use to reach it (ssh forward, private IP). */
   readonly address?: string;
+  /** The role it was launched with (absent in records made before roles were kept). */
+  readonly role?: NodeRole;
+  /** Where its sshd answers from this machine (qemu: the loopback forward; aws: the private IP, port 22). */
+  readonly ssh?: { readonly host: string; readonly port: number };
 }
 
 export interface Provider {

@@ -13,7 +13,7 @@ import { AgentError, errorMessage } from '../engine/errors.ts';
 import { sleep } from '../engine/retry.ts';
 import type { Logger } from '../engine/log.ts';
 import { accelArgs, type Accel } from './accel.ts';
-import type { InstanceInfo, InstanceRequest, Provider } from './provider.ts';
+import type { InstanceInfo, InstanceRequest, NodeRole, Provider } from './provider.ts';
 import type { SeedServer } from './seed-server.ts';
 import { leaveNetwork, privateNetArgs, type Attachment } from './private-net.ts';
 
@@ -50,6 +50,7 @@ export interface InstanceRecord {
   readonly name: string;
   readonly cluster: string;
   readonly instanceGroup: string;
+  readonly role?: NodeRole;
   readonly accel: Accel;
   readonly createdAt: string;
   readonly createdAtMs: number;
@@ -201,6 +202,7 @@ export class QemuProvider implements Provider {
         name: r.name,
         cluster: r.cluster,
         instanceGroup: r.instanceGroup,
+        ...(r.role ? { role: r.role } : {}),
         accel,
         createdAt: new Date(createdAtMs).toISOString(),
         createdAtMs,
@@ -260,6 +262,8 @@ export class QemuProvider implements Provider {
         createdAt: rec.createdAt,
         ...(result ? { result } : {}),
         address: instanceAddress(rec),
+        ...(rec.role ? { role: rec.role } : {}),
+        ssh: { host: '127.0.0.1', port: rec.sshPort },
       });
     }
     return out;

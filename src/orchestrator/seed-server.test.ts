@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../engine/log.ts';
 import { SeedServer, type GuestReport } from './seed-server.ts';
 import { progressLine, waitForNodes, type NodeStatus } from './progress.ts';
-import { instanceAddress, qemuArgs, renderMetaData } from './qemu.ts';
+import { instanceAddress, QemuProvider, qemuArgs, renderMetaData, type InstanceRecord } from './qemu.ts';
 import { guestPort, renderInstances } from './cli.ts';
 
 let server: SeedServer | undefined;
@@ -121,6 +121,29 @@ describe('qemuArgs', () => {
   it('--forward takes a guest port and refuses anything else, naming the flag', () => {
     expect(guestPort('6443')).toBe(6443);
     for (const bad of ['0', '65536', '6443:6443', '-1', 'http', '']) expect(() => guestPort(bad)).toThrow(/--forward takes a guest TCP port \(1-65535\)/);
+  });
+});
+
+describe('QemuProvider.list', () => {
+  it("gives each recorded instance its role, its ssh forward and its other forwards; a dead pid reads as stopped", async () => {
+    const stateDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'nodeup-qemu-list-'));
+    try {
+      const rec = (name: string, more: Partial<InstanceRecord>): InstanceRecord => ({
+        name, cluster: 'c1', instanceGroup: 'g', accel: 'tcg', createdAt: '2026-12-07T22:00:00.000Z', createdAtMs: 0, sshPort: 40022, baseImage: '/img', argv: [], ...more,
+      });
+      for (const r of [rec('cp-1', { role: 'control-plane', forwards: [{ guest: 6443, host: 41234 }] }), rec('old-1', { sshPort: 40023 }), rec('x-1', { cluster: 'c2' })]) {
+        await fsp.mkdir(path.join(stateDir, r.name));
+        await fsp.writeFile(path.join(stateDir, r.name, 'instance.json'), JSON.stringify(r));
+      }
+      await fsp.writeFile(path.join(stateDir, 'cp-1', 'qemu.pid'), `${process.pid}\n`); // alive, but not a qemu
+      const list = await new QemuProvider({ stateDir, baseImage: '', log: silentLogger }).list('c1');
+      expect(list.map((i) => [i.name, i.state, i.role, i.ssh, i.address])).toEqual([
+        ['cp-1', 'stopped', 'control-plane', { host: '127.0.0.1', port: 40022 }, 'ssh -p 40022 root@127.0.0.1 (port 6443 at 127.0.0.1:41234)'],
+        ['old-1', 'stopped', undefined, { host: '127.0.0.1', port: 40023 }, 'ssh -p 40023 root@127.0.0.1'],
+      ]);
+    } finally {
+      await fsp.rm(stateDir, { recursive: true, force: true });
+    }
   });
 });
 

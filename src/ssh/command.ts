@@ -3,7 +3,8 @@
 // binary and boot config every other boot path uses. Control planes (--control-plane) go first, one
 // at a time, then the other hosts with a parallelism limit; each apply is followed by its gate
 // (`nodeup ready`, and `nodeup etcd members --check` on a control plane); the rollout stops at the
-// first host that fails (hosts not started yet are skipped).
+// first host that fails (hosts not started yet are skipped). `--instances CLUSTER` takes the hosts
+// and their roles from the orchestrator's provider (what `nodeup launch` made).
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -16,7 +17,7 @@ import { readLocalFile, sha256File } from '../engine/host/local.ts';
 import type { SshAuth } from './client.ts';
 import { reprovisionHost, type HostReport } from './reprovision.ts';
 import { runStaged } from './rollout.ts';
-import { parseTarget, targetName } from './target.ts';
+import { instanceHosts, parseTarget, targetName, type SshTarget } from './target.ts';
 
 async function binarySha256(p: string): Promise<string> {
   try {
@@ -57,12 +58,13 @@ export const sshCommand: Command = {
   name: 'ssh',
   summary: 'reprovision hosts over SSH: upload nodeup if changed, write the boot config, run apply (or plan)',
   usage:
-    'nodeup ssh (apply|plan) [user@]host[:port]... [--control-plane [user@]host[:port]]... [--boot-config FILE] [--binary FILE] [--identity FILE] [--bastion user@host[:port]] [--parallel N] [--known-hosts FILE] [--gate-timeout SECONDS] [--no-gate]\n' +
+    'nodeup ssh (apply|plan) ([user@]host[:port]... [--control-plane [user@]host[:port]]... | --instances CLUSTER [--provider qemu|aws] [--state-dir DIR] [--aws-region R] [--ssh-user U]) [--boot-config FILE] [--binary FILE] [--identity FILE] [--bastion user@host[:port]] [--parallel N] [--known-hosts FILE] [--gate-timeout SECONDS] [--no-gate]\n' +
     '  [--rollback-on-failure] [--drain-timeout SECONDS] [--ready-timeout SECONDS] [--no-drain]  (passed to each host\'s nodeup apply)\n' +
     '  apply rolls out control planes first (--control-plane hosts, one at a time), then the other hosts, --parallel at a time; after each apply it runs\n' +
     '  the gate on the host: `nodeup ready` (kubelet healthy, Node Ready) and, on a control plane, `nodeup etcd members --check` (its member a healthy voter,\n' +
     '  quorum kept); the first host that fails its apply or its gate stops the rollout. --no-gate skips the gates.\n' +
-    '  With --rollback-on-failure a host whose new config fails converges back to its last good config (its apply exits 3), and the rollout stops there.',
+    '  With --rollback-on-failure a host whose new config fails converges back to its last good config (its apply exits 3), and the rollout stops there.\n' +
+    '  --instances CLUSTER rolls out to the instances `nodeup launch` made (its --list), control planes by their launched role; every one must be running.',
   options: {
     'boot-config': { type: 'string' },
     binary: { type: 'string' },
@@ -85,16 +87,34 @@ export const sshCommand: Command = {
     'drain-timeout': { type: 'string' },
     'ready-timeout': { type: 'string' },
     'no-drain': { type: 'boolean' },
+    instances: { type: 'string' },
+    provider: { type: 'string', default: 'qemu' },
+    'state-dir': { type: 'string' },
+    'aws-region': { type: 'string' },
+    'ssh-user': { type: 'string' },
   },
   async run(ctx) {
     const [action, ...hostSpecs] = ctx.positionals;
     if (action !== 'apply' && action !== 'plan') throw new AgentError('USAGE', 'nodeup ssh needs an action: apply or plan (see nodeup ssh --help)');
     const cpSpecs = stringList(ctx.values['control-plane']);
-    if (hostSpecs.length === 0 && cpSpecs.length === 0) throw new AgentError('USAGE', `nodeup ssh ${action} needs at least one [user@]host[:port]`);
-    const targets = [...cpSpecs, ...hostSpecs].map((h) => parseTarget(h));
-    const names = targets.map(targetName);
+    const cluster = str(ctx, 'instances');
+    let hosts: { name: string; target: SshTarget; controlPlane: boolean }[];
+    if (cluster) {
+      // The orchestrator's instances: what `nodeup launch` made, with their roles and SSH addresses.
+      if (hostSpecs.length > 0 || cpSpecs.length > 0) throw new AgentError('USAGE', '--instances CLUSTER takes the hosts from the provider: name no host and no --control-plane beside it', { details: { field: '--instances' } });
+      const { clusterInstances } = await import('../orchestrator/cli.ts');
+      const listed = instanceHosts(await clusterInstances(ctx, String(ctx.values.provider), cluster), cluster, str(ctx, 'ssh-user') ?? 'root');
+      hosts = [...listed.filter((h) => h.controlPlane), ...listed.filter((h) => !h.controlPlane)];
+    } else {
+      if (hostSpecs.length === 0 && cpSpecs.length === 0) throw new AgentError('USAGE', `nodeup ssh ${action} needs at least one [user@]host[:port] (or --instances CLUSTER)`);
+      hosts = [...cpSpecs.map((h) => ({ h, controlPlane: true })), ...hostSpecs.map((h) => ({ h, controlPlane: false }))].map(({ h, controlPlane }) => {
+        const target = parseTarget(h);
+        return { name: targetName(target), target, controlPlane };
+      });
+    }
+    const names = hosts.map((h) => h.name);
     if (new Set(names).size !== names.length) throw new AgentError('USAGE', 'a host is listed twice');
-    const cpNames = new Set(names.slice(0, cpSpecs.length));
+    const cpNames = new Set(hosts.filter((h) => h.controlPlane).map((h) => h.name));
     const gateTimeout = String(ctx.values['gate-timeout']);
     if (!/^\d+$/.test(gateTimeout) || Number(gateTimeout) === 0) throw new AgentError('USAGE', `--gate-timeout takes a whole number of seconds above 0, got '${gateTimeout}'`);
     const bastionSpec = str(ctx, 'bastion');
@@ -139,7 +159,7 @@ export const sshCommand: Command = {
     ];
 
     ctx.log.info({ action, hosts: names, parallel, bastion: bastion ? targetName(bastion) : undefined, binarySha256: binary.sha256 }, 'ssh rollout starting');
-    const byName = new Map(targets.map((t) => [targetName(t), t]));
+    const byName = new Map(hosts.map((h) => [h.name, h.target]));
     const gatesFor = (name: string): string[][] =>
       ctx.values['no-gate'] === true
         ? []

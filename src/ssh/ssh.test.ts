@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { AgentError } from '../engine/errors.ts';
 import { asRoot, shq } from './reprovision.ts';
 import { runRollout, runStaged } from './rollout.ts';
-import { knownHostKeys, parseTarget, targetName } from './target.ts';
+import { instanceHosts, knownHostKeys, parseTarget, targetName, type ListedInstance } from './target.ts';
 
 describe('parseTarget', () => {
   it.each([
@@ -16,6 +16,28 @@ describe('parseTarget', () => {
   });
   it.each(['', 'a@b@c', 'host:99999', 'host;rm -rf /'])('refuses %j', (spec) => {
     expect(() => parseTarget(spec)).toThrow(AgentError);
+  });
+});
+
+describe('instanceHosts (nodeup ssh apply --instances)', () => {
+  const cp: ListedInstance = { name: 'c1-cp-1', cluster: 'c1', state: 'running', role: 'control-plane', ssh: { host: '127.0.0.1', port: 40022 } };
+  const w: ListedInstance = { name: 'nodes-1', cluster: 'c1', state: 'running', role: 'worker', ssh: { host: '10.0.1.7', port: 22 } };
+  const other: ListedInstance = { name: 'x-1', cluster: 'c2', state: 'stopped', role: 'worker' };
+
+  it("takes the cluster's instances with their SSH address and role, in the provider's order", () => {
+    expect(instanceHosts([w, other, cp], 'c1')).toEqual([
+      { name: 'nodes-1', target: { user: 'root', host: '10.0.1.7', port: 22 }, controlPlane: false },
+      { name: 'c1-cp-1', target: { user: 'root', host: '127.0.0.1', port: 40022 }, controlPlane: true },
+    ]);
+    expect(instanceHosts([w], 'c1', 'admin')[0]?.target.user).toBe('admin');
+  });
+
+  it('refuses a rollout that would leave an instance out, naming it', () => {
+    expect(() => instanceHosts([w, other], 'c3')).toThrow(/--instances c3: the provider lists no instance of that cluster/);
+    expect(() => instanceHosts([cp, { ...w, state: 'stopped' }], 'c1')).toThrow(/nodes-1 \(stopped\) is not running: start or delete them/);
+    expect(() => instanceHosts([cp, { name: 'n-2', cluster: 'c1', state: 'running', role: 'worker' }], 'c1')).toThrow(/n-2 is without an SSH address/);
+    const { role: _r, ...noRole } = w;
+    expect(() => instanceHosts([cp, noRole], 'c1')).toThrow(/nodes-1 is of no recorded role .*--control-plane HOST/);
   });
 });
 

@@ -25,6 +25,39 @@ export function targetName(t: SshTarget): string {
   return t.port === 22 ? h : `${h}:${t.port}`;
 }
 
+/** One instance of a cluster as a rollout host: its name, where its sshd answers, its role. */
+export interface InstanceHost {
+  readonly name: string;
+  readonly target: SshTarget;
+  readonly controlPlane: boolean;
+}
+
+/** What a provider's list says of an instance (src/orchestrator/provider.ts InstanceInfo). */
+export interface ListedInstance {
+  readonly name: string;
+  readonly cluster: string;
+  readonly state: string;
+  readonly role?: 'control-plane' | 'worker';
+  readonly ssh?: { readonly host: string; readonly port: number };
+}
+
+/**
+ * The hosts of a rollout over a cluster's instances (`nodeup ssh apply --instances CLUSTER`), in
+ * the provider's order. Every instance must be running, reachable over SSH and of a known role:
+ * a rollout that silently left one out would report a cluster as updated when it is not. Pure.
+ */
+export function instanceHosts(list: readonly ListedInstance[], cluster: string, user = 'root'): InstanceHost[] {
+  const mine = list.filter((i) => i.cluster === cluster);
+  if (mine.length === 0) throw new AgentError('USAGE', `--instances ${cluster}: the provider lists no instance of that cluster (nodeup launch --list shows them)`, { details: { cluster } });
+  const refuse = (what: string, bad: readonly ListedInstance[], todo: string): void => {
+    if (bad.length > 0) throw new AgentError('USAGE', `--instances ${cluster}: ${bad.map((i) => `${i.name}${what === 'not running' ? ` (${i.state})` : ''}`).join(', ')} ${bad.length === 1 ? 'is' : 'are'} ${what}: ${todo}`, { details: { cluster, instances: bad.map((i) => i.name) } });
+  };
+  refuse('not running', mine.filter((i) => i.state !== 'running'), 'start or delete them, or name the hosts to roll out yourself');
+  refuse('without an SSH address', mine.filter((i) => !i.ssh), 'name the hosts to roll out yourself');
+  refuse('of no recorded role (launched by an older nodeup)', mine.filter((i) => !i.role), 'name them with --control-plane HOST and HOST');
+  return mine.map((i) => ({ name: i.name, target: { user, host: i.ssh!.host, port: i.ssh!.port }, controlPlane: i.role === 'control-plane' }));
+}
+
 /** How OpenSSH names a host in known_hosts: `host` on port 22, `[host]:port` otherwise. */
 export function knownHostsName(host: string, port: number): string {
   return port === 22 ? host : `[${host}]:${port}`;

@@ -291,6 +291,48 @@ describe('nodeup ssh apply (ssh2 against real sshd on 127.0.0.1)', () => {
     expect((await calls()).length).toBe(m);
   });
 
+  it('--instances rolls out to what `nodeup launch` recorded: control planes first by their launched role, every instance running', async () => {
+    // Two qemu instance records whose ssh forwards are the two real sshd's, as `nodeup launch`
+    // writes them; each pid is a live process named like QEMU (what `--list` calls running).
+    const stateDir = path.join(dir, 'instances');
+    const standInQemu = execa('bash', ['-c', 'exec -a qemu-system-x86_64-stand-in sleep 600']);
+    try {
+      const rec = (name: string, sshPort: number, role: string): object => ({
+        name, cluster: 'lab', instanceGroup: role === 'worker' ? 'nodes' : 'control-plane', role, accel: 'tcg', createdAt: '2026-12-07T22:00:00.000Z', createdAtMs: 0, sshPort, baseImage: '/img', argv: [],
+      });
+      for (const [name, port, role] of [['lab-cp-1', p2, 'control-plane'], ['nodes-1', p1, 'worker']] as const) {
+        await fsp.mkdir(path.join(stateDir, name), { recursive: true });
+        await fsp.writeFile(path.join(stateDir, name, 'instance.json'), JSON.stringify(rec(name, port, role)));
+        await fsp.writeFile(path.join(stateDir, name, 'qemu.pid'), `${standInQemu.pid}\n`);
+      }
+      const n = (await calls()).length;
+      const res = await nodeupSsh(['apply', '--instances', 'lab', '--state-dir', stateDir, '--gate-timeout', '60']);
+      expect(res.code, res.out).toBe(0);
+      const cfg = `${remote}/etc/nodeup/boot.yaml`;
+      expect((await calls()).slice(n)).toEqual([
+        `${p2} apply --config ${cfg} --log-format pretty`,
+        `${p2} ready --config ${cfg} --timeout 60 --log-format pretty`,
+        `${p2} etcd members --check --config ${cfg} --log-format pretty`,
+        `${p1} apply --config ${cfg} --log-format pretty`,
+        `${p1} ready --config ${cfg} --timeout 60 --log-format pretty`,
+      ]);
+      expect(res.out).toMatch(/lab-cp-1\s+ok .*\(control plane\)/);
+      expect(res.out).toMatch(/nodes-1 {3}ok /);
+      // A stopped instance is not left out silently: the rollout refuses before any host.
+      await fsp.writeFile(path.join(stateDir, 'nodes-1', 'qemu.pid'), '999999999\n');
+      const m = (await calls()).length;
+      const refused = await nodeupSsh(['apply', '--instances', 'lab', '--state-dir', stateDir]);
+      expect(refused.code).toBe(2);
+      expect(refused.out).toContain('--instances lab: nodes-1 (stopped) is not running');
+      expect((await calls()).length).toBe(m);
+      const both = await nodeupSsh(['apply', '--instances', 'lab', '--state-dir', stateDir, `127.0.0.1:${p1}`]);
+      expect(both.out).toContain('--instances CLUSTER takes the hosts from the provider');
+    } finally {
+      standInQemu.kill();
+      await standInQemu.catch(() => undefined);
+    }
+  });
+
   it('reaches a host through a bastion (ssh2 forwardOut)', async () => {
     const n = (await calls()).length;
     const res = await nodeupSsh(['plan', `127.0.0.1:${p2}`, '--bastion', `root@127.0.0.1:${p1}`]);
