@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { isSea } from 'node:sea';
 import { stringList, type Command, type CommandContext } from '../app/cli.ts';
-import { parseBootConfig } from '../model/config.ts';
+import { parseBootConfig, type BootConfig } from '../model/config.ts';
 import { AgentError } from '../engine/errors.ts';
 import { drainTimeoutMs } from '../app/disruption.ts';
 import { readLocalFile, sha256File } from '../engine/host/local.ts';
@@ -64,7 +64,8 @@ export const sshCommand: Command = {
     '  the gate on the host: `nodeup ready` (kubelet healthy, Node Ready) and, on a control plane, `nodeup etcd members --check` (its member a healthy voter,\n' +
     '  quorum kept); the first host that fails its apply or its gate stops the rollout. --no-gate skips the gates.\n' +
     '  With --rollback-on-failure a host whose new config fails converges back to its last good config (its apply exits 3), and the rollout stops there.\n' +
-    '  --instances CLUSTER rolls out to the instances `nodeup launch` made (its --list), control planes by their launched role; every one must be running.',
+    '  --instances CLUSTER rolls out to the instances `nodeup launch` made (its --list), control planes by their launched role; every one must be running.\n' +
+    '  With --boot-config, only the instances of its instance group (a boot config pins one group\'s NodeConfig).',
   options: {
     'boot-config': { type: 'string' },
     binary: { type: 'string' },
@@ -98,12 +99,23 @@ export const sshCommand: Command = {
     if (action !== 'apply' && action !== 'plan') throw new AgentError('USAGE', 'nodeup ssh needs an action: apply or plan (see nodeup ssh --help)');
     const cpSpecs = stringList(ctx.values['control-plane']);
     const cluster = str(ctx, 'instances');
+    const bootFile = str(ctx, 'boot-config');
+    let bootConfig: string | undefined;
+    let boot: BootConfig | undefined;
+    if (bootFile) {
+      bootConfig = await readLocalFile(bootFile, 'boot config');
+      boot = parseBootConfig(bootConfig, bootFile); // refuse a bad config before touching any host
+    }
     let hosts: { name: string; target: SshTarget; controlPlane: boolean }[];
     if (cluster) {
-      // The orchestrator's instances: what `nodeup launch` made, with their roles and SSH addresses.
+      // The orchestrator's instances: what `nodeup launch` made, with their roles and SSH addresses;
+      // with --boot-config, its instance group's only (each group has its own boot config).
       if (hostSpecs.length > 0 || cpSpecs.length > 0) throw new AgentError('USAGE', '--instances CLUSTER takes the hosts from the provider: name no host and no --control-plane beside it', { details: { field: '--instances' } });
+      if (boot && boot.clusterName !== cluster) {
+        throw new AgentError('USAGE', `--boot-config ${bootFile} is cluster ${boot.clusterName}'s, not ${cluster}'s`, { details: { field: '--boot-config', file: bootFile } });
+      }
       const { clusterInstances } = await import('../orchestrator/cli.ts');
-      const listed = instanceHosts(await clusterInstances(ctx, String(ctx.values.provider), cluster), cluster, str(ctx, 'ssh-user') ?? 'root');
+      const listed = instanceHosts(await clusterInstances(ctx, String(ctx.values.provider), cluster), cluster, str(ctx, 'ssh-user') ?? 'root', boot?.instanceGroup);
       hosts = [...listed.filter((h) => h.controlPlane), ...listed.filter((h) => !h.controlPlane)];
     } else {
       if (hostSpecs.length === 0 && cpSpecs.length === 0) throw new AgentError('USAGE', `nodeup ssh ${action} needs at least one [user@]host[:port] (or --instances CLUSTER)`);
@@ -128,12 +140,6 @@ export const sshCommand: Command = {
     if (!binaryPath) throw new AgentError('USAGE', 'pass --binary FILE: this nodeup runs from source, so it cannot upload itself');
     const binary = { localPath: binaryPath, sha256: await binarySha256(binaryPath) };
 
-    const bootFile = str(ctx, 'boot-config');
-    let bootConfig: string | undefined;
-    if (bootFile) {
-      bootConfig = await readLocalFile(bootFile, 'boot config');
-      parseBootConfig(bootConfig, bootFile); // refuse a bad config before touching any host
-    }
     const knownHostsFiles = stringList(ctx.values['known-hosts']);
     const files = knownHostsFiles.length > 0 ? knownHostsFiles : [path.join(os.homedir(), '.ssh', 'known_hosts'), '/etc/ssh/ssh_known_hosts'];
     const knownHosts = (await Promise.all(files.map(readIfExists))).filter((t): t is string => t !== undefined).join('\n');

@@ -20,9 +20,9 @@ describe('parseTarget', () => {
 });
 
 describe('instanceHosts (nodeup ssh apply --instances)', () => {
-  const cp: ListedInstance = { name: 'c1-cp-1', cluster: 'c1', state: 'running', role: 'control-plane', ssh: { host: '127.0.0.1', port: 40022 } };
-  const w: ListedInstance = { name: 'nodes-1', cluster: 'c1', state: 'running', role: 'worker', ssh: { host: '10.0.1.7', port: 22 } };
-  const other: ListedInstance = { name: 'x-1', cluster: 'c2', state: 'stopped', role: 'worker' };
+  const cp: ListedInstance = { name: 'c1-cp-1', cluster: 'c1', instanceGroup: 'control-plane', state: 'running', role: 'control-plane', ssh: { host: '127.0.0.1', port: 40022 } };
+  const w: ListedInstance = { name: 'nodes-1', cluster: 'c1', instanceGroup: 'nodes', state: 'running', role: 'worker', ssh: { host: '10.0.1.7', port: 22 } };
+  const other: ListedInstance = { name: 'x-1', cluster: 'c2', instanceGroup: 'nodes', state: 'stopped', role: 'worker' };
 
   it("takes the cluster's instances with their SSH address and role, in the provider's order", () => {
     expect(instanceHosts([w, other, cp], 'c1')).toEqual([
@@ -32,10 +32,17 @@ describe('instanceHosts (nodeup ssh apply --instances)', () => {
     expect(instanceHosts([w], 'c1', 'admin')[0]?.target.user).toBe('admin');
   });
 
+  it("keeps the boot config's instance group only, and says which groups there are when none matches", () => {
+    expect(instanceHosts([w, cp], 'c1', 'root', 'nodes').map((h) => h.name)).toEqual(['nodes-1']);
+    // A stopped instance of another group does not stop this group's rollout.
+    expect(instanceHosts([w, { ...cp, state: 'stopped' }], 'c1', 'root', 'nodes').map((h) => h.name)).toEqual(['nodes-1']);
+    expect(() => instanceHosts([w, cp], 'c1', 'root', 'gpu')).toThrow(/no instance of instance group gpu \(the boot config's\); the cluster's groups: nodes, control-plane/);
+  });
+
   it('refuses a rollout that would leave an instance out, naming it', () => {
     expect(() => instanceHosts([w, other], 'c3')).toThrow(/--instances c3: the provider lists no instance of that cluster/);
     expect(() => instanceHosts([cp, { ...w, state: 'stopped' }], 'c1')).toThrow(/nodes-1 \(stopped\) is not running: start or delete them/);
-    expect(() => instanceHosts([cp, { name: 'n-2', cluster: 'c1', state: 'running', role: 'worker' }], 'c1')).toThrow(/n-2 is without an SSH address/);
+    expect(() => instanceHosts([cp, { name: 'n-2', cluster: 'c1', instanceGroup: 'nodes', state: 'running', role: 'worker' }], 'c1')).toThrow(/n-2 is without an SSH address/);
     const { role: _r, ...noRole } = w;
     expect(() => instanceHosts([cp, noRole], 'c1')).toThrow(/nodes-1 is of no recorded role .*--control-plane HOST/);
   });

@@ -36,6 +36,7 @@ export interface InstanceHost {
 export interface ListedInstance {
   readonly name: string;
   readonly cluster: string;
+  readonly instanceGroup: string;
   readonly state: string;
   readonly role?: 'control-plane' | 'worker';
   readonly ssh?: { readonly host: string; readonly port: number };
@@ -43,12 +44,18 @@ export interface ListedInstance {
 
 /**
  * The hosts of a rollout over a cluster's instances (`nodeup ssh apply --instances CLUSTER`), in
- * the provider's order. Every instance must be running, reachable over SSH and of a known role:
- * a rollout that silently left one out would report a cluster as updated when it is not. Pure.
+ * the provider's order; with `group`, that instance group's only (a boot config is one group's).
+ * Every instance must be running, reachable over SSH and of a known role: a rollout that silently
+ * left one out would report a cluster as updated when it is not. Pure.
  */
-export function instanceHosts(list: readonly ListedInstance[], cluster: string, user = 'root'): InstanceHost[] {
-  const mine = list.filter((i) => i.cluster === cluster);
-  if (mine.length === 0) throw new AgentError('USAGE', `--instances ${cluster}: the provider lists no instance of that cluster (nodeup launch --list shows them)`, { details: { cluster } });
+export function instanceHosts(list: readonly ListedInstance[], cluster: string, user = 'root', group?: string): InstanceHost[] {
+  const ofCluster = list.filter((i) => i.cluster === cluster);
+  if (ofCluster.length === 0) throw new AgentError('USAGE', `--instances ${cluster}: the provider lists no instance of that cluster (nodeup launch --list shows them)`, { details: { cluster } });
+  const mine = group === undefined ? ofCluster : ofCluster.filter((i) => i.instanceGroup === group);
+  if (mine.length === 0) {
+    const groups = [...new Set(ofCluster.map((i) => i.instanceGroup))].join(', ');
+    throw new AgentError('USAGE', `--instances ${cluster}: no instance of instance group ${group} (the boot config's); the cluster's groups: ${groups}`, { details: { cluster, instanceGroup: group } });
+  }
   const refuse = (what: string, bad: readonly ListedInstance[], todo: string): void => {
     if (bad.length > 0) throw new AgentError('USAGE', `--instances ${cluster}: ${bad.map((i) => `${i.name}${what === 'not running' ? ` (${i.state})` : ''}`).join(', ')} ${bad.length === 1 ? 'is' : 'are'} ${what}: ${todo}`, { details: { cluster, instances: bad.map((i) => i.name) } });
   };

@@ -136,13 +136,13 @@ afterAll(async () => {
   if (dir) await fsp.rm(dir, { recursive: true, force: true });
 });
 
-async function nodeupSsh(args: string[], knownHosts = `${dir}/known_hosts`): Promise<{ code: number; out: string }> {
+async function nodeupSsh(args: string[], knownHosts = `${dir}/known_hosts`, withBootConfig = true): Promise<{ code: number; out: string }> {
   const argv = [
     ...args,
     '--identity', `${dir}/client_ed25519`,
     '--known-hosts', knownHosts,
     '--binary', standIn,
-    '--boot-config', `${dir}/boot.yaml`,
+    ...(withBootConfig ? ['--boot-config', `${dir}/boot.yaml`] : []),
     '--remote-binary', `${remote}/bin/nodeup`,
     '--remote-config', `${remote}/etc/nodeup/boot.yaml`,
     '--remote-lock', `${remote}/run/ssh.lock`,
@@ -291,22 +291,23 @@ describe('nodeup ssh apply (ssh2 against real sshd on 127.0.0.1)', () => {
     expect((await calls()).length).toBe(m);
   });
 
-  it('--instances rolls out to what `nodeup launch` recorded: control planes first by their launched role, every instance running', async () => {
+  it("--instances rolls out to what `nodeup launch` recorded: control planes first by their launched role, a boot config's group only, every instance running", async () => {
     // Two qemu instance records whose ssh forwards are the two real sshd's, as `nodeup launch`
     // writes them; each pid is a live process named like QEMU (what `--list` calls running).
     const stateDir = path.join(dir, 'instances');
     const standInQemu = execa('bash', ['-c', 'exec -a qemu-system-x86_64-stand-in sleep 600']);
     try {
       const rec = (name: string, sshPort: number, role: string): object => ({
-        name, cluster: 'lab', instanceGroup: role === 'worker' ? 'nodes' : 'control-plane', role, accel: 'tcg', createdAt: '2026-12-07T22:00:00.000Z', createdAtMs: 0, sshPort, baseImage: '/img', argv: [],
+        name, cluster: 'test', instanceGroup: role === 'worker' ? 'nodes' : 'control-plane', role, accel: 'tcg', createdAt: '2026-12-07T22:00:00.000Z', createdAtMs: 0, sshPort, baseImage: '/img', argv: [],
       });
       for (const [name, port, role] of [['lab-cp-1', p2, 'control-plane'], ['nodes-1', p1, 'worker']] as const) {
         await fsp.mkdir(path.join(stateDir, name), { recursive: true });
         await fsp.writeFile(path.join(stateDir, name, 'instance.json'), JSON.stringify(rec(name, port, role)));
         await fsp.writeFile(path.join(stateDir, name, 'qemu.pid'), `${standInQemu.pid}\n`);
       }
+      // Without --boot-config every instance of the cluster converges on the config it has.
       const n = (await calls()).length;
-      const res = await nodeupSsh(['apply', '--instances', 'lab', '--state-dir', stateDir, '--gate-timeout', '60']);
+      const res = await nodeupSsh(['apply', '--instances', 'test', '--state-dir', stateDir, '--gate-timeout', '60'], `${dir}/known_hosts`, false);
       expect(res.code, res.out).toBe(0);
       const cfg = `${remote}/etc/nodeup/boot.yaml`;
       expect((await calls()).slice(n)).toEqual([
@@ -318,14 +319,23 @@ describe('nodeup ssh apply (ssh2 against real sshd on 127.0.0.1)', () => {
       ]);
       expect(res.out).toMatch(/lab-cp-1\s+ok .*\(control plane\)/);
       expect(res.out).toMatch(/nodes-1 {3}ok /);
+      // With a boot config (instance group nodes, cluster test): that group's instances only.
+      const g = (await calls()).length;
+      const group = await nodeupSsh(['apply', '--instances', 'test', '--state-dir', stateDir, '--gate-timeout', '60']);
+      expect(group.code, group.out).toBe(0);
+      expect((await calls()).slice(g).map((l) => l.split(' ').slice(0, 2).join(' '))).toEqual([`${p1} apply`, `${p1} ready`]);
+      expect(await fsp.readFile(`${remote}/etc/nodeup/boot.yaml`, 'utf8')).toBe(await fsp.readFile(`${dir}/boot.yaml`, 'utf8'));
+      const wrongCluster = await nodeupSsh(['apply', '--instances', 'lab', '--state-dir', stateDir]);
+      expect(wrongCluster.code).toBe(2);
+      expect(wrongCluster.out).toContain("boot.yaml is cluster test's, not lab's");
       // A stopped instance is not left out silently: the rollout refuses before any host.
       await fsp.writeFile(path.join(stateDir, 'nodes-1', 'qemu.pid'), '999999999\n');
       const m = (await calls()).length;
-      const refused = await nodeupSsh(['apply', '--instances', 'lab', '--state-dir', stateDir]);
+      const refused = await nodeupSsh(['apply', '--instances', 'test', '--state-dir', stateDir]);
       expect(refused.code).toBe(2);
-      expect(refused.out).toContain('--instances lab: nodes-1 (stopped) is not running');
+      expect(refused.out).toContain('--instances test: nodes-1 (stopped) is not running');
       expect((await calls()).length).toBe(m);
-      const both = await nodeupSsh(['apply', '--instances', 'lab', '--state-dir', stateDir, `127.0.0.1:${p1}`]);
+      const both = await nodeupSsh(['apply', '--instances', 'test', '--state-dir', stateDir, `127.0.0.1:${p1}`]);
       expect(both.out).toContain('--instances CLUSTER takes the hosts from the provider');
     } finally {
       standInQemu.kill();
