@@ -4,7 +4,8 @@
 #   - the amd64 binary runs with an empty environment and no Node on PATH: version (embedded Node
 #     and commit), --help, schema, example --dir, and plan against that file:// state store;
 #   - the arm64 binary runs `version` (and `schema`) under qemu-aarch64-static with the cross libs;
-#   - each binary's V8 takes its trained code cache (`NODEUP_SEA_CACHE_REPORT=1`, docs/build.md).
+#   - each binary's V8 takes its trained code cache (`NODEUP_SEA_CACHE_REPORT=1`, docs/build.md);
+#   - each binary's vendor chunks (undici, tar, the EC2 client, ssh2) load (`NODEUP_SEA_VENDOR_CHECK=1`).
 # Needs: scripts/setup-foundation.sh (qemu-user-static, libc6-arm64-cross, ...).
 # Usage: scripts/build-smoke.sh [DIST_DIR]   (default: dist)
 set -euo pipefail
@@ -47,6 +48,16 @@ ok "amd64 --help"
 said="$(env -i PATH=/nonexistent HOME="$WORK" NODEUP_SEA_CACHE_REPORT=1 "$BIN" --help 2>&1 >/dev/null)"
 [ "$said" = "nodeup code cache: accepted" ] || die "amd64 code cache: $said"
 ok "amd64 $said"
+# vendor_check LABEL CMD... — every vendor chunk loads in the binary and exports something.
+vendor_check() {
+  local label="$1" said n
+  shift
+  said="$(env -i PATH=/nonexistent HOME="$WORK" NODEUP_SEA_VENDOR_CHECK=1 "$@" 2>&1 >/dev/null)"
+  n="$(printf '%s\n' "$said" | grep -c '^nodeup vendor [^ ]*: [1-9][0-9]* exports$' || true)"
+  [ "$n" = 4 ] || die "$label vendor chunks: $said"
+  ok "$label vendor chunks load: $(printf '%s\n' "$said" | sed 's/^nodeup vendor //' | tr '\n' ' ')"
+}
+vendor_check amd64 "$BIN"
 bare "$BIN" schema | grep -q '"boot-config.schema.json"' || die "schema printed no boot config schema"
 ok "amd64 schema"
 bare "$BIN" example --dir "$WORK/ex" >/dev/null || die "example --dir failed"
@@ -79,4 +90,5 @@ ok "arm64 schema under qemu"
 said="$(env -i PATH=/nonexistent HOME="$WORK" NODEUP_SEA_CACHE_REPORT=1 "$QEMU" -L /usr/aarch64-linux-gnu "$DIST/nodeup-linux-arm64" --help 2>&1 >/dev/null)"
 [ "$said" = "nodeup code cache: accepted" ] || die "arm64 code cache under qemu: $said"
 ok "arm64 $said under qemu"
+vendor_check "arm64 (qemu)" "$QEMU" -L /usr/aarch64-linux-gnu "$DIST/nodeup-linux-arm64"
 log "PASS: $pass checks"

@@ -1,11 +1,11 @@
 // The bundle step of scripts/build.ts: one CJS file that runs on plain Node with the build identity
 // baked in. (The packaged binaries are checked by scripts/build-smoke.sh after `npm run build`.)
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bundle, embeddedNodeVersion, trainCodeCache, wrapBundle } from './build.ts';
+import { bundle, bundleVendor, embeddedNodeVersion, trainCodeCache, vendorChunks, vendorFile, wrapBundle } from './build.ts';
 
 describe('scripts/build.ts', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nodeup-bundle-'));
@@ -50,5 +50,26 @@ describe('scripts/build.ts', () => {
     // A cache of another text: V8 rejects it, and training says so rather than carry on.
     const other = wrapBundle(await bundle({ version: '9.8.7-other', commit: 'abc123def456' }, join(dir, 'train/other.cjs')), join(dir, 'train/other-wrapped.cjs'));
     expect(() => run(`${other}:${cache}:${join(dir, 'never')}`)).toThrow(/V8 rejected the cache/);
+  }, 180_000);
+
+  it("leaves the vendor chunks out of the bundle; the binary's entry runs each at its first require, once", async () => {
+    const id = { version: '9.8.7-test', commit: 'abc123def456' };
+    const main = readFileSync(await bundle(id, join(dir, 'vendor/nodeup.cjs')), 'utf8');
+    for (const v of vendorChunks) expect(main, v).toContain(`require("${v}")`);
+    expect(main).not.toContain('undici/lib'); // undici's own modules are not in it
+    const entry = await bundle(id, join(dir, 'vendor/sea-main.cjs'), 'src/app/sea-main.ts');
+    // A stand-in for the bundle that requires undici twice and something that is not there.
+    writeFileSync(join(dir, 'vendor/probe.cjs'), [
+      'const a = require("undici"), b = require("undici");',
+      'let missing = "loaded";',
+      'try { require("left-pad"); } catch (e) { missing = e.code; }',
+      'process.stdout.write(JSON.stringify({ request: typeof a.request, same: a === b, missing }));',
+    ].join('\n'));
+    const script = wrapBundle(join(dir, 'vendor/probe.cjs'), join(dir, 'vendor/probe-wrapped.cjs'));
+    mkdirSync(`${script}.vendor`);
+    wrapBundle(await bundleVendor(id, 'undici', join(dir, 'vendor/undici.cjs')), join(`${script}.vendor`, vendorFile('undici')));
+    const out = execFileSync(process.execPath, [entry], { cwd: dir, encoding: 'utf8', env: { PATH: '/usr/bin:/bin', NODEUP_SEA_TRAIN: `${script}:-:${join(dir, 'vendor/cache')}` } });
+    expect(JSON.parse(out)).toEqual({ request: 'function', same: true, missing: 'MODULE_NOT_FOUND' });
+    expect(vendorFile('@aws-sdk/client-ec2')).toBe('@aws-sdk+client-ec2.cjs');
   }, 180_000);
 });

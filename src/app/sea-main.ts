@@ -12,20 +12,44 @@
 // NODEUP_SEA_TRAIN=<wrapped bundle>:<cache in, or ->:<cache out>; the cache is written as the process
 // exits, so each training run adds to the one before. NODEUP_SEA_CACHE_REPORT=1 makes the binary say
 // on stderr whether V8 took its cache (the build checks that it did).
+//
+// Vendor chunks: dependencies no start-up path runs (downloads' undici, the aws provider's EC2
+// client, ssh2) are assets of their own, `vendor:<name>`, run here at their first require (from
+// `<wrapped bundle>.vendor/` in training). NODEUP_SEA_VENDOR_CHECK=1 loads each and says so.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as sea from 'node:sea';
 import * as vm from 'node:vm';
 import { versionText } from './version.ts';
 
+declare const __NODEUP_VENDOR__: readonly string[];
+
+/** A vendor chunk's file name beside the wrapped bundle (scripts/build.ts vendorFile). */
+const vendorFile = (id: string): string => `${id.replace(/\//g, '+')}.cjs`;
+
 /**
- * Built-in modules only: the bundle carries everything else, as it did when it was the SEA main
- * itself. The optional native add-ons ssh2 tries in try/catch get Node's missing-module error.
+ * The bundle's require: built-in modules, and the vendor chunks, each run once at its first require
+ * (text from `vendorText`). Anything else gets Node's missing-module error, as the optional native
+ * add-ons ssh2 tries in try/catch expect.
  */
-function builtinRequire(id: string): unknown {
-  if (isBuiltin(id)) return process.getBuiltinModule(id);
-  throw Object.assign(new Error(`Cannot find module '${id}' (the nodeup binary carries no modules beside its bundle)`), { code: 'MODULE_NOT_FOUND' });
+function bundleRequire(vendorText: (id: string) => string): (id: string) => unknown {
+  const loaded = new Map<string, { exports: unknown }>();
+  const req = (id: string): unknown => {
+    if (isBuiltin(id)) return process.getBuiltinModule(id);
+    if (__NODEUP_VENDOR__.includes(id)) {
+      let mod = loaded.get(id);
+      if (!mod) {
+        mod = { exports: {} };
+        loaded.set(id, mod);
+        const wrapper = new vm.Script(vendorText(id), { filename: vendorFile(id) }).runInThisContext() as (...args: unknown[]) => void;
+        wrapper(mod.exports, req, mod, process.execPath, dirname(process.execPath));
+      }
+      return mod.exports;
+    }
+    throw Object.assign(new Error(`Cannot find module '${id}' (the nodeup binary carries no modules beside its bundle)`), { code: 'MODULE_NOT_FOUND' });
+  };
+  return req;
 }
 
 /**
@@ -33,12 +57,12 @@ function builtinRequire(id: string): unknown {
  * (the same text in training and in the binary, as V8 checks the source against the cache). It is
  * ASCII (the build escapes the rest), read as latin1: a one-byte string, made once.
  */
-function runBundle(script: string, cachedData: Uint8Array | undefined, onExit?: (compiled: vm.Script) => void): void {
+function runBundle(script: string, cachedData: Uint8Array | undefined, require: (id: string) => unknown, onExit?: (compiled: vm.Script) => void): void {
   const compiled = new vm.Script(script, { filename: 'nodeup.cjs', cachedData });
   if (onExit) process.on('exit', () => onExit(compiled));
   const mod = { exports: {} };
   const wrapper = compiled.runInThisContext() as (...args: unknown[]) => void;
-  wrapper(mod.exports, builtinRequire, mod, process.execPath, dirname(process.execPath));
+  wrapper(mod.exports, require, mod, process.execPath, dirname(process.execPath));
 }
 
 function train(spec: string): void {
@@ -46,7 +70,7 @@ function train(spec: string): void {
   const [script, cacheIn, cacheOut] = spec.split(':');
   if (!script || !cacheIn || !cacheOut) throw new Error(`NODEUP_SEA_TRAIN=${spec}: expected <wrapped bundle>:<cache in, or ->:<cache out>`);
   const cachedData = cacheIn === '-' ? undefined : readFileSync(cacheIn);
-  runBundle(readFileSync(script, 'latin1'), cachedData, (compiled) => {
+  runBundle(readFileSync(script, 'latin1'), cachedData, bundleRequire((id) => readFileSync(join(`${script}.vendor`, vendorFile(id)), 'latin1')), (compiled) => {
     if (cachedData && compiled.cachedDataRejected) {
       process.stderr.write(`nodeup training: V8 rejected the cache ${cacheIn}\n`);
       process.exitCode = 70;
@@ -68,10 +92,16 @@ function start(): void {
   } catch {
     cachedData = undefined; // built with --no-code-cache
   }
+  const require = bundleRequire((id) => Buffer.from(sea.getRawAsset(`vendor:${id}`)).toString('latin1'));
+  if (process.env.NODEUP_SEA_VENDOR_CHECK === '1') {
+    for (const id of __NODEUP_VENDOR__) process.stderr.write(`nodeup vendor ${id}: ${Object.keys(require(id) as object).length} exports\n`);
+    return;
+  }
   const report = process.env.NODEUP_SEA_CACHE_REPORT === '1';
   runBundle(
     Buffer.from(sea.getRawAsset('nodeup.cjs')).toString('latin1'),
     cachedData,
+    require,
     report ? (compiled) => process.stderr.write(`nodeup code cache: ${cachedData === undefined ? 'none' : compiled.cachedDataRejected ? 'rejected' : 'accepted'}\n`) : undefined,
   );
 }
