@@ -157,6 +157,18 @@ async function nodeupSsh(args: string[], knownHosts = `${dir}/known_hosts`, with
   }
 }
 
+/** The remote calls of a gated rollout (--gate-timeout 60) of control plane p2, then worker p1. */
+function controlPlaneThenWorker(): string[] {
+  const cfg = `${remote}/etc/nodeup/boot.yaml`;
+  return [
+    `${p2} apply --config ${cfg} --log-format pretty`,
+    `${p2} ready --config ${cfg} --timeout 60 --log-format pretty`,
+    `${p2} etcd members --check --config ${cfg} --log-format pretty`,
+    `${p1} apply --config ${cfg} --log-format pretty`,
+    `${p1} ready --config ${cfg} --timeout 60 --log-format pretty`,
+  ];
+}
+
 async function calls(): Promise<string[]> {
   const t = await fsp.readFile(`${remote}/calls.txt`, 'utf8').catch(() => '');
   return t.split('\n').filter(Boolean);
@@ -248,14 +260,7 @@ describe('nodeup ssh apply (ssh2 against real sshd on 127.0.0.1)', () => {
     // p1 and p2 are distinct sshd's on one machine; the control plane is listed last on purpose.
     const res = await nodeupSsh(['apply', `127.0.0.1:${p1}`, '--control-plane', `127.0.0.1:${p2}`, '--parallel', '4', '--gate-timeout', '60']);
     expect(res.code, res.out).toBe(0);
-    const cfg = `${remote}/etc/nodeup/boot.yaml`;
-    expect((await calls()).slice(n)).toEqual([
-      `${p2} apply --config ${cfg} --log-format pretty`,
-      `${p2} ready --config ${cfg} --timeout 60 --log-format pretty`,
-      `${p2} etcd members --check --config ${cfg} --log-format pretty`,
-      `${p1} apply --config ${cfg} --log-format pretty`,
-      `${p1} ready --config ${cfg} --timeout 60 --log-format pretty`,
-    ]);
+    expect((await calls()).slice(n)).toEqual(controlPlaneThenWorker());
     expect(res.out).toMatch(/gates passed: ready, etcd members --check \(control plane\)/);
 
     // The control plane's node does not come Ready: the workers are not started.
@@ -309,14 +314,7 @@ describe('nodeup ssh apply (ssh2 against real sshd on 127.0.0.1)', () => {
       const n = (await calls()).length;
       const res = await nodeupSsh(['apply', '--instances', 'test', '--state-dir', stateDir, '--gate-timeout', '60'], `${dir}/known_hosts`, false);
       expect(res.code, res.out).toBe(0);
-      const cfg = `${remote}/etc/nodeup/boot.yaml`;
-      expect((await calls()).slice(n)).toEqual([
-        `${p2} apply --config ${cfg} --log-format pretty`,
-        `${p2} ready --config ${cfg} --timeout 60 --log-format pretty`,
-        `${p2} etcd members --check --config ${cfg} --log-format pretty`,
-        `${p1} apply --config ${cfg} --log-format pretty`,
-        `${p1} ready --config ${cfg} --timeout 60 --log-format pretty`,
-      ]);
+      expect((await calls()).slice(n)).toEqual(controlPlaneThenWorker());
       expect(res.out).toMatch(/lab-cp-1\s+ok .*\(control plane\)/);
       expect(res.out).toMatch(/nodes-1 {3}ok /);
       // With a boot config (instance group nodes, cluster test): that group's instances only.
