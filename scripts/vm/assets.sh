@@ -12,6 +12,7 @@
 #     etcd/3.6.16/linux-amd64/etcd-v3.6.16-linux-amd64.tar.gz           (etcd-v3.6.16-linux-amd64/etcd, ...)
 #   <mirror>/SHA256SUMS          real SHA-256s of every file above
 #   <mirror>/assets.env          NAME_VERSION=... and NAME_SHA256=... lines for tests and configs
+#   (and, when fixture kubernetes134 is built, kubelet and kubectl of that minor: KUBELET_PREV_*)
 #
 # Archives are reproducible (sorted names, mtime 0, root owner, gzip -n), so their hashes only
 # change when a binary does. Cached under ${NODEUP_CACHE:-~/.cache/nodeup}/vm/assets-<key>, keyed
@@ -27,20 +28,25 @@ die() { log "ERROR: $*"; exit 1; }
 
 NAMES=(kubernetes containerd2 runc cni crictl etcd36)
 declare -A VER BIN
-while read -r name version state bin; do
+while read -r name version _state bin; do
   VER[$name]="$version"
   BIN[$name]="$bin"
-  if [ "$state" != built ]; then
-    log "fixture $name $version is not built yet: building it (scripts/fixtures/build.sh $name)"
-  fi
 done < <("$REPO/scripts/fixtures/build.sh" --list)
 missing=()
-for n in "${NAMES[@]}"; do [ -f "${BIN[$n]%/bin}/.ok" ] || missing+=("$n"); done
+for n in "${NAMES[@]}"; do
+  [ -f "${BIN[$n]%/bin}/.ok" ] && continue
+  log "fixture $n ${VER[$n]} is not built yet: building it (scripts/fixtures/build.sh $n)"
+  missing+=("$n")
+done
 if [ "${#missing[@]}" -gt 0 ]; then
   "$REPO/scripts/fixtures/build.sh" "${missing[@]}" >&2 || die "scripts/fixtures/build.sh ${missing[*]} failed"
 fi
 
-KEY="$( (for n in "${NAMES[@]}"; do echo "$n ${VER[$n]}"; done; sha256sum <"${BASH_SOURCE[0]}") | sha256sum | cut -c1-12)"
+# The minor before (fixture kubernetes134), only when it is built: its kubelet and kubectl too, for
+# the in-place upgrade scenario (issue 19). Nothing builds it here (scripts/fixtures/build.sh kubernetes134).
+PREV=no
+if [ -f "${BIN[kubernetes134]%/bin}/.ok" ]; then PREV="${VER[kubernetes134]#v}"; fi
+KEY="$( (for n in "${NAMES[@]}"; do echo "$n ${VER[$n]}"; done; echo "prev $PREV"; sha256sum <"${BASH_SOURCE[0]}") | sha256sum | cut -c1-12)"
 OUT="$CACHE/assets-$KEY"
 if [ -f "$OUT/.ok" ]; then
   log "reusing $OUT"
@@ -71,6 +77,15 @@ for b in kubelet kubectl; do
   d="$(place "$b" "$K8S")"
   install -m 0755 "${BIN[kubernetes]}/$b" "$d/$b"
 done
+
+if [ "$PREV" != no ]; then
+  log "kubelet, kubectl $PREV (the minor before)"
+  for b in kubelet kubectl; do
+    need "${BIN[kubernetes134]}/$b"
+    d="$(place "$b" "$PREV")"
+    install -m 0755 "${BIN[kubernetes134]}/$b" "$d/$b"
+  done
+fi
 
 log "containerd $CTRD"
 need "${BIN[containerd2]}/containerd"
@@ -125,6 +140,14 @@ CRICTL_SHA256=$(sha "crictl/$CRICTL/linux-amd64/crictl-v$CRICTL-linux-amd64.tar.
 ETCD_VERSION=$ETCD
 ETCD_SHA256=$(sha "etcd/$ETCD/linux-amd64/$E.tar.gz")
 EOF
+if [ "$PREV" != no ]; then
+  cat >>"$M/assets.env" <<EOF
+KUBELET_PREV_VERSION=$PREV
+KUBELET_PREV_SHA256=$(sha "kubelet/$PREV/linux-amd64/kubelet")
+KUBECTL_PREV_VERSION=$PREV
+KUBECTL_PREV_SHA256=$(sha "kubectl/$PREV/linux-amd64/kubectl")
+EOF
+fi
 rm -rf "$OUT"
 mv "$M" "$OUT"
 touch "$OUT/.ok"

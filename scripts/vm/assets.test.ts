@@ -75,11 +75,29 @@ describe('scripts/vm/assets.sh', () => {
     const env = await fsp.readFile(path.join(mirror, 'assets.env'), 'utf8');
     expect(env).toContain(`ETCD_SHA256=${sums.get('etcd/3.6.16/linux-amd64/etcd-v3.6.16-linux-amd64.tar.gz')}`);
     expect(env).toContain('CONTAINERD_VERSION=2.2.9');
+    expect(env, 'no minor before without its fixture').not.toContain('KUBELET_PREV');
 
     // Reproducible: packing again from scratch gives the same bytes.
     await fsp.rm(path.join(cache, 'vm'), { recursive: true });
     const again = await pack(cache);
     expect(await fsp.readFile(path.join(again, 'SHA256SUMS'), 'utf8')).toBe(await fsp.readFile(path.join(mirror, 'SHA256SUMS'), 'utf8'));
+    await fsp.rm(cache, { recursive: true, force: true });
+  });
+
+  it("adds the minor before's kubelet and kubectl when fixture kubernetes134 is built (the upgrade scenario's start)", async () => {
+    const cache = await fakeCache();
+    const dir = path.join(cache, 'fixtures', 'kubernetes134-v1.34.4');
+    await fsp.mkdir(path.join(dir, 'bin'), { recursive: true });
+    for (const b of ['kubelet', 'kubectl']) await fsp.writeFile(path.join(dir, 'bin', b), `#!/bin/sh\necho ${b} 1.34\n`, { mode: 0o755 });
+    await fsp.writeFile(path.join(dir, '.ok'), '');
+    const mirror = await pack(cache);
+    const env = await fsp.readFile(path.join(mirror, 'assets.env'), 'utf8');
+    for (const b of ['kubelet', 'kubectl'] as const) {
+      const rel = mirrorUrl('MIRROR', b, '1.34.4', 'amd64').replace(/^MIRROR\//, '');
+      expect(await fsp.readFile(path.join(mirror, rel), 'utf8')).toBe(`#!/bin/sh\necho ${b} 1.34\n`);
+      expect(env).toContain(`${b.toUpperCase()}_PREV_VERSION=1.34.4\n${b.toUpperCase()}_PREV_SHA256=${await sha(path.join(mirror, rel))}\n`);
+    }
+    expect(env).toContain('KUBELET_VERSION=1.35.4');
     await fsp.rm(cache, { recursive: true, force: true });
   });
 });

@@ -50,6 +50,10 @@ case " ${BUILT:-} " in *" kubernetes "*) HAVE_K8S=yes ;; esac
 case " ${BUILT:-} " in *" e2e "*) HAVE_E2E=yes ;; esac
 HAVE_SAMPLE=no
 case " ${BUILT:-} " in *" sample-apiserver "*) HAVE_SAMPLE="${VER[sample-apiserver]}" ;; esac
+# The minor before (fixture kubernetes134), when built: its control-plane and kube-proxy images
+# too, for the in-place upgrade scenario (issue 19).
+PREV=no
+case " ${BUILT:-} " in *" kubernetes134 "*) PREV="${VER[kubernetes134]}" ;; esac
 ETCD="${VER[etcd36]#v}" K8S="${VER[kubernetes]}" COREDNS="${VER[coredns]}"
 
 # Debian bookworm packages whose files (and the libraries those need) go into the images.
@@ -59,7 +63,7 @@ DEBIAN_PACKAGES=(busybox-static bash libc-bin netbase nftables iptables conntrac
 # script (image contents, Debian package names), the Go sources of pause and hello. The Debian
 # packages' exact versions are recorded in debian-packages.txt (bookworm only takes security and
 # point-release fixes).
-KEY="$( (echo "etcd $ETCD k8s $K8S have-k8s $HAVE_K8S coredns $COREDNS have-e2e $HAVE_E2E sample $HAVE_SAMPLE pause $PAUSE_TAG"; cat "${BASH_SOURCE[0]}" "$HERE/pause/main.go" "$HERE/hello/main.go" | sha256sum) | sha256sum | cut -c1-12)"
+KEY="$( (echo "etcd $ETCD k8s $K8S have-k8s $HAVE_K8S coredns $COREDNS have-e2e $HAVE_E2E sample $HAVE_SAMPLE prev $PREV pause $PAUSE_TAG"; cat "${BASH_SOURCE[0]}" "$HERE/pause/main.go" "$HERE/hello/main.go" | sha256sum) | sha256sum | cut -c1-12)"
 OUT="$CACHE/registry-$KEY"
 if [ -f "$OUT/.ok" ]; then
   log "reusing $OUT"
@@ -148,11 +152,11 @@ base_rootfs() {
 image() {
   local name="$1" tag="$2" entry="$3"
   shift 3
-  local r="$WORK/rootfs/$name"
+  local r="$WORK/rootfs/$name-$tag"
   base_rootfs "$r"
   mkdir -p "$r/usr/local/bin"
   for b in "$@"; do [ -x "$b" ] || die "missing binary $b"; install -m 0755 "$b" "$r/usr/local/bin/"; done
-  image_layers "$(echo "$name" | tr 'a-z/.-' 'A-Z___')" "$name" "$tag" \
+  image_layers "$(echo "$name" | tr 'a-z/.-' 'A-Z___')${KEY_SUFFIX:-}" "$name" "$tag" \
     "{\"Entrypoint\":$entry,\"Env\":[\"PATH=/usr/local/bin:/usr/bin:/bin\"]}" "$r"
 }
 
@@ -265,14 +269,16 @@ image_layers COREDNS coredns/coredns "$COREDNS" \
 NEED_DEBIAN=no
 if [ "$HAVE_K8S" = yes ] || [ "$HAVE_E2E" = yes ]; then NEED_DEBIAN=yes; debian_tree; fi
 
-if [ "$HAVE_K8S" = yes ]; then
-  K="${BIN[kubernetes]}"
+# k8s_images VERSION BINDIR [KEY_SUFFIX] — the control-plane images and kube-proxy of one Kubernetes
+# version (images.env keys get the suffix: IMAGE_KUBE_PROXY_PREV=...).
+k8s_images() {
+  local K8S="$1" K="$2" KEY_SUFFIX="${3:-}" c R t s f
   for c in kube-apiserver kube-controller-manager kube-scheduler; do image "$c" "$K8S" "[\"/usr/local/bin/$c\"]" "$K/$c"; done
 
   # kube-proxy on what upstream's distroless-iptables base carries: nft (nftables mode), iptables
   # and ip6tables with -save/-restore on the nft backend as the default and the legacy ones beside
   # them (iptables mode), conntrack, and the libraries and xtables extensions they load.
-  R="$WORK/rootfs/kube-proxy"
+  R="$WORK/rootfs/kube-proxy-$K8S"
   base_rootfs "$R"
   mkdir -p "$R/usr/local/bin" "$R/run" "$R/var/run"
   install -m 0755 "$K/kube-proxy" "$R/usr/local/bin/kube-proxy"
@@ -289,8 +295,15 @@ if [ "$HAVE_K8S" = yes ]; then
   check "$R" iptables-nft-save --version
   check "$R" conntrack --version
   check "$R" /usr/local/bin/kube-proxy --version
-  image_layers KUBE_PROXY kube-proxy "$K8S" \
+  image_layers "KUBE_PROXY$KEY_SUFFIX" kube-proxy "$K8S" \
     '{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}' "$R"
+}
+
+if [ "$HAVE_K8S" = yes ]; then
+  k8s_images "$K8S" "${BIN[kubernetes]}"
+  if [ "$PREV" != no ]; then
+    k8s_images "$PREV" "${BIN[kubernetes134]}" _PREV
+  fi
 else
   log "fixture kubernetes is not built: no control-plane or kube-proxy images (run scripts/fixtures/build.sh kubernetes, then this script again)"
 fi

@@ -127,6 +127,11 @@ export interface NodeConfigInput {
   readonly untainted?: boolean;
   /** spec.controlPlane.leaderElection (default: the lab's 60/40/5 s). */
   readonly leaderElection?: { readonly leaseDurationSeconds: number; readonly renewDeadlineSeconds: number; readonly retryPeriodSeconds: number };
+  /**
+   * 'prev': the minor before (fixture kubernetes134: its kubelet, kubectl and images, KUBELET_PREV_*
+   * of assets.env), where the in-place upgrade scenario starts; default the current one.
+   */
+  readonly kubernetes?: 'prev';
 }
 
 export const kubectl = (args: string): string => `/usr/local/bin/kubectl --kubeconfig /etc/kubernetes/admin.conf ${args}`;
@@ -338,17 +343,23 @@ export class Lab {
     const e = this.env;
     const ov = (name: string, v: string, sha: string, file: string): string =>
       `      ${name}: {version: "${v}", sha256: ${sha}, urls: ["${this.assetBase}/${name}/${v}/linux-amd64/${file}"]}`;
+    const k = (name: 'KUBELET_VERSION' | 'KUBELET_SHA256' | 'KUBECTL_VERSION' | 'KUBECTL_SHA256'): string => {
+      const key = o.kubernetes === 'prev' ? name.replace('_', '_PREV_') : name;
+      const v = e[key];
+      if (!v) throw new Error(`${key} is not in assets.env: build the minor before first (bash scripts/fixtures/build.sh kubernetes134, then scripts/vm/setup.sh)`);
+      return v;
+    };
     return `apiVersion: nodeup.dev/v1alpha1
 kind: NodeConfig
 metadata: {cluster: ${this.cluster}, instanceGroup: ${o.ig}}
 spec:
   role: ${o.role}
-  kubernetesVersion: v${e.KUBELET_VERSION}
+  kubernetesVersion: v${k('KUBELET_VERSION')}
   apiServerEndpoint: https://${o.cpIp}:6443
   assets:
 ${this.mirrorBase ? `    mirrors: ["${this.mirrorBase}"]\n` : ''}    overrides:
-${ov('kubelet', e.KUBELET_VERSION!, e.KUBELET_SHA256!, 'kubelet')}
-${ov('kubectl', e.KUBECTL_VERSION!, e.KUBECTL_SHA256!, 'kubectl')}
+${ov('kubelet', k('KUBELET_VERSION'), k('KUBELET_SHA256'), 'kubelet')}
+${ov('kubectl', k('KUBECTL_VERSION'), k('KUBECTL_SHA256'), 'kubectl')}
 ${ov('containerd', e.CONTAINERD_VERSION!, e.CONTAINERD_SHA256!, `containerd-${e.CONTAINERD_VERSION}-linux-amd64.tar.gz`)}
 ${ov('runc', e.RUNC_VERSION!, e.RUNC_SHA256!, 'runc.amd64')}
 ${ov('cni-plugins', e.CNI_PLUGINS_VERSION!, e.CNI_PLUGINS_SHA256!, `cni-plugins-linux-amd64-v${e.CNI_PLUGINS_VERSION}.tgz`)}
