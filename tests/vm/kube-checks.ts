@@ -207,7 +207,7 @@ export async function runConformance(lab: Lab, cp: string, o: ConformanceOptions
 }
 
 /** The host port a guest forwards its API server from (`nodeup launch --forward 6443`). */
-async function forwardedPort(lab: Lab, name: string, guest: number): Promise<number> {
+export async function forwardedPort(lab: Lab, name: string, guest: number): Promise<number> {
   const rec = JSON.parse(await fsp.readFile(path.join(lab.stateDir, name, 'instance.json'), 'utf8')) as { forwards?: { guest: number; host: number }[] };
   const f = rec.forwards?.find((x) => x.guest === guest);
   if (!f) throw new Error(`${name} forwards no port ${guest} to this machine: launch it with --forward ${guest} (Lab.launch args) to run e2e.test on the host`);
