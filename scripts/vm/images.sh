@@ -404,7 +404,7 @@ if [ "$HAVE_E2E" = yes ]; then
       "{\"Entrypoint\":[\"/sample-apiserver\"],\"Env\":[\"PATH=$P\"]}" "$R"
     if [ "$ETCD_TEST_TAG" != "$ETCD-0" ]; then
       image_layers ETCD_E2E etcd "$ETCD_TEST_TAG" \
-        "{\"Entrypoint\":[\"/usr/local/bin/etcd\"],\"Env\":[\"PATH=/usr/local/bin:/usr/bin:/bin\"],\"Labels\":{\"dev.nodeup.built-from\":\"etcd $ETCD\"}}" "$WORK/rootfs/etcd"
+        "{\"Entrypoint\":[\"/usr/local/bin/etcd\"],\"Env\":[\"PATH=/usr/local/bin:/usr/bin:/bin\"],\"Labels\":{\"dev.nodeup.built-from\":\"etcd $ETCD\"}}" "$WORK/rootfs/etcd-$ETCD-0"
     fi
   else
     log "fixture sample-apiserver is not built: no image for the Aggregator conformance test (scripts/conformance/vm.sh builds it)"
