@@ -71,21 +71,18 @@ tgz() {
 place() { mkdir -p "$M/$1/$2/linux-amd64"; printf '%s\n' "$M/$1/$2/linux-amd64"; }
 need() { [ -x "$1" ] || die "missing binary $1 (rebuild its fixture with scripts/fixtures/build.sh)"; }
 
-log "kubelet, kubectl $K8S"
-for b in kubelet kubectl; do
-  need "${BIN[kubernetes]}/$b"
-  d="$(place "$b" "$K8S")"
-  install -m 0755 "${BIN[kubernetes]}/$b" "$d/$b"
-done
-
-if [ "$PREV" != no ]; then
-  log "kubelet, kubectl $PREV (the minor before)"
+# kube_binaries VERSION BINDIR — kubelet and kubectl of one Kubernetes version.
+kube_binaries() {
+  local b d
+  log "kubelet, kubectl $1"
   for b in kubelet kubectl; do
-    need "${BIN[kubernetes134]}/$b"
-    d="$(place "$b" "$PREV")"
-    install -m 0755 "${BIN[kubernetes134]}/$b" "$d/$b"
+    need "$2/$b"
+    d="$(place "$b" "$1")"
+    install -m 0755 "$2/$b" "$d/$b"
   done
-fi
+}
+kube_binaries "$K8S" "${BIN[kubernetes]}"
+if [ "$PREV" != no ]; then kube_binaries "$PREV" "${BIN[kubernetes134]}"; fi
 
 log "containerd $CTRD"
 need "${BIN[containerd2]}/containerd"
