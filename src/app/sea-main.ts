@@ -13,7 +13,7 @@
 // exits, so each training run adds to the one before. NODEUP_SEA_CACHE_REPORT=1 makes the binary say
 // on stderr whether V8 took its cache (the build checks that it did).
 //
-// Vendor chunks: dependencies no start-up path runs (downloads' undici, the aws provider's EC2
+// Vendor chunks: dependencies no start-up path runs (downloads' undici and tar, the aws provider's EC2
 // client, ssh2) are assets of their own, `vendor:<name>`, run here at their first require (from
 // `<wrapped bundle>.vendor/` in training). NODEUP_SEA_VENDOR_CHECK=1 loads each and says so.
 import { readFileSync, writeFileSync } from 'node:fs';
