@@ -22,6 +22,7 @@ import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { exampleScenario } from './lib/example-scenario.ts';
+import { vendorChunks, vendorFile } from '../src/app/vendor-chunks.ts';
 import * as esbuild from 'esbuild';
 import * as tar from 'tar';
 
@@ -122,7 +123,7 @@ async function nodeBinary(arch: BuildArch, version: string): Promise<string> {
  * them: 2.2 MB less text to copy, keep and map at every start (issue 17: about 5 MB less peak RSS).
  * `node dist/nodeup.cjs` finds them in node_modules instead.
  */
-export const vendorChunks: readonly string[] = ['undici', 'tar', '@aws-sdk/client-ec2', 'ssh2'];
+export { vendorChunks, vendorFile };
 
 /**
  * Node flags the binary starts with (SEA `execArgv`; training runs with them too, so that V8 takes
@@ -132,10 +133,8 @@ export const vendorChunks: readonly string[] = ['undici', 'tar', '@aws-sdk/clien
  */
 export const seaExecArgv: readonly string[] = ['--max-semi-space-size=1'];
 
-/** The file name of a vendor chunk (`@aws-sdk/client-ec2` -> `@aws-sdk+client-ec2.cjs`). */
-export const vendorFile = (id: string): string => `${id.replace(/\//g, '+')}.cjs`;
-
-function esbuildOptions(identity: { version: string; commit: string }, outfile: string): esbuild.BuildOptions & { metafile: true } {
+/** esbuild's options for the bundle and, with `chunk`, for that vendor chunk (every other chunk external). */
+function esbuildOptions(identity: { version: string; commit: string }, outfile: string, chunk?: string): esbuild.BuildOptions & { metafile: true } {
   return {
     outfile,
     bundle: true,
@@ -160,13 +159,12 @@ function esbuildOptions(identity: { version: string; commit: string }, outfile: 
     define: {
       __NODEUP_VERSION__: JSON.stringify(identity.version),
       __NODEUP_COMMIT__: JSON.stringify(identity.commit),
-      __NODEUP_VENDOR__: JSON.stringify(vendorChunks),
       'import.meta.url': '__nodeup_import_meta_url',
       'process.env.NODE_ENV': '"production"',
     },
     // Optional native add-ons: ssh2 falls back to pure JS when cpu-features / sshcrypto.node are
     // missing (it requires them inside try/catch); a single binary carries no .node files.
-    external: ['cpu-features', '*.node', ...vendorChunks],
+    external: ['cpu-features', '*.node', ...vendorChunks.filter((v) => v !== chunk)],
   };
 }
 
@@ -197,11 +195,9 @@ export async function bundle(identity: { version: string; commit: string }, outf
 
 /** One vendor chunk: the package and what it imports, as one CJS file exporting the package. */
 export async function bundleVendor(identity: { version: string; commit: string }, id: string, outfile: string): Promise<string> {
-  const opts = esbuildOptions(identity, outfile);
   await esbuild.build({
-    ...opts,
+    ...esbuildOptions(identity, outfile, id),
     stdin: { contents: `module.exports = require(${JSON.stringify(id)});`, resolveDir: repo, sourcefile: `vendor-${vendorFile(id)}`, loader: 'js' },
-    external: ['cpu-features', '*.node', ...vendorChunks.filter((v) => v !== id)],
   });
   makeAscii(outfile);
   log('bundled vendor chunk', { id, bytes: (await fsp.stat(outfile)).size });

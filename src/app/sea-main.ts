@@ -21,12 +21,8 @@ import { isBuiltin } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as sea from 'node:sea';
 import * as vm from 'node:vm';
+import { vendorChunks, vendorFile } from './vendor-chunks.ts';
 import { versionText } from './version.ts';
-
-declare const __NODEUP_VENDOR__: readonly string[];
-
-/** A vendor chunk's file name beside the wrapped bundle (scripts/build.ts vendorFile). */
-const vendorFile = (id: string): string => `${id.replace(/\//g, '+')}.cjs`;
 
 /**
  * The bundle's require: built-in modules, and the vendor chunks, each run once at its first require
@@ -37,7 +33,7 @@ function bundleRequire(vendorText: (id: string) => string): (id: string) => unkn
   const loaded = new Map<string, { exports: unknown }>();
   const req = (id: string): unknown => {
     if (isBuiltin(id)) return process.getBuiltinModule(id);
-    if (__NODEUP_VENDOR__.includes(id)) {
+    if (vendorChunks.includes(id)) {
       let mod = loaded.get(id);
       if (!mod) {
         mod = { exports: {} };
@@ -94,7 +90,7 @@ function start(): void {
   }
   const require = bundleRequire((id) => Buffer.from(sea.getRawAsset(`vendor:${id}`)).toString('latin1'));
   if (process.env.NODEUP_SEA_VENDOR_CHECK === '1') {
-    for (const id of __NODEUP_VENDOR__) process.stderr.write(`nodeup vendor ${id}: ${Object.keys(require(id) as object).length} exports\n`);
+    for (const id of vendorChunks) process.stderr.write(`nodeup vendor ${id}: ${Object.keys(require(id) as object).length} exports\n`);
     return;
   }
   const report = process.env.NODEUP_SEA_CACHE_REPORT === '1';
