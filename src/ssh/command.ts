@@ -17,7 +17,7 @@ import { readLocalFile, sha256File } from '../engine/host/local.ts';
 import type { SshAuth } from './client.ts';
 import { reprovisionHost, type HostReport } from './reprovision.ts';
 import { runStaged } from './rollout.ts';
-import { instanceHosts, parseTarget, targetName, type SshTarget } from './target.ts';
+import { instanceHosts, parseTarget, targetName, type InstanceHost } from './target.ts';
 
 async function binarySha256(p: string): Promise<string> {
   try {
@@ -106,7 +106,7 @@ export const sshCommand: Command = {
       bootConfig = await readLocalFile(bootFile, 'boot config');
       boot = parseBootConfig(bootConfig, bootFile); // refuse a bad config before touching any host
     }
-    let hosts: { name: string; target: SshTarget; controlPlane: boolean }[];
+    let hosts: InstanceHost[];
     if (cluster) {
       // The orchestrator's instances: what `nodeup launch` made, with their roles and SSH addresses;
       // with --boot-config, its instance group's only (each group has its own boot config).
@@ -115,8 +115,8 @@ export const sshCommand: Command = {
         throw new AgentError('USAGE', `--boot-config ${bootFile} is cluster ${boot.clusterName}'s, not ${cluster}'s`, { details: { field: '--boot-config', file: bootFile } });
       }
       const { clusterInstances } = await import('../orchestrator/cli.ts');
-      const listed = instanceHosts(await clusterInstances(ctx, String(ctx.values.provider), cluster), cluster, str(ctx, 'ssh-user') ?? 'root', boot?.instanceGroup);
-      hosts = [...listed.filter((h) => h.controlPlane), ...listed.filter((h) => !h.controlPlane)];
+      // Control planes go first all the same: the stages below order by role.
+      hosts = instanceHosts(await clusterInstances(ctx, String(ctx.values.provider), cluster), cluster, str(ctx, 'ssh-user') ?? 'root', boot?.instanceGroup);
     } else {
       if (hostSpecs.length === 0 && cpSpecs.length === 0) throw new AgentError('USAGE', `nodeup ssh ${action} needs at least one [user@]host[:port] (or --instances CLUSTER)`);
       hosts = [...cpSpecs.map((h) => ({ h, controlPlane: true })), ...hostSpecs.map((h) => ({ h, controlPlane: false }))].map(({ h, controlPlane }) => {

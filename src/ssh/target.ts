@@ -1,6 +1,7 @@
 // SSH targets and known_hosts matching. Pure.
 import { createHmac } from 'node:crypto';
 import { AgentError } from '../engine/errors.ts';
+import type { InstanceInfo } from '../orchestrator/provider.ts';
 
 export interface SshTarget {
   readonly user: string;
@@ -32,15 +33,8 @@ export interface InstanceHost {
   readonly controlPlane: boolean;
 }
 
-/** What a provider's list says of an instance (src/orchestrator/provider.ts InstanceInfo). */
-export interface ListedInstance {
-  readonly name: string;
-  readonly cluster: string;
-  readonly instanceGroup: string;
-  readonly state: string;
-  readonly role?: 'control-plane' | 'worker';
-  readonly ssh?: { readonly host: string; readonly port: number };
-}
+/** What a rollout reads of a provider's instance. */
+export type ListedInstance = Pick<InstanceInfo, 'name' | 'cluster' | 'instanceGroup' | 'state' | 'role' | 'ssh'>;
 
 /**
  * The hosts of a rollout over a cluster's instances (`nodeup ssh apply --instances CLUSTER`), in
