@@ -30,14 +30,14 @@ export interface CliResult {
   readonly seconds: number;
 }
 
-/** Runs `nodeup <args>` from source; progress lines stream to this process's stdout. */
-export async function nodeup(args: readonly string[], opts: { readonly echo?: boolean } = {}): Promise<CliResult> {
+/** Runs a program, its stdout streamed to this process's stdout (unless echo is false) and kept. */
+export async function runStreaming(
+  file: string,
+  args: readonly string[],
+  opts: { readonly echo?: boolean; readonly env?: NodeJS.ProcessEnv; readonly timeoutMs?: number } = {},
+): Promise<CliResult> {
   const t0 = Date.now();
-  const child = spawn(process.execPath, [path.join(repo, 'src/app/main.ts'), ...args], {
-    cwd: repo,
-    env: { ...process.env, NODEUP_LOG_LEVEL: process.env.NODEUP_LOG_LEVEL ?? 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(file, args, { cwd: repo, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}) });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => {
@@ -49,6 +49,14 @@ export async function nodeup(args: readonly string[], opts: { readonly echo?: bo
   });
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   return { code, stdout, stderr, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** Runs `nodeup <args>` from source; progress lines stream to this process's stdout. */
+export async function nodeup(args: readonly string[], opts: { readonly echo?: boolean } = {}): Promise<CliResult> {
+  return runStreaming(process.execPath, [path.join(repo, 'src/app/main.ts'), ...args], {
+    ...opts,
+    env: { ...process.env, NODEUP_LOG_LEVEL: process.env.NODEUP_LOG_LEVEL ?? 'warn' },
+  });
 }
 
 /** What a failed scenario prints: the guest's serial log tail, its receipt, launch's stderr. */

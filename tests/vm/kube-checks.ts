@@ -5,11 +5,11 @@
 // each node's address from the other node; and the conformance smoke: upstream's e2e.test (built
 // by scripts/fixtures/build.sh e2e) run by scripts/conformance/run.sh inside the control-plane guest or,
 // natively, on this machine through the control plane's forwarded API server port.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { repo } from './harness.ts';
+import { repo, runStreaming } from './harness.ts';
 import { kubectl, serveDir, type Lab } from './lab.ts';
 
 /** The address nodeup-routes routes a node's pod subnet through: `<cidr> via <ip>` lines of `ip route show proto 77`. */
@@ -206,17 +206,9 @@ export async function runConformance(lab: Lab, cp: string, o: ConformanceOptions
   return readConformanceReport(o.hostReportDir, res.stdout + res.stderr);
 }
 
-/** The host port a guest forwards its API server from (`nodeup launch --forward 6443`). */
-export async function forwardedPort(lab: Lab, name: string, guest: number): Promise<number> {
-  const rec = JSON.parse(await fsp.readFile(path.join(lab.stateDir, name, 'instance.json'), 'utf8')) as { forwards?: { guest: number; host: number }[] };
-  const f = rec.forwards?.find((x) => x.guest === guest);
-  if (!f) throw new Error(`${name} forwards no port ${guest} to this machine: launch it with --forward ${guest} (Lab.launch args) to run e2e.test on the host`);
-  return f.host;
-}
-
 /** A kubeconfig for this machine: the control plane's admin.conf through its forwarded API server port, checked with kubectl. */
 async function hostKubeconfig(lab: Lab, cp: string): Promise<{ file: string; kubectl: string }> {
-  const port = await forwardedPort(lab, cp, 6443);
+  const port = await lab.forwardedPort(cp, 6443);
   const admin = await lab.ssh(cp, 'cat /etc/kubernetes/admin.conf');
   if (admin.code !== 0) throw new Error(`${cp}: reading /etc/kubernetes/admin.conf: ${admin.stderr}`);
   // The API server's certificate names 127.0.0.1 (apiServerSans), so only the address changes.
@@ -239,22 +231,10 @@ async function runOnHost(lab: Lab, o: ConformanceOptions, kc: { file: string; ku
     '--selection', selection, '--report-dir', o.hostReportDir, '--timeout', `${o.timeoutMin}m`, '--nodes', String(o.nodes ?? 1),
     ...(o.extraArgs?.length ? ['--', ...o.extraArgs] : []),
   ];
-  return new Promise((resolve) => {
-    // run.sh exits 1 when a test failed: the report's results decide, as in the guest. Its output is
-    // shown as it comes, and its tail kept (the guest runner keeps the same 200 kB).
-    const child = spawn('bash', args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: (o.timeoutMin + 10) * 60_000 });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      process.stdout.write(d);
-      stdout = (stdout + d.toString()).slice(-200_000);
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      process.stderr.write(d);
-      stderr = (stderr + d.toString()).slice(-20_000);
-    });
-    child.on('close', () => resolve({ stdout, stderr }));
-  });
+  // run.sh exits 1 when a test failed: the report's results decide, as in the guest. Its output is
+  // shown as it comes; the guest runner keeps the same 200 kB tail.
+  const res = await runStreaming('bash', args, { timeoutMs: (o.timeoutMin + 10) * 60_000 });
+  return { stdout: res.stdout.slice(-200_000), stderr: res.stderr.slice(-20_000) };
 }
 
 /**

@@ -11,6 +11,7 @@ import * as http from 'node:http';
 import type * as net from 'node:net';
 import * as path from 'node:path';
 import { storeLayout } from '../../src/engine/state-store.ts';
+import type { InstanceRecord } from '../../src/orchestrator/qemu.ts';
 import { baseImage, binary, cacheDir, diagnose, keepVms, nodeup, readTimings, registryStorage, requireFixtures, serveRegistry, tempDir, type CliResult, type RunningRegistry } from './harness.ts';
 
 export const assetsDir = path.join(cacheDir, 'vm', 'assets-current');
@@ -439,9 +440,20 @@ ${o.extra ?? ''}`;
     return text.split('\n').filter(Boolean).map((l) => String((JSON.parse(l) as { phase?: string }).phase ?? '?'));
   }
 
+  /** What `nodeup launch` recorded of a guest (its instance.json). */
+  async instanceRecord(name: string): Promise<InstanceRecord> {
+    return JSON.parse(await fsp.readFile(path.join(this.stateDir, name, 'instance.json'), 'utf8')) as InstanceRecord;
+  }
+
   async sshPort(name: string): Promise<number> {
-    const inst = JSON.parse(await fsp.readFile(path.join(this.stateDir, name, 'instance.json'), 'utf8')) as { sshPort: number };
-    return inst.sshPort;
+    return (await this.instanceRecord(name)).sshPort;
+  }
+
+  /** The host port a guest forwards `guest` from (`nodeup launch --forward`). */
+  async forwardedPort(name: string, guest: number): Promise<number> {
+    const f = (await this.instanceRecord(name)).forwards?.find((x) => x.guest === guest);
+    if (!f) throw new Error(`${name} forwards no port ${guest} to this machine: launch it with --forward ${guest} (Lab.launch args)`);
+    return f.host;
   }
 
   /** Runs a shell command in a guest as root over ssh (key from the scenario's spec.files). */

@@ -24,7 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeLayout } from '../../src/engine/state-store.ts';
 import { configHash } from '../../src/model/config.ts';
 import { binary, nodeup } from './harness.ts';
-import { expectNodeRoutes, forwardedPort, systemPodsReady } from './kube-checks.ts';
+import { expectNodeRoutes, systemPodsReady } from './kube-checks.ts';
 import { Lab, kubectl } from './lab.ts';
 
 const enabled = process.env.NODEUP_VM_UPGRADE === '1';
@@ -166,7 +166,7 @@ describe('in-place upgrade v1.34 -> v1.35 under load (issue 19)', () => {
         const r = await lab.ssh(cp.name, kubectl("get deployment hello -o 'jsonpath={.status.availableReplicas}'"));
         return r.stdout.trim() === '3' ? { ok: true } : { last: r.stdout.trim() || r.stderr.trim() };
       });
-      client.current = startClient(`http://127.0.0.1:${await forwardedPort(lab, wk.name, nodePort)}/`);
+      client.current = startClient(`http://127.0.0.1:${await lab.forwardedPort(wk.name, nodePort)}/`);
       await lab.waitFor('the client to get 20 answers', 300_000, async () => (client.current!.stats.ok >= 20 ? { ok: true } : { last: `${client.current!.stats.ok} ok, ${client.current!.stats.failed} failed` }), 1000);
       const before = { ...client.current.stats, failures: [...client.current.stats.failures] };
       lab.mark('workload serving the client');
